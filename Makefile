@@ -1,0 +1,38 @@
+# The two commands of the README: `make demo` and `make test`. Both set everything up first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+DEBS   := wireguard-go wireguard-tools tshark iperf3 iputils-ping iproute2 iptables
+
+.PHONY: demo test bench setup debs clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+# Debian packages the network tests use; installed only when running as root and missing.
+debs:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  fi; \
+	else echo "not root: Debian packages not installed, root-only tests will skip"; fi
+
+demo: setup
+	$(VENV)/bin/wgscope demo
+
+test: setup debs
+	$(PY) -m pytest -q -ra
+
+bench: setup debs
+	$(PY) -m bench.run
+
+clean:
+	rm -rf $(VENV) .pytest_cache
