@@ -1,0 +1,309 @@
+"""The event catalogue and the event bus.
+
+Every state change in wgscope is announced through exactly one constructor, `EventBus.emit`,
+with an EventType from this catalogue. An event has a stable name, the time it happened (the
+protocol clock passed into the core), the peer it concerns (base64 public key, or None) and
+typed fields. docs/events.md is generated from this module (`wgscope events-doc`).
+
+Levels follow logging's numbers, plus TRACE below DEBUG for per-packet events: the core
+checks `bus.trace` (a plain attribute) before building a per-packet event, so leaving them
+off costs one attribute read.
+
+Secrets never travel as events. The core hands handshake secrets to `bus.publish_secret`,
+which reaches only sinks that subscribed with `subscribe_secrets` — the keylog and the
+capture writer, which exist only when the user asked for keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, NamedTuple
+
+TRACE = 5
+DEBUG = 10
+INFO = 20
+WARNING = 30
+LEVEL_NAMES = {TRACE: "trace", DEBUG: "debug", INFO: "info", WARNING: "warning"}
+LEVELS = {v: k for k, v in LEVEL_NAMES.items()}
+
+
+@dataclass(frozen=True)
+class EventType:
+    name: str
+    level: int
+    category: str
+    doc: str
+    fields: dict[str, str] = field(default_factory=dict)  # name -> type and meaning
+
+
+CATALOGUE: dict[str, EventType] = {}
+
+
+def _define(event_name: str, level: int, category: str, doc: str, /, **fields: str) -> EventType:
+    et = EventType(event_name, level, category, doc, fields)
+    assert event_name not in CATALOGUE, event_name
+    CATALOGUE[event_name] = et
+    return et
+
+
+class Event(NamedTuple):
+    name: str
+    time: float
+    peer: str | None
+    fields: dict[str, Any]
+    level: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"event": self.name, "time": self.time, "peer": self.peer, **self.fields}
+
+
+# ---------------------------------------------------------------- handshake
+ep = "str: the remote endpoint, host:port"
+HANDSHAKE_INITIATION_CREATED = _define(
+    "handshake_initiation_created", INFO, "handshake",
+    "We built a handshake initiation for a peer (a fresh ephemeral key and sender index).",
+    sender_index="int: our new receiver index for this handshake", attempt="int: 1 for a first try, then retries")
+HANDSHAKE_INITIATION_SENT = _define(
+    "handshake_initiation_sent", INFO, "handshake",
+    "The initiation left for the peer's endpoint.", endpoint=ep, sender_index="int", attempt="int",
+    mac2="bool: a cookie from the peer was held, so mac2 is set")
+HANDSHAKE_INITIATION_SKIPPED = _define(
+    "handshake_initiation_skipped", DEBUG, "handshake",
+    "A handshake was wanted but not sent: rate limited to one per REKEY_TIMEOUT, or the peer has no endpoint.",
+    reason="str: rate_limited | no_endpoint")
+HANDSHAKE_INITIATION_RECEIVED = _define(
+    "handshake_initiation_received", DEBUG, "handshake",
+    "A well-formed initiation arrived; the peer is not known until its static key is decrypted.",
+    endpoint=ep, sender_index="int: the initiator's index")
+HANDSHAKE_INITIATION_CONSUMED = _define(
+    "handshake_initiation_consumed", INFO, "handshake",
+    "The initiation authenticated: the peer is identified, its timestamp is the newest seen.",
+    endpoint=ep, sender_index="int")
+HANDSHAKE_INITIATION_REJECTED = _define(
+    "handshake_initiation_rejected", INFO, "handshake",
+    "An initiation was dropped. Reasons: bad_mac1, bad_mac2 (answered with a cookie), rate_limited, "
+    "decryption_failed, unknown_peer, stale_timestamp (replay), flood (more than 50/s for a peer).",
+    endpoint=ep, reason="str")
+HANDSHAKE_RESPONSE_CREATED = _define(
+    "handshake_response_created", INFO, "handshake",
+    "We answered a consumed initiation with a response.", sender_index="int: our receiver index",
+    receiver_index="int: the initiator's index")
+HANDSHAKE_RESPONSE_SENT = _define(
+    "handshake_response_sent", INFO, "handshake", "The response left for the initiator's endpoint.",
+    endpoint=ep, sender_index="int", receiver_index="int")
+HANDSHAKE_RESPONSE_RECEIVED = _define(
+    "handshake_response_received", DEBUG, "handshake", "A well-formed response arrived.",
+    endpoint=ep, sender_index="int", receiver_index="int")
+HANDSHAKE_RESPONSE_CONSUMED = _define(
+    "handshake_response_consumed", INFO, "handshake", "The response authenticated and completes our initiation.",
+    endpoint=ep, sender_index="int", receiver_index="int")
+HANDSHAKE_RESPONSE_REJECTED = _define(
+    "handshake_response_rejected", INFO, "handshake",
+    "A response was dropped. Reasons: bad_mac1, bad_mac2, rate_limited, unknown_index, wrong_state "
+    "(no initiation outstanding), decryption_failed (e.g. pre-shared keys differ).",
+    endpoint=ep, reason="str", receiver_index="int")
+HANDSHAKE_COMPLETED = _define(
+    "handshake_completed", INFO, "handshake",
+    "A session key pair exists. Initiator: after the response; responder: after the first data.",
+    role="str: initiator | responder", rtt="float|None: initiation to response, seconds (initiator only)")
+HANDSHAKE_GAVE_UP = _define(
+    "handshake_gave_up", INFO, "handshake",
+    "No response after MAX_TIMER_HANDSHAKES retries (REKEY_ATTEMPT_TIME); staged packets are dropped.",
+    attempts="int", dropped="int: staged packets dropped")
+
+# ---------------------------------------------------------------- cookies and load
+COOKIE_REPLY_SENT = _define(
+    "cookie_reply_sent", INFO, "cookie",
+    "Under load, a handshake message without a valid mac2 was answered with a cookie reply.",
+    endpoint=ep, receiver_index="int: the index of the message answered", message="str: initiation | response")
+COOKIE_REPLY_RECEIVED = _define(
+    "cookie_reply_received", INFO, "cookie", "A cookie reply arrived and decrypted; the cookie is stored.",
+    endpoint=ep, receiver_index="int")
+COOKIE_REPLY_REJECTED = _define(
+    "cookie_reply_rejected", INFO, "cookie",
+    "A cookie reply was dropped. Reasons: unknown_index, no_mac1_sent, bad_tag.", endpoint=ep, reason="str",
+    receiver_index="int")
+COOKIE_USED = _define(
+    "cookie_used", INFO, "cookie", "A handshake message we sent carries mac2 computed from a held cookie.",
+    message="str: initiation | response", cookie_age="float: seconds since the cookie arrived")
+UNDER_LOAD_ENTERED = _define(
+    "under_load_entered", INFO, "cookie",
+    "Handshake load crossed the threshold (or was forced): handshake messages now need a valid mac2.",
+    forced="bool", rate="float: handshake messages per second seen")
+UNDER_LOAD_LEFT = _define(
+    "under_load_left", INFO, "cookie", "Handshake load fell; mac2 is no longer required.", forced="bool")
+
+# ---------------------------------------------------------------- keypairs / sessions
+KEYPAIR_CREATED = _define(
+    "keypair_created", INFO, "session", "Transport keys were derived from a completed Noise exchange.",
+    local_index="int", remote_index="int", role="str: initiator | responder", slot="str: current | next")
+KEYPAIR_CONFIRMED = _define(
+    "keypair_confirmed", INFO, "session",
+    "The responder received the first data on its 'next' keypair and made it current.",
+    local_index="int")
+KEYPAIR_ROTATED = _define(
+    "keypair_rotated", DEBUG, "session", "The current/previous/next slots changed.",
+    current="int|None: local index", previous="int|None", next="int|None")
+KEYPAIR_EXPIRED = _define(
+    "keypair_expired", INFO, "session",
+    "A keypair may no longer be used: older than REJECT_AFTER_TIME or past REJECT_AFTER_MESSAGES.",
+    local_index="int", reason="str: reject_after_time | reject_after_messages", age="float")
+KEYPAIR_ZEROED = _define(
+    "keypair_zeroed", INFO, "session", "Key material was erased (3 x REJECT_AFTER_TIME without a new handshake, "
+    "or the peer was removed or re-keyed).", local_indices="list[int]", reason="str")
+REKEY_WANTED = _define(
+    "rekey_wanted", INFO, "session",
+    "A new handshake is due: the keypair is older than REKEY_AFTER_TIME, has sent REKEY_AFTER_MESSAGES, "
+    "or (initiator) is near REJECT_AFTER_TIME on receive.", reason="str", age="float")
+
+# ---------------------------------------------------------------- timers
+TIMER_ARMED = _define(
+    "timer_armed", DEBUG, "timer", "A peer timer was set (from not pending).",
+    timer="str: retransmit_handshake | send_keepalive | new_handshake | zero_key_material | persistent_keepalive",
+    due_in="float: seconds")
+TIMER_FIRED = _define("timer_fired", DEBUG, "timer", "A peer timer expired and acted.", timer="str")
+TIMER_CANCELLED = _define("timer_cancelled", DEBUG, "timer", "A pending peer timer was cleared.", timer="str")
+
+# ---------------------------------------------------------------- routing
+ROUTE_FOUND = _define(
+    "route_found", TRACE, "routing", "Outbound packet matched a peer's allowed IPs (per packet).", dst="str")
+ROUTE_MISSING = _define(
+    "route_missing", INFO, "routing",
+    "Outbound packet to a destination no peer's allowed IPs cover; answered with ICMP unreachable.",
+    dst="str", src="str")
+NO_ENDPOINT = _define(
+    "no_endpoint", INFO, "routing", "Outbound packet for a peer whose endpoint is not known yet.", dst="str")
+SOURCE_ALLOWED = _define(
+    "source_allowed", TRACE, "routing", "Decrypted packet's source is inside the sending peer's allowed IPs.",
+    src="str")
+SOURCE_REJECTED = _define(
+    "source_rejected", INFO, "routing",
+    "Decrypted packet's source is not in the sending peer's allowed IPs; dropped.", src="str", owner="str|None: "
+    "the peer that does own the source, if any")
+ENDPOINT_CHANGED = _define(
+    "endpoint_changed", INFO, "routing", "The peer's endpoint moved (roaming, or set by configuration).",
+    old="str|None", new="str", cause="str: roaming | config")
+
+# ---------------------------------------------------------------- data path
+TRANSPORT_SENT = _define(
+    "transport_sent", TRACE, "data", "A transport data message was sent (per packet).",
+    receiver_index="int", counter="int", size="int: inner bytes")
+TRANSPORT_RECEIVED = _define(
+    "transport_received", TRACE, "data", "A transport data message was accepted (per packet).",
+    receiver_index="int", counter="int", size="int")
+KEEPALIVE_SENT = _define(
+    "keepalive_sent", DEBUG, "data", "An empty transport message was sent.", reason="str: passive | persistent "
+    "| handshake_confirm")
+KEEPALIVE_RECEIVED = _define("keepalive_received", DEBUG, "data", "An empty transport message arrived.")
+PACKET_STAGED = _define(
+    "packet_staged", TRACE, "data", "Outbound packet queued while waiting for a session.", depth="int")
+QUEUE_OVERFLOW = _define(
+    "queue_overflow", INFO, "data", "The staged-packet queue was full; the oldest packet was dropped.",
+    limit="int")
+PACKET_DROPPED = _define(
+    "packet_dropped", INFO, "data",
+    "A datagram or packet was refused. Reasons include invalid messages (truncated, oversized, unknown_type, "
+    "reserved_nonzero), unknown_index, decryption_failed, counter_replayed, counter_too_old, counter_limit, "
+    "keypair_expired, invalid_inner_packet.", reason="str", kind="str: message kind", endpoint="str|None")
+
+# ---------------------------------------------------------------- configuration
+PEER_ADDED = _define("peer_added", INFO, "config", "A peer was configured.", allowed_ips="list[str]",
+                     endpoint="str|None", persistent_keepalive="int", has_psk="bool")
+PEER_REMOVED = _define("peer_removed", INFO, "config", "A peer was removed; its keys are zeroed.")
+CONFIG_CHANGED = _define(
+    "config_changed", INFO, "config", "A setting changed at run time (UAPI, configuration file).",
+    setting="str", value="str: the new value; keys are never shown")
+INTERFACE_UP = _define("interface_up", INFO, "interface", "The node started.", interface="str", listen_port="int|None",
+                       public_key="str")
+INTERFACE_DOWN = _define("interface_down", INFO, "interface", "The node stopped.", interface="str", reason="str")
+
+del ep
+
+
+class HandshakeSecrets(NamedTuple):
+    """Handed to secret subscribers only (keylog, capture DSB). Never an Event."""
+
+    time: float
+    local_static_private: bytes
+    remote_static_public: bytes
+    local_ephemeral_private: bytes
+    preshared_key: bytes
+    role: str
+
+
+Sink = Callable[[Event], None]
+
+
+class EventBus:
+    """One bus per node. Sinks subscribe with a level; the bus keeps the lowest as `level`."""
+
+    def __init__(self, level: int = INFO, strict: bool = False) -> None:
+        self._sinks: list[tuple[int, Sink]] = []
+        self._secret_sinks: list[Callable[[HandshakeSecrets], None]] = []
+        self.strict = strict
+        self.floor = level  # the level at which events are built even with no sink (history)
+        self.level = level
+        self.trace = level <= TRACE
+        self.debug = level <= DEBUG
+
+    def _relevel(self) -> None:
+        self.level = min([self.floor] + [lvl for lvl, _ in self._sinks])
+        self.trace = self.level <= TRACE
+        self.debug = self.level <= DEBUG
+
+    def set_floor(self, level: int) -> None:
+        self.floor = level
+        self._relevel()
+
+    def subscribe(self, sink: Sink, level: int = INFO) -> Callable[[], None]:
+        entry = (level, sink)
+        self._sinks.append(entry)
+        self._relevel()
+
+        def unsubscribe() -> None:
+            if entry in self._sinks:
+                self._sinks.remove(entry)
+                self._relevel()
+
+        return unsubscribe
+
+    def subscribe_secrets(self, sink: Callable[[HandshakeSecrets], None]) -> None:
+        self._secret_sinks.append(sink)
+
+    @property
+    def wants_secrets(self) -> bool:
+        return bool(self._secret_sinks)
+
+    def publish_secret(self, secrets: HandshakeSecrets) -> None:
+        for sink in self._secret_sinks:
+            sink(secrets)
+
+    def emit(self, etype: EventType, now: float, peer: str | None = None, **fields: Any) -> None:
+        if etype.level < self.level:
+            return
+        if self.strict and set(fields) != set(etype.fields):
+            raise TypeError(f"{etype.name}: fields {sorted(fields)} != catalogue {sorted(etype.fields)}")
+        ev = Event(etype.name, now, peer, fields, etype.level)
+        for level, sink in self._sinks:
+            if etype.level >= level:
+                sink(ev)
+
+
+class EventRecorder:
+    """A sink that keeps events in memory (tests, the lab, the demo narrative)."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def __call__(self, ev: Event) -> None:
+        self.events.append(ev)
+
+    def names(self, peer: str | None = None, category: str | None = None) -> list[str]:
+        return [e.name for e in self.events
+                if (peer is None or e.peer == peer) and (category is None or CATALOGUE[e.name].category == category)]
+
+    def of(self, name: str) -> list[Event]:
+        return [e for e in self.events if e.name == name]
+
+    def clear(self) -> None:
+        self.events.clear()

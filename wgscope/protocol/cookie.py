@@ -1,0 +1,87 @@
+"""mac1, mac2 and cookie replies (WP §5.4.4, §5.4.7; WG-GO device/cookie.go).
+
+CookieChecker belongs to the device (messages sent to us); CookieGenerator belongs to a peer
+(messages we send to it, and the cookie it gave us).
+"""
+
+from __future__ import annotations
+
+import os
+
+from .constants import COOKIE_REFRESH_TIME, LABEL_COOKIE, LABEL_MAC1, MAC_SIZE
+from .crypto import HASH, MAC, XAEAD, XAEAD_OPEN, AuthenticationError
+from .messages import CookieReply, pack_cookie_reply
+
+_ZERO_MAC = bytes(MAC_SIZE)
+
+
+def endpoint_bytes(host: str, port: int) -> bytes:
+    """The source address a cookie is bound to (WP §5.4.7: IP address and UDP port)."""
+    import ipaddress
+
+    return ipaddress.ip_address(host.split("%", 1)[0]).packed + port.to_bytes(2, "big")
+
+
+class CookieChecker:
+    """Responder side: validate mac1/mac2 and build cookie replies."""
+
+    def __init__(self, mac1_key: bytes, cookie_key: bytes) -> None:
+        self.mac1_key = mac1_key
+        self.cookie_key = cookie_key
+        self.secret = b""
+        self.secret_set = float("-inf")
+
+    def check_mac1(self, msg: bytes) -> bool:
+        end = len(msg) - 2 * MAC_SIZE
+        return MAC(self.mac1_key, msg[:end]) == msg[end:end + MAC_SIZE]
+
+    def _cookie(self, src: bytes) -> bytes:
+        return MAC(self.secret, src)
+
+    def check_mac2(self, msg: bytes, src: bytes, now: float) -> bool:
+        if now - self.secret_set > COOKIE_REFRESH_TIME:
+            return False  # the secret that made any cookie we handed out has expired
+        end = len(msg) - MAC_SIZE
+        return MAC(self._cookie(src), msg[:end]) == msg[end:]
+
+    def create_reply(self, msg: bytes, receiver_index: int, src: bytes, now: float,
+                     nonce: bytes | None = None) -> bytes:
+        if now - self.secret_set > COOKIE_REFRESH_TIME:
+            self.secret = os.urandom(32)  # Rm, changed every two minutes (WP §5.4.7)
+            self.secret_set = now
+        mac1 = msg[len(msg) - 2 * MAC_SIZE:len(msg) - MAC_SIZE]
+        nonce = nonce or os.urandom(24)
+        sealed = XAEAD(self.cookie_key, nonce, self._cookie(src), mac1)
+        return pack_cookie_reply(CookieReply(receiver_index, nonce, sealed))
+
+
+class CookieGenerator:
+    """Initiator side, per peer: add mac1/mac2 to what we send, take the peer's cookie."""
+
+    def __init__(self, remote_static: bytes) -> None:
+        self.mac1_key = HASH(LABEL_MAC1 + remote_static)
+        self.cookie_key = HASH(LABEL_COOKIE + remote_static)
+        self.cookie = b""
+        self.cookie_set = float("-inf")
+        self.last_mac1 = b""
+
+    def has_fresh_cookie(self, now: float) -> bool:
+        return bool(self.cookie) and now - self.cookie_set <= COOKIE_REFRESH_TIME
+
+    def add_macs(self, msg: bytes, now: float) -> tuple[bytes, bool]:
+        """Return msg with mac1 (always) and mac2 (when a fresh cookie is held) filled in."""
+        end = len(msg) - 2 * MAC_SIZE
+        body = msg[:end]
+        mac1 = MAC(self.mac1_key, body)
+        self.last_mac1 = mac1
+        if self.has_fresh_cookie(now):
+            mac2 = MAC(self.cookie, body + mac1)
+            return body + mac1 + mac2, True
+        return body + mac1 + _ZERO_MAC, False
+
+    def consume_reply(self, reply: CookieReply, now: float) -> None:
+        if not self.last_mac1:
+            raise AuthenticationError("no_mac1_sent")
+        cookie = XAEAD_OPEN(self.cookie_key, reply.nonce, reply.encrypted_cookie, self.last_mac1)
+        self.cookie = cookie
+        self.cookie_set = now

@@ -1,0 +1,292 @@
+"""The inbound path: message dispatch, handshake consumption, cookies, transport data
+(WP §5.3–5.4; WG-GO device/receive.go; kernel receive.c)."""
+
+from __future__ import annotations
+
+from cryptography.exceptions import InvalidTag
+
+from ..events import (
+    COOKIE_REPLY_RECEIVED, COOKIE_REPLY_REJECTED, COOKIE_REPLY_SENT, COOKIE_USED, ENDPOINT_CHANGED,
+    HANDSHAKE_COMPLETED, HANDSHAKE_INITIATION_CONSUMED, HANDSHAKE_INITIATION_RECEIVED,
+    HANDSHAKE_INITIATION_REJECTED, HANDSHAKE_RESPONSE_CONSUMED, HANDSHAKE_RESPONSE_CREATED,
+    HANDSHAKE_RESPONSE_RECEIVED, HANDSHAKE_RESPONSE_REJECTED, HANDSHAKE_RESPONSE_SENT, KEEPALIVE_RECEIVED,
+    KEYPAIR_CONFIRMED, KEYPAIR_EXPIRED, PACKET_DROPPED, REKEY_WANTED, SOURCE_ALLOWED, SOURCE_REJECTED, TRANSPORT_RECEIVED,
+    HandshakeSecrets,
+)
+from .actions import SendDatagram, WritePacket
+from .constants import (
+    HANDSHAKE_INITIATION_RATE, MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE,
+    REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_ON_RECEIVE_AGE, TRANSPORT_HEADER_SIZE,
+)
+from .cookie import endpoint_bytes
+from .crypto import AuthenticationError, nonce
+from .keypair import Keypair
+from .messages import (
+    MessageError, kind_name, message_type, pack_response, parse_cookie_reply, parse_initiation, parse_response,
+    parse_transport_header,
+)
+from .noise import Handshake, HandshakeError, accept_initiation, consume_response, create_response, open_initiation
+from .peer import endpoint_text
+from . import ip
+
+
+class ReceivePath:
+    """Mixed into Device."""
+
+    def receive_datagram(self, data: bytes, endpoint: tuple, now: float) -> list:
+        """A UDP datagram from `endpoint` (host, port). Returns the actions it causes."""
+        out = self._out = []
+        try:
+            kind = message_type(data)
+        except MessageError as e:
+            self._drop(None, e.reason, kind_name(data), endpoint, now)
+            return out
+        if kind == 4:
+            self._receive_transport(data, endpoint, now)
+        elif kind == MESSAGE_COOKIE_REPLY:
+            self._receive_cookie_reply(data, endpoint, now)
+        else:
+            self._receive_handshake(kind, data, endpoint, now)
+        return out
+
+    def _drop(self, peer, reason: str, kind: str, endpoint, now: float) -> None:
+        (peer.drops if peer is not None else self.drops)[reason] += 1
+        self.bus.emit(PACKET_DROPPED, now, peer.name if peer is not None else None, reason=reason, kind=kind,
+                      endpoint=endpoint_text(endpoint))
+
+    # ---------------------------------------------------------------- handshake messages
+    def _receive_handshake(self, kind: int, data: bytes, endpoint: tuple, now: float) -> None:
+        """WG-GO RoutineHandshake: mac1, then under load mac2 (else a cookie reply), then rate limit."""
+        rejected = HANDSHAKE_INITIATION_REJECTED if kind == MESSAGE_INITIATION else HANDSHAKE_RESPONSE_REJECTED
+        sender_index = int.from_bytes(data[4:8], "little")
+        extra = {} if kind == MESSAGE_INITIATION else {"receiver_index": int.from_bytes(data[8:12], "little")}
+        ep = endpoint_text(endpoint)
+        self.note_handshake_message(now)
+        if not self.cookie_checker.check_mac1(data):
+            self.drops["bad_mac1"] += 1
+            self.bus.emit(rejected, now, None, endpoint=ep, reason="bad_mac1", **extra)
+            return
+        if self.is_under_load(now):
+            src = endpoint_bytes(endpoint[0], endpoint[1])
+            if not self.cookie_checker.check_mac2(data, src, now):
+                reply = self.cookie_checker.create_reply(data, sender_index, src, now)
+                self._out.append(SendDatagram(reply, endpoint))
+                self.cookies_sent += 1
+                self.bus.emit(COOKIE_REPLY_SENT, now, None, endpoint=ep, receiver_index=sender_index,
+                              message="initiation" if kind == MESSAGE_INITIATION else "response")
+                self.drops["bad_mac2"] += 1
+                self.bus.emit(rejected, now, None, endpoint=ep, reason="bad_mac2", **extra)
+                return
+            if not self.ratelimiter.allow(endpoint[0], now):
+                self.drops["rate_limited"] += 1
+                self.bus.emit(rejected, now, None, endpoint=ep, reason="rate_limited", **extra)
+                return
+        if kind == MESSAGE_INITIATION:
+            self._receive_initiation(data, endpoint, now)
+        else:
+            self._receive_response(data, endpoint, now)
+
+    def _receive_initiation(self, data: bytes, endpoint: tuple, now: float) -> None:
+        msg = parse_initiation(data)
+        ep = endpoint_text(endpoint)
+        self.bus.emit(HANDSHAKE_INITIATION_RECEIVED, now, None, endpoint=ep, sender_index=msg.sender)
+        try:
+            opened = open_initiation(self.identity, msg)
+        except HandshakeError as e:
+            self.drops[e.reason] += 1
+            self.bus.emit(HANDSHAKE_INITIATION_REJECTED, now, None, endpoint=ep, reason=e.reason)
+            return
+        peer = self.peers.get(opened.remote_static)
+        if peer is None:
+            self.drops["unknown_peer"] += 1
+            self.bus.emit(HANDSHAKE_INITIATION_REJECTED, now, None, endpoint=ep, reason="unknown_peer")
+            return
+        hs = peer.handshake
+        try:
+            accept_initiation(hs, opened, now, HANDSHAKE_INITIATION_RATE)
+        except HandshakeError as e:
+            peer.drops[e.reason] += 1
+            self.bus.emit(HANDSHAKE_INITIATION_REJECTED, now, peer.name, endpoint=ep, reason=e.reason)
+            return
+        self.bus.emit(HANDSHAKE_INITIATION_CONSUMED, now, peer.name, endpoint=ep, sender_index=msg.sender)
+        self._update_endpoint(peer, endpoint, now)
+        self.timers_any_authenticated_packet_traversal(peer, now)
+        self.timers_any_authenticated_packet_received(peer, now)
+        self._send_response(peer, now)
+
+    def _send_response(self, peer, now: float) -> None:
+        hs = peer.handshake
+        if hs.local_index:
+            self.index_table.pop(hs.local_index, None)
+        index = self.new_index((peer, hs))
+        try:
+            msg = create_response(hs, index, self.ephemeral_source())
+        except HandshakeError as e:
+            self.index_table.pop(index, None)
+            peer.drops[e.reason] += 1
+            self.bus.emit(HANDSHAKE_INITIATION_REJECTED, now, peer.name, endpoint=endpoint_text(peer.endpoint),
+                          reason=e.reason)
+            return
+        self.bus.emit(HANDSHAKE_RESPONSE_CREATED, now, peer.name, sender_index=index, receiver_index=hs.remote_index)
+        if self.bus.wants_secrets:
+            self.bus.publish_secret(HandshakeSecrets(now, self.identity.private, peer.public_key,
+                                                     hs.local_ephemeral, hs.preshared_key, "responder"))
+        data, mac2 = peer.cookies.add_macs(pack_response(msg), now)
+        if mac2:
+            self.bus.emit(COOKIE_USED, now, peer.name, message="response",
+                          cookie_age=round(now - peer.cookies.cookie_set, 3))
+        remote_index = hs.remote_index
+        self.begin_session(peer, now)  # responder: keypair goes to "next"
+        self._out.append(SendDatagram(data, peer.endpoint))
+        self.bus.emit(HANDSHAKE_RESPONSE_SENT, now, peer.name, endpoint=endpoint_text(peer.endpoint),
+                      sender_index=index, receiver_index=remote_index)
+        self.timers_any_authenticated_packet_traversal(peer, now)
+        self.timers_any_authenticated_packet_sent(peer, now)
+
+    def _receive_response(self, data: bytes, endpoint: tuple, now: float) -> None:
+        msg = parse_response(data)
+        ep = endpoint_text(endpoint)
+        self.bus.emit(HANDSHAKE_RESPONSE_RECEIVED, now, None, endpoint=ep, sender_index=msg.sender,
+                      receiver_index=msg.receiver)
+        entry = self.index_table.get(msg.receiver)
+        if entry is None or not isinstance(entry[1], Handshake):
+            self.drops["unknown_index"] += 1
+            self.bus.emit(HANDSHAKE_RESPONSE_REJECTED, now, None, endpoint=ep, reason="unknown_index",
+                          receiver_index=msg.receiver)
+            return
+        peer, hs = entry
+        try:
+            consume_response(self.identity, hs, msg)
+        except HandshakeError as e:
+            peer.drops[e.reason] += 1
+            self.bus.emit(HANDSHAKE_RESPONSE_REJECTED, now, peer.name, endpoint=ep, reason=e.reason,
+                          receiver_index=msg.receiver)
+            return
+        self.bus.emit(HANDSHAKE_RESPONSE_CONSUMED, now, peer.name, endpoint=ep, sender_index=msg.sender,
+                      receiver_index=msg.receiver)
+        self._update_endpoint(peer, endpoint, now)
+        self.timers_any_authenticated_packet_traversal(peer, now)
+        self.timers_any_authenticated_packet_received(peer, now)
+        rtt = round(now - hs.initiation_sent_at, 6) if hs.initiation_sent_at is not None else None
+        self.begin_session(peer, now)  # initiator: keypair becomes current
+        peer.handshakes_completed += 1
+        self.bus.emit(HANDSHAKE_COMPLETED, now, peer.name, role="initiator", rtt=rtt)
+        self.timers_session_derived(peer, now)
+        self.timers_handshake_complete(peer, now)
+        self.send_keepalive(peer, now, "handshake_confirm")
+
+    def _receive_cookie_reply(self, data: bytes, endpoint: tuple, now: float) -> None:
+        msg = parse_cookie_reply(data)
+        ep = endpoint_text(endpoint)
+        entry = self.index_table.get(msg.receiver)
+        if entry is None:
+            self.drops["unknown_index"] += 1
+            self.bus.emit(COOKIE_REPLY_REJECTED, now, None, endpoint=ep, reason="unknown_index",
+                          receiver_index=msg.receiver)
+            return
+        peer = entry[0]
+        try:
+            peer.cookies.consume_reply(msg, now)
+        except AuthenticationError as e:
+            reason = "no_mac1_sent" if "no_mac1_sent" in str(e) else "bad_tag"
+            peer.drops["cookie_" + reason] += 1
+            self.bus.emit(COOKIE_REPLY_REJECTED, now, peer.name, endpoint=ep, reason=reason,
+                          receiver_index=msg.receiver)
+            return
+        peer.cookies_received += 1
+        self.bus.emit(COOKIE_REPLY_RECEIVED, now, peer.name, endpoint=ep, receiver_index=msg.receiver)
+
+    # ---------------------------------------------------------------- transport data
+    def _receive_transport(self, data: bytes, endpoint: tuple, now: float) -> None:
+        receiver, counter = parse_transport_header(data)
+        entry = self.index_table.get(receiver)
+        if entry is None or not isinstance(entry[1], Keypair):
+            self._drop(None, "unknown_index", "transport", endpoint, now)
+            return
+        peer, keypair = entry
+        if keypair.recv is None or now - keypair.created >= REJECT_AFTER_TIME:
+            if not keypair.expired_reported:
+                keypair.expired_reported = True
+                self.bus.emit(KEYPAIR_EXPIRED, now, peer.name, local_index=keypair.local_index,
+                              reason="reject_after_time", age=round(now - keypair.created, 3))
+            self._drop(peer, "keypair_expired", "transport", endpoint, now)
+            return
+        if counter >= REJECT_AFTER_MESSAGES:
+            self._drop(peer, "counter_limit", "transport", endpoint, now)
+            return
+        try:
+            plain = keypair.recv.decrypt(nonce(counter), data[TRANSPORT_HEADER_SIZE:], None)
+        except InvalidTag:
+            self._drop(peer, "decryption_failed", "transport", endpoint, now)
+            return
+        refused = keypair.replay.check(counter)
+        if refused:
+            self._drop(peer, refused, "transport", endpoint, now)
+            return
+        if endpoint != peer.endpoint:
+            self._update_endpoint(peer, endpoint, now)
+        peer.rx_bytes += len(data)
+        peer.rx_packets += 1
+        keypair.rx_packets += 1
+        if keypair is peer.keypairs.next:
+            self.confirm_next(peer, keypair, now)
+        self._keep_key_fresh_receiving(peer, now)
+        self.timers_any_authenticated_packet_traversal(peer, now)
+        self.timers_any_authenticated_packet_received(peer, now)
+        if not plain:
+            peer.keepalives_received += 1
+            if self.bus.debug:
+                self.bus.emit(KEEPALIVE_RECEIVED, now, peer.name)
+            return
+        if self.bus.trace:
+            self.bus.emit(TRANSPORT_RECEIVED, now, peer.name, receiver_index=receiver, counter=counter,
+                          size=len(plain))
+        self.timers_data_received(peer, now)
+        try:
+            plain = plain[:ip.true_length(plain)]
+            ver, src = ip.source(plain)
+        except ip.InvalidPacket:
+            self._drop(peer, "invalid_inner_packet", "transport", endpoint, now)
+            return
+        owner = (self.allowed_ips.lookup_v4 if ver == 4 else self.allowed_ips.lookup_v6)(src)
+        if owner is not peer:
+            peer.drops["source_not_allowed"] += 1
+            self.bus.emit(SOURCE_REJECTED, now, peer.name, src=ip.address_text(ver, src),
+                          owner=owner.name if owner is not None else None)
+            return
+        if self.bus.trace:
+            self.bus.emit(SOURCE_ALLOWED, now, peer.name, src=ip.address_text(ver, src))
+        self._out.append(WritePacket(plain))
+
+    def confirm_next(self, peer, keypair, now: float) -> None:
+        """WG-GO ReceivedWithKeypair: the responder's next keypair is confirmed by data."""
+        kps = peer.keypairs
+        old = kps.previous
+        kps.previous, kps.current, kps.next = kps.current, keypair, None
+        if old is not None:
+            self.retire_keypair(old)
+        peer.handshakes_completed += 1
+        self.bus.emit(KEYPAIR_CONFIRMED, now, peer.name, local_index=keypair.local_index)
+        self.emit_rotation(peer, now)
+        self.bus.emit(HANDSHAKE_COMPLETED, now, peer.name, role="responder", rtt=None)
+        self.timers_handshake_complete(peer, now)
+        self.send_staged(peer, now)
+
+    def _keep_key_fresh_receiving(self, peer, now: float) -> None:
+        """WG-GO keepKeyFreshReceiving: an initiator near REJECT_AFTER_TIME rekeys on receive."""
+        if peer.sent_last_minute_handshake:
+            return
+        kp = peer.keypairs.current
+        if kp is not None and kp.is_initiator and now - kp.created > REKEY_ON_RECEIVE_AGE:
+            peer.sent_last_minute_handshake = True
+            self.bus.emit(REKEY_WANTED, now, peer.name, reason="reject_soon_on_receive",
+                          age=round(now - kp.created, 3))
+            self.send_initiation(peer, now, is_retry=False)
+
+    def _update_endpoint(self, peer, endpoint: tuple, now: float) -> None:
+        """Roaming (WP §2.1): the endpoint is the source of the latest authenticated packet."""
+        if endpoint != peer.endpoint:
+            old = peer.endpoint
+            peer.endpoint = endpoint
+            self.bus.emit(ENDPOINT_CHANGED, now, peer.name, old=endpoint_text(old), new=endpoint_text(endpoint),
+                          cause="roaming")

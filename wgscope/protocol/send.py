@@ -1,0 +1,183 @@
+"""The outbound path: routing, staging, encryption, handshake initiation (WP §5.4.6, §6.2;
+WG-GO device/send.go; kernel send.c)."""
+
+from __future__ import annotations
+
+import struct
+
+from ..events import (
+    COOKIE_USED, HANDSHAKE_INITIATION_CREATED, HANDSHAKE_INITIATION_SENT, HANDSHAKE_INITIATION_SKIPPED,
+    KEEPALIVE_SENT, KEYPAIR_EXPIRED, NO_ENDPOINT, PACKET_DROPPED, PACKET_STAGED, QUEUE_OVERFLOW, REKEY_WANTED,
+    ROUTE_FOUND, ROUTE_MISSING, TRANSPORT_SENT, HandshakeSecrets,
+)
+from .actions import SendDatagram, WritePacket
+from .constants import (
+    MESSAGE_TRANSPORT, PADDING_MULTIPLE, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME, REKEY_TIMEOUT,
+)
+from .crypto import nonce
+from .messages import pack_initiation
+from .noise import HandshakeError, create_initiation
+from .peer import endpoint_text
+from . import ip
+
+_header = struct.Struct("<IIQ").pack  # type+reserved as one word, receiver, counter
+
+
+def padded_length(length: int, mtu: int) -> int:
+    """WG-GO send.go calculatePaddingSize: pad to 16, but never past the MTU."""
+    last_unit = length
+    if mtu and last_unit > mtu:
+        last_unit %= mtu
+    padded = (last_unit + PADDING_MULTIPLE - 1) & ~(PADDING_MULTIPLE - 1)
+    if mtu and padded > mtu:
+        padded = mtu
+    return length + (padded - last_unit)
+
+
+class SendPath:
+    """Mixed into Device."""
+
+    # ---------------------------------------------------------------- from the TUN
+    def send_packet(self, packet: bytes, now: float) -> list:
+        """An IP packet read from the TUN: route it to a peer and send or stage it."""
+        out = self._out = []
+        try:
+            ver, dst = ip.destination(packet)
+        except ip.InvalidPacket as e:
+            self.drops["invalid_inner_packet"] += 1
+            self.bus.emit(PACKET_DROPPED, now, None, reason="invalid_inner_packet", kind=str(e), endpoint=None)
+            return out
+        peer = (self.allowed_ips.lookup_v4 if ver == 4 else self.allowed_ips.lookup_v6)(dst)
+        if peer is None:
+            self.drops["no_route"] += 1
+            self.bus.emit(ROUTE_MISSING, now, None, dst=ip.address_text(ver, dst),
+                          src=ip.address_text(*ip.source(packet)))
+            self._icmp_unreachable(packet)
+            return out
+        if self.bus.trace:
+            self.bus.emit(ROUTE_FOUND, now, peer.name, dst=ip.address_text(ver, dst))
+        if peer.endpoint is None:
+            peer.drops["no_endpoint"] += 1
+            self.bus.emit(NO_ENDPOINT, now, peer.name, dst=ip.address_text(ver, dst))
+            self._icmp_unreachable(packet)
+            return out
+        self._stage(peer, packet, now)
+        self.send_staged(peer, now)
+        return out
+
+    def _icmp_unreachable(self, packet: bytes) -> None:
+        reply = ip.icmp_unreachable(packet, self.icmp_source(packet))
+        if reply is not None:
+            self._out.append(WritePacket(reply))
+
+    def _stage(self, peer, packet: bytes, now: float) -> None:
+        staged = peer.staged
+        if len(staged) >= peer.staged_limit:
+            staged.popleft()  # WG-GO StagePacket drops the oldest
+            peer.drops["queue_overflow"] += 1
+            self.bus.emit(QUEUE_OVERFLOW, now, peer.name, limit=peer.staged_limit)
+        staged.append(packet)
+        if self.bus.trace:
+            self.bus.emit(PACKET_STAGED, now, peer.name, depth=len(staged))
+
+    def send_staged(self, peer, now: float) -> None:
+        """WG-GO SendStagedPackets: encrypt what is staged with the current keypair, or handshake."""
+        keypair = peer.keypairs.current
+        if keypair is None or keypair.send is None or self._expired(peer, keypair, now):
+            if peer.staged:
+                self.send_initiation(peer, now, is_retry=False)
+            return
+        staged = peer.staged
+        while staged:
+            self._encrypt_and_send(peer, keypair, staged.popleft(), now)
+        self._keep_key_fresh_sending(peer, keypair, now)
+
+    def _expired(self, peer, keypair, now: float) -> bool:
+        reason = keypair.expired_reason(now)
+        if reason and not keypair.expired_reported:
+            keypair.expired_reported = True
+            self.bus.emit(KEYPAIR_EXPIRED, now, peer.name, local_index=keypair.local_index, reason=reason,
+                          age=round(now - keypair.created, 3))
+        return reason is not None
+
+    def _keep_key_fresh_sending(self, peer, keypair, now: float) -> None:
+        """WP §6.2: the initiator rekeys after REKEY_AFTER_TIME or REKEY_AFTER_MESSAGES."""
+        if not keypair.is_initiator:
+            return
+        age = now - keypair.created
+        if age > REKEY_AFTER_TIME or keypair.send_counter > REKEY_AFTER_MESSAGES:
+            if now - peer.handshake.last_sent_handshake >= REKEY_TIMEOUT:
+                reason = "rekey_after_time" if age > REKEY_AFTER_TIME else "rekey_after_messages"
+                self.bus.emit(REKEY_WANTED, now, peer.name, reason=reason, age=round(age, 3))
+            self.send_initiation(peer, now, is_retry=False)
+
+    def _encrypt_and_send(self, peer, keypair, packet: bytes, now: float) -> None:
+        counter = keypair.send_counter
+        keypair.send_counter = counter + 1
+        length = len(packet)
+        if length:
+            target = padded_length(length, self.mtu)
+            if target != length:
+                packet = packet + bytes(target - length)
+        data = _header(MESSAGE_TRANSPORT, keypair.remote_index, counter) + keypair.send.encrypt(
+            nonce(counter), packet, None)
+        self._out.append(SendDatagram(data, peer.endpoint))
+        peer.tx_bytes += len(data)
+        peer.tx_packets += 1
+        keypair.tx_packets += 1
+        if self.bus.trace:
+            self.bus.emit(TRANSPORT_SENT, now, peer.name, receiver_index=keypair.remote_index, counter=counter,
+                          size=length)
+        self.timers_any_authenticated_packet_traversal(peer, now)
+        self.timers_any_authenticated_packet_sent(peer, now)
+        if length:
+            self.timers_data_sent(peer, now)
+
+    def send_keepalive(self, peer, now: float, reason: str) -> None:
+        """WG-GO SendKeepalive: an empty packet, unless data is already waiting."""
+        if not peer.staged:
+            peer.staged.append(b"")
+            peer.keepalives_sent += 1
+            self.bus.emit(KEEPALIVE_SENT, now, peer.name, reason=reason)
+        self.send_staged(peer, now)
+
+    # ---------------------------------------------------------------- handshake initiation
+    def send_initiation(self, peer, now: float, is_retry: bool) -> None:
+        """WG-GO SendHandshakeInitiation (WP §5.4.2, §6.4)."""
+        if not is_retry:
+            peer.handshake_attempts = 0
+        hs = peer.handshake
+        if now - hs.last_sent_handshake < REKEY_TIMEOUT:
+            if self.bus.debug:
+                self.bus.emit(HANDSHAKE_INITIATION_SKIPPED, now, peer.name, reason="rate_limited")
+            return
+        if peer.endpoint is None:
+            self.bus.emit(HANDSHAKE_INITIATION_SKIPPED, now, peer.name, reason="no_endpoint")
+            return
+        hs.last_sent_handshake = now
+        if hs.local_index:
+            self.index_table.pop(hs.local_index, None)
+        index = self.new_index((peer, hs))
+        try:
+            msg = create_initiation(self.identity, hs, index, self.wall(now), self.ephemeral_source())
+        except HandshakeError as e:
+            self.index_table.pop(index, None)
+            self.bus.emit(HANDSHAKE_INITIATION_SKIPPED, now, peer.name, reason=e.reason)
+            return
+        hs.initiation_sent_at = now
+        attempt = peer.handshake_attempts + 1
+        self.bus.emit(HANDSHAKE_INITIATION_CREATED, now, peer.name, sender_index=index, attempt=attempt)
+        if self.bus.wants_secrets:
+            self.bus.publish_secret(HandshakeSecrets(now, self.identity.private, peer.public_key,
+                                                     hs.local_ephemeral, hs.preshared_key, "initiator"))
+        data, mac2 = peer.cookies.add_macs(pack_initiation(msg), now)
+        if mac2:
+            self.bus.emit(COOKIE_USED, now, peer.name, message="initiation",
+                          cookie_age=round(now - peer.cookies.cookie_set, 3))
+        self._out.append(SendDatagram(data, peer.endpoint))
+        peer.initiations_sent += 1
+        self.bus.emit(HANDSHAKE_INITIATION_SENT, now, peer.name, endpoint=endpoint_text(peer.endpoint),
+                      sender_index=index, attempt=attempt, mac2=mac2)
+        self.timers_any_authenticated_packet_traversal(peer, now)
+        self.timers_any_authenticated_packet_sent(peer, now)
+        self.timers_handshake_initiated(peer, now)
