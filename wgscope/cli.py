@@ -1,0 +1,70 @@
+"""`wgscope` command line: one module per subcommand in wgscope/commands/.
+
+Errors a user can cause (bad arguments, files, permissions) end as one line on stderr and a
+non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+
+# subcommand name -> module in wgscope.commands with register(subparsers) and run(args) -> int
+COMMANDS = {
+    "genkey": "keys", "pubkey": "keys", "genpsk": "keys",
+    "demo": "demo",
+    "up": "up", "down": "up",
+    "top": "top",
+    "replay": "replay",
+    "doctor": "doctor",
+    "events-doc": "eventsdoc",
+}
+
+
+class UserError(Exception):
+    """An error the user can fix; printed as one line."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wgscope", description="A userspace WireGuard node that shows its insides.")
+    parser.add_argument("--version", action="version", version=f"wgscope {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    seen = set()
+    for module_name in dict.fromkeys(COMMANDS.values()):
+        try:
+            module = importlib.import_module(f"wgscope.commands.{module_name}")
+        except ModuleNotFoundError as e:
+            if e.name == f"wgscope.commands.{module_name}":
+                continue  # not built yet
+            raise
+        module.register(sub)
+        seen.add(module_name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UserError as e:
+        print(f"wgscope {args.command}: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except (OSError, ValueError) as e:
+        # Files, sockets and parsing: say what failed in one line.
+        print(f"wgscope {args.command}: {e.__class__.__name__}: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

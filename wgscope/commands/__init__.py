@@ -1,0 +1,1 @@
+"""One module per `wgscope` subcommand; each has register(subparsers)."""
