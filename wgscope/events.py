@@ -240,6 +240,8 @@ class EventBus:
     def __init__(self, level: int = INFO, strict: bool = False) -> None:
         self._sinks: list[tuple[int, Sink]] = []
         self._secret_sinks: list[Callable[[HandshakeSecrets], None]] = []
+        self._taps: list[Callable[[str, tuple, tuple, bytes, float], None]] = []
+        self.tapping = False  # adapters check this before calling tap_datagram
         self.strict = strict
         self.floor = level  # the level at which events are built even with no sink (history)
         self.level = level
@@ -277,6 +279,19 @@ class EventBus:
     def publish_secret(self, secrets: HandshakeSecrets) -> None:
         for sink in self._secret_sinks:
             sink(secrets)
+
+    def add_datagram_tap(self, tap: Callable[[str, tuple, tuple, bytes, float], None]) -> None:
+        """A tap sees every underlay datagram: tap(direction "in"|"out", src, dst, data, now).
+
+        Adapter contract: after each core call, tap the input datagram (if any) first, then each
+        SendDatagram the call returned, in order; the events the call emitted in between are the
+        verdict on those datagrams (the capture writer turns them into packet comments)."""
+        self._taps.append(tap)
+        self.tapping = True
+
+    def tap_datagram(self, direction: str, src: tuple, dst: tuple, data: bytes, now: float) -> None:
+        for tap in self._taps:
+            tap(direction, src, dst, data, now)
 
     def emit(self, etype: EventType, now: float, peer: str | None = None, **fields: Any) -> None:
         if etype.level < self.level:

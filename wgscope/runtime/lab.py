@@ -107,8 +107,11 @@ class LabNode:
 
     # -- the adapter: carry out the core's actions
     def apply(self, actions: list) -> None:
+        bus = self.bus
         for action in actions:
             if type(action) is SendDatagram:
+                if bus.tapping:
+                    bus.tap_datagram("out", self.endpoint, tuple(action.endpoint[:2]), action.data, self.lab.now)
                 self.lab.network.send(self.endpoint, tuple(action.endpoint[:2]), action.data)
             elif type(action) is WritePacket:
                 self.tun_received.append(action.packet)
@@ -129,7 +132,10 @@ class LabNode:
         self.apply(self.device.tick(self.lab.now))
 
     def deliver(self, data: bytes, src: tuple) -> None:
-        self.apply(self.device.receive_datagram(data, src, self.lab.now))
+        actions = self.device.receive_datagram(data, src, self.lab.now)
+        if self.bus.tapping:
+            self.bus.tap_datagram("in", src, self.endpoint, data, self.lab.now)
+        self.apply(actions)
 
     def send_packet(self, packet: bytes) -> None:
         """As if the kernel wrote `packet` into the TUN."""
