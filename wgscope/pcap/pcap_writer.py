@@ -1,0 +1,69 @@
+"""Minimal classic pcap writer (microsecond or nanosecond timestamps), e.g. for the
+decrypted inner packets of a tunnel (LINKTYPE_RAW).  Paths are created 0600."""
+
+from __future__ import annotations
+
+import os
+import struct
+from typing import BinaryIO
+
+from .pcapng_writer import open_private, timestamp_to_ns
+
+__all__ = ["PcapWriter"]
+
+MAGIC_USEC = 0xA1B2C3D4
+MAGIC_NSEC = 0xA1B23C4D
+_RECORD = struct.Struct("<IIII")
+
+
+class PcapWriter:
+    def __init__(
+        self,
+        path_or_fileobj: str | os.PathLike | BinaryIO,
+        linktype: int = 101,
+        snaplen: int = 65535,
+        nanosecond: bool = False,
+    ) -> None:
+        if isinstance(path_or_fileobj, (str, bytes, os.PathLike)):
+            self._file = open_private(path_or_fileobj)
+            self._owns_file = True
+        else:
+            self._file = path_or_fileobj
+            self._owns_file = False
+        self.linktype = linktype
+        self.snaplen = snaplen
+        self._units = 1_000_000_000 if nanosecond else 1_000_000
+        self._closed = False
+        magic = MAGIC_NSEC if nanosecond else MAGIC_USEC
+        self._file.write(struct.pack("<IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype))
+
+    def write_packet(self, data: bytes, timestamp: float) -> None:
+        if self._closed:
+            raise ValueError("write to a closed PcapWriter")
+        ns = timestamp_to_ns(timestamp)
+        seconds, ns = divmod(ns, 1_000_000_000)
+        if seconds > 0xFFFFFFFF:
+            raise ValueError(f"timestamp beyond classic pcap's 32-bit seconds: {timestamp!r}")
+        frac = ns if self._units == 1_000_000_000 else ns // 1000
+        orig_len = len(data)
+        if orig_len > self.snaplen:
+            data = data[: self.snaplen]
+        self._file.write(_RECORD.pack(seconds, frac, len(data), orig_len) + bytes(data))
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_file:
+            self._file.close()
+        else:
+            self._file.flush()
+
+    def __enter__(self) -> PcapWriter:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
