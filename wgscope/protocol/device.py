@@ -245,6 +245,13 @@ class Device(SendPath, ReceivePath, TimerHooks):
                 self.bus.emit(UNDER_LOAD_LEFT, now, None, forced=forced)
         return loaded
 
+    def initiate_handshake(self, peer: Peer, now: float) -> list:
+        """Start a handshake now, as the timers or a staged packet would (subject to REKEY_TIMEOUT)."""
+        self._out = []
+        self.send_initiation(peer, now, is_retry=False)
+        out, self._out = self._out, []
+        return out
+
     def set_forced_load(self, value: bool | None, now: float) -> None:
         self.force_under_load = value
         self.is_under_load(now)

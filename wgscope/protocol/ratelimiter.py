@@ -22,9 +22,10 @@ def source_key(host: str) -> bytes:
         ip = ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
         return host.encode()
-    if ip.version == 6 and ip.ipv4_mapped is None:
-        return ip.packed[:8]
-    return (ip.ipv4_mapped or ip).packed
+    if ip.version == 6:
+        mapped = ip.ipv4_mapped
+        return mapped.packed if mapped is not None else ip.packed[:8]
+    return ip.packed
 
 
 class RateLimiter:
