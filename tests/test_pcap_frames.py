@@ -54,7 +54,7 @@ def sll2(ip: bytes) -> bytes:
     return struct.pack("!HHIHBB8s", proto, 0, 3, 1, 0, 6, b"\x02\0\0\0\0\x01\0\0") + ip
 
 
-def null(ip: bytes, byteorder: str = "<", af6: int = 10) -> bytes:
+def null(ip: bytes, byteorder: str = "<", af6: int = 24) -> bytes:
     return struct.pack(byteorder + "I", 2 if ip[0] >> 4 == 4 else af6) + ip
 
 
@@ -68,6 +68,7 @@ WRAPPERS = {
     "null-le": (0, null),
     "null-be": (0, lambda ip: null(ip, ">")),
     "null-macos-v6": (0, lambda ip: null(ip, "<", 30)),
+    "null-freebsd-v6": (0, lambda ip: null(ip, "<", 28)),
     "loop": (108, lambda ip: null(ip, ">")),
 }
 

@@ -404,7 +404,7 @@ def test_inconsistent_blocks(tmp_path):
     raw, _ = handmade_pcapng("<")
     first_block = 28
     bad = bytearray(raw)
-    bad[first_block + 20] ^= 1  # the IDB's trailing length (IDB: 20 bytes)
+    bad[first_block + 16] ^= 1  # the first IDB's trailing length (IDB: 20 bytes)
     with pytest.raises(CaptureError, match="trailing length"):
         list(read_capture(bytes(bad)))
     bad = bytearray(raw)

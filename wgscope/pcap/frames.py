@@ -56,9 +56,10 @@ _ETH_IPV4 = 0x0800
 _ETH_IPV6 = 0x86DD
 _ETH_VLAN_TAGS = (0x8100, 0x88A8, 0x9100)  # 802.1Q, 802.1ad (QinQ outer), legacy QinQ
 _MAX_VLAN_TAGS = 2
-# AF_INET6 differs per OS in DLT_NULL captures: Linux, NetBSD/OpenBSD, FreeBSD, macOS.
+# AF_INET6 differs per BSD in DLT_NULL captures: NetBSD/OpenBSD, FreeBSD, macOS
+# (tcpdump.org LINKTYPE_NULL; Linux never writes DLT_NULL).
 _NULL_AF_INET = 2
-_NULL_AF_INET6 = frozenset({10, 24, 28, 30})
+_NULL_AF_INET6 = frozenset({24, 28, 30})
 # IPv6 extension headers whose length is (hdr[1] + 1) * 8 and that we step over.
 _IPV6_EXT_SKIP = frozenset({0, 43, 60})  # hop-by-hop, routing, destination options
 _IPV6_FRAGMENT = 44

@@ -23,6 +23,10 @@ _BLOCK_PB = 0x00000002  # obsolete Packet Block
 _BLOCK_SPB = 0x00000003
 _BLOCK_EPB = 0x00000006
 _BLOCK_DSB = 0x0000000A
+# Blocks Wireshark shows as frames although they are not packets: they take a frame
+# number (so ours match Wireshark's) but are not yielded.  Systemd journal export,
+# Sysdig events, custom blocks.  (wiretap/pcapng_module.h)
+_NUMBERED_NON_PACKETS = frozenset({0x9, 0x204, 0x208, 0x216, 0x217, 0x221, 0x222, 0xBAD, 0x40000BAD})
 _OPT_COMMENT = 1
 _IF_TSRESOL = 9
 _IF_TSOFFSET = 14
@@ -107,8 +111,10 @@ class CaptureReader:
                 yield from _read_pcapng(buf, self.secrets, want_packets)
             elif head in _PCAP_MAGIC:
                 self.format = "pcap"
-                if want_packets:
-                    yield from _read_pcap(buf, *_PCAP_MAGIC[head])
+                bo, units, record_size = _PCAP_MAGIC[head]
+                linktype = _pcap_header(buf, bo)
+                if want_packets:  # classic pcap has nowhere to keep secrets
+                    yield from _read_pcap(buf, bo, units, record_size, linktype)
             elif len(buf) < 4:
                 raise CaptureError(f"not a pcap or pcapng file: only {len(buf)} bytes")
             elif head[:2] == b"\x1f\x8b":
@@ -162,14 +168,18 @@ def _noop() -> None:
 # --------------------------------------------------------------------------- classic pcap
 
 
-def _read_pcap(buf, bo: str, units: float, record_size: int) -> Iterator[CapturedPacket]:
-    end = len(buf)
-    if end < 24:
-        raise CaptureError(f"truncated pcap file header: {end} of 24 bytes")
+def _pcap_header(buf, bo: str) -> int:
+    """Check the 24-byte file header; return the link type."""
+    if len(buf) < 24:
+        raise CaptureError(f"truncated pcap file header: {len(buf)} of 24 bytes")
     major, _minor, _zone, _sigfigs, _snaplen, network = struct.unpack_from(bo + "HHiIII", buf, 4)
     if major != 2:
         raise CaptureError(f"unsupported pcap version {major}")
-    linktype = network & 0xFFFF  # upper bits carry FCS length flags
+    return network & 0xFFFF  # upper bits carry FCS length flags
+
+
+def _read_pcap(buf, bo: str, units: float, record_size: int, linktype: int) -> Iterator[CapturedPacket]:
+    end = len(buf)
     scale = 1.0 / units
     record = struct.Struct(bo + "IIII")
     unpack = record.unpack_from
@@ -276,7 +286,9 @@ def _read_pcapng(buf, secrets: list[str], want_packets: bool) -> Iterator[Captur
                 raise CaptureError(f"decryption secrets block at offset {off}: secrets length {slen} overruns the block")
             if stype == SECRETS_WIREGUARD:
                 secrets.append(bytes(buf[body + 8 : body + 8 + slen]).decode("utf-8", "replace"))
-        # anything else (ISB, NRB, custom, unknown) is skipped
+        elif btype in _NUMBERED_NON_PACKETS:
+            n += 1
+        # anything else (ISB, NRB, unknown) is skipped
         off = nxt
 
 
