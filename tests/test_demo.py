@@ -1,0 +1,48 @@
+import subprocess
+import sys
+
+
+def run(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "wgscope.cli", *args], capture_output=True, text=True,
+                          input=stdin, timeout=120)
+
+
+def test_demo_tells_the_whole_story_and_exits_zero():
+    r = run("demo")
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = " ".join(r.stdout.split())
+    for phrase in ("sends a handshake initiation", "has a new session as initiator",
+                   "wants a new handshake (rekey_after_time", "answers 192.0.2.1:51820 with a cookie reply",
+                   "with mac2 from a cookie", "endpoint move 192.0.2.1:51820 -> 198.51.100.1:40000",
+                   "all 5 steps behaved"):
+        assert phrase in out, phrase
+    assert "Traceback" not in r.stderr
+
+
+def test_genkey_pubkey_match_wg_format():
+    priv = run("genkey").stdout.strip()
+    assert len(priv) == 44 and priv.endswith("=")
+    pub = run("pubkey", stdin=priv + "\n").stdout.strip()
+    import base64
+    raw = base64.b64decode(priv)
+    assert raw[0] & 7 == 0 and raw[31] & 0xC0 == 0x40  # clamped like wg genkey
+    from wgscope.keys import pubkey
+    assert pub == pubkey(priv)
+
+
+def test_pubkey_agrees_with_wg_tool():
+    import shutil
+    import pytest
+    if not shutil.which("wg"):
+        pytest.skip("wg (wireguard-tools) not installed")
+    priv = run("genkey").stdout
+    theirs = subprocess.run(["wg", "pubkey"], input=priv, capture_output=True, text=True).stdout.strip()
+    assert run("pubkey", stdin=priv).stdout.strip() == theirs
+    ours_from_wg = subprocess.run(["wg", "genkey"], capture_output=True, text=True).stdout
+    assert run("pubkey", stdin=ours_from_wg).stdout.strip() == subprocess.run(
+        ["wg", "pubkey"], input=ours_from_wg, capture_output=True, text=True).stdout.strip()
+
+
+def test_bad_key_is_one_line_error():
+    r = run("pubkey", stdin="not-a-key\n")
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
