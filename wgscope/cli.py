@@ -24,8 +24,7 @@ COMMANDS = {
 }
 
 
-class UserError(Exception):
-    """An error the user can fix; printed as one line."""
+from .errors import UserError  # noqa: E402,F401  (commands raise it; re-exported for them)
 
 
 def build_parser() -> argparse.ArgumentParser:

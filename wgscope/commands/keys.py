@@ -6,7 +6,7 @@ import os
 import sys
 
 from .. import keys
-from ..cli import UserError
+from ..errors import UserError
 
 
 def register(sub) -> None:
