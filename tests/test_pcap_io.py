@@ -172,6 +172,7 @@ def test_reader_sources(tmp_path):
     for pkt in reader:  # secrets are known before the packets that follow the DSB
         seen.append(list(reader.secrets))
     assert reader.format == "pcapng" and seen == [[KEYLOG]] * 4
+    assert len(list(reader)) == 4 and reader.secrets == [KEYLOG]  # a second pass
 
 
 # --- hand-built files: the parts of the formats our writers never produce -------------

@@ -103,6 +103,7 @@ class CaptureReader:
         return self.secrets
 
     def _run(self, want_packets: bool) -> Iterator[CapturedPacket]:
+        self.secrets.clear()  # a second pass starts over rather than doubling up
         buf, closer = _open_buffer(self._source)
         try:
             head = bytes(buf[:4])
