@@ -150,9 +150,11 @@ class ReceivePath:
                       receiver_index=msg.receiver)
         entry = self.index_table.get(msg.receiver)
         if entry is None or not isinstance(entry[1], Handshake):
-            self.drops["unknown_index"] += 1
-            self.bus.emit(HANDSHAKE_RESPONSE_REJECTED, now, None, endpoint=ep, reason="unknown_index",
-                          receiver_index=msg.receiver)
+            # an index that names a session already (a replayed response) is as unknown as a made-up one
+            reason = "unknown_index" if entry is None else "wrong_state"
+            self.drops[reason] += 1
+            self.bus.emit(HANDSHAKE_RESPONSE_REJECTED, now, entry[0].name if entry else None, endpoint=ep,
+                          reason=reason, receiver_index=msg.receiver)
             return
         peer, hs = entry
         try:
