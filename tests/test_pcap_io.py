@@ -8,7 +8,6 @@ import shutil
 import stat
 import struct
 import subprocess
-import time
 
 import pytest
 
@@ -426,16 +425,13 @@ def test_capture_error_is_a_value_error():
     assert issubclass(CaptureError, ValueError)
 
 
-def test_reading_is_fast(tmp_path):
-    """Order-of-magnitude guard (the goal is > 300k packets/s; bench on a quiet machine)."""
+def test_reading_many_packets(tmp_path):
+    """100k packets read back in order (their speed is measured by `make bench`, not asserted)."""
     path = tmp_path / "many.pcapng"
     data = build_udp_frame(*V4, b"\x04\0\0\0" + b"k" * 28)
     n = 100_000
     with PcapngWriter(path) as w:
         for i in range(n):
             w.write_packet(data, T0 + i * 1e-4)
-    start = time.perf_counter()
-    count = sum(1 for _ in read_capture(path))
-    rate = n / (time.perf_counter() - start)
-    assert count == n
-    assert rate > 50_000, f"read {rate:.0f} packets/s"
+    frames = [p.frame_number for p in read_capture(path)]
+    assert frames == list(range(1, n + 1))
