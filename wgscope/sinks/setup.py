@@ -1,0 +1,119 @@
+"""The observability options every node command shares, and wiring them to a node's bus.
+
+    add_sink_arguments(parser)                      --events --events-level --events-format
+                                                    --keylog --capture --metrics
+    sinks = attach_sinks(bus, args, snapshot_fn, name)
+    ...
+    sinks.close()
+
+`snapshot_fn()` returns the device snapshot at the node's current time (it is called at
+scrape time by the metrics endpoint, and once here to learn the wall-clock offset).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from typing import Callable, TextIO
+
+from ..events import LEVELS, EventBus
+from .capture import CaptureWriter
+from .jsonlog import EventLogSink
+from .keylog import KeylogWriter
+from .metrics import MetricsServer
+
+__all__ = ["add_sink_arguments", "attach_sinks", "Sinks"]
+
+EVENT_LEVELS = ("trace", "debug", "info")
+
+
+def add_sink_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("observability")
+    g.add_argument("--events", metavar="FILE|-", help="write every event as a line: JSON lines to FILE, "
+                   "or to stdout with '-' (a readable console line when stdout is a terminal)")
+    g.add_argument("--events-level", choices=EVENT_LEVELS, default="info",
+                   help="lowest event level written: info (default), debug (timers, keepalives), "
+                        "trace (every packet; slows the data path)")
+    g.add_argument("--events-format", choices=("auto", "json", "console"), default="auto",
+                   help="json, console, or auto (console on a terminal, JSON otherwise)")
+    g.add_argument("--keylog", metavar="FILE", help="append each handshake's keys in Wireshark's WireGuard "
+                   "key log format (wg.keylog_file); the file holds secrets and is created 0600")
+    g.add_argument("--capture", metavar="FILE.pcapng", help="record the node's UDP traffic as pcapng, with "
+                   "the keys embedded (Wireshark decrypts it with no settings) and wgscope's verdict as a "
+                   "comment on every packet; created 0600")
+    g.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus metrics at http://HOST:PORT/metrics "
+                   "(':PORT' listens on all addresses)")
+
+
+@dataclass
+class Sinks:
+    events: EventLogSink | None = None
+    keylog: KeylogWriter | None = None
+    capture: CaptureWriter | None = None
+    metrics: MetricsServer | None = None
+    _unsubscribe: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe.clear()
+        for sink in (self.metrics, self.capture, self.keylog, self.events):
+            if sink is not None:
+                sink.close()
+
+
+def _wall_offset(snapshot_fn: Callable[[], dict] | None) -> float:
+    if snapshot_fn is None:
+        return 0.0
+    snap = snapshot_fn()
+    return float(snap.get("wall", 0.0)) - float(snap.get("time", 0.0))
+
+
+def attach_sinks(bus: EventBus, args: argparse.Namespace, snapshot_fn: Callable[[], dict] | None, name: str, *,
+                 wall_offset: float | None = None, warn: TextIO | None = sys.stderr) -> Sinks:
+    """Create the sinks the options ask for and subscribe them to `bus`.
+
+    Raises wgscope.cli.UserError (one line) when a file cannot be created or the metrics
+    address cannot be bound; sinks made before the failure are closed again.
+    """
+    from ..cli import UserError  # the CLI imports commands lazily; import here to avoid a cycle
+
+    if wall_offset is None:
+        wall_offset = _wall_offset(snapshot_fn)
+    sinks = Sinks()
+    try:
+        events = getattr(args, "events", None)
+        if events:
+            what = "stdout" if events == "-" else events
+            try:
+                sinks.events = EventLogSink(events, getattr(args, "events_format", "auto") or "auto",
+                                            wall_offset, node=name)
+            except OSError as e:
+                raise UserError(f"cannot write events to {what}: {e.strerror or e}") from None
+            level = LEVELS[getattr(args, "events_level", None) or "info"]
+            sinks._unsubscribe.append(bus.subscribe(sinks.events, level))
+        if getattr(args, "keylog", None):
+            try:
+                sinks.keylog = KeylogWriter(args.keylog, wall_offset, name, warn=warn)
+            except OSError as e:
+                raise UserError(f"cannot write key log {args.keylog}: {e.strerror or e}") from None
+            bus.subscribe_secrets(sinks.keylog)
+        if getattr(args, "capture", None):
+            try:
+                sinks.capture = CaptureWriter(args.capture, bus, wall_offset, name, warn=warn)
+            except OSError as e:
+                raise UserError(f"cannot write capture {args.capture}: {e.strerror or e}") from None
+        if getattr(args, "metrics", None):
+            if snapshot_fn is None:
+                raise UserError("--metrics needs a node to read")
+            try:
+                sinks.metrics = MetricsServer(args.metrics, snapshot_fn, name)
+            except ValueError as e:
+                raise UserError(str(e)) from None
+            except OSError as e:
+                raise UserError(f"cannot serve metrics on {args.metrics}: {e.strerror or e}") from None
+    except BaseException:
+        sinks.close()
+        raise
+    return sinks
