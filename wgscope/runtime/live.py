@@ -1,0 +1,230 @@
+"""The live node: one asyncio loop, single-threaded, over the sans-IO Device.
+
+    TUN readable  -> Device.send_packet(pkt, now)          -> apply(actions)
+    UDP readable  -> Device.receive_datagram(d, src, now)  -> apply(actions)
+    deadline      -> Device.tick(now)                      -> apply(actions)
+
+Readiness callbacks drain up to BATCH packets before giving the loop back, so one busy
+direction cannot starve the other or the timers. After every batch the single timer handle
+is moved to `Device.next_deadline()`.
+
+The protocol clock is `time.monotonic()`; `device.wall_offset` turns it into wall time. A
+test-only `timer_scale` (WGSCOPE_TIMER_SCALE, `--timer-scale`) makes the clock the core sees
+run 1/scale times faster: every protocol timer (REKEY_AFTER_TIME, REKEY_TIMEOUT, keepalives,
+REJECT_AFTER_TIME, cookie refresh) shrinks by `scale` without touching the core. Persistent
+keepalive intervals are scaled too. Wall times derived from the protocol clock (TAI64N
+timestamps, "latest handshake") then run fast as well — only monotonicity matters to peers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import time
+from typing import Callable
+
+from ..events import INTERFACE_DOWN, INTERFACE_UP, EventBus
+from ..keys import encode
+from ..protocol.actions import SendDatagram, WritePacket
+from ..protocol.device import Device
+from .tun import Tun
+from .udp import UdpTransport
+
+BATCH = 64  # packets handled per readiness callback before yielding to the loop
+TIMER_SLACK = 0.0005  # fire a little after the deadline so tick() always finds it due
+ROUTE_CACHE_TIME = 5.0  # capture only: how long the kernel's source choice for an endpoint is trusted
+
+
+class LiveNode:
+    def __init__(self, name: str, device: Device, tun: Tun | None, udp: UdpTransport, bus: EventBus,
+                 timer_scale: float = 1.0) -> None:
+        self.name = name
+        self.device = device
+        self.tun = tun
+        self.udp = udp
+        self.bus = bus
+        self.timer_scale = timer_scale
+        self._mono0 = time.monotonic()
+        device.wall_offset = time.time() - self.now()
+        device.listen_port = udp.port
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_deadline: float | None = None
+        self._stopped: asyncio.Future | None = None
+        self.stop_reason = "stopped"
+        self.tun_write_drops = 0
+        self._route_cache: dict[tuple, tuple] = {}
+        self._route_cache_time = 0.0
+        # Hook points: callables run in the loop after start (may return an awaitable) / at shutdown.
+        self.on_start: list[Callable[["LiveNode"], object]] = []
+        self.on_stop: list[Callable[["LiveNode"], object]] = []
+
+    # ---------------------------------------------------------------- clock
+    def now(self) -> float:
+        if self.timer_scale == 1.0:
+            return time.monotonic()
+        mono0 = self._mono0
+        return mono0 + (time.monotonic() - mono0) / self.timer_scale
+
+    # ---------------------------------------------------------------- carrying out actions
+    def apply(self, actions: list) -> None:
+        """Carry out the core's actions, then move the timer to the device's next deadline."""
+        bus = self.bus
+        for action in actions:
+            if type(action) is SendDatagram:
+                if bus.tapping:
+                    bus.tap_datagram("out", self._source_for(action.endpoint), tuple(action.endpoint[:2]),
+                                     action.data, self.now())
+                self.udp.send(action.data, action.endpoint)
+            elif type(action) is WritePacket:
+                if self.tun is None or not self.tun.write(action.packet):
+                    self.tun_write_drops += 1
+        self.reschedule()
+
+    def reschedule(self) -> None:
+        deadline = self.device.next_deadline()
+        if deadline == self._timer_deadline and (deadline is None or self._timer is not None):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_deadline = deadline
+        if deadline is None or self.loop is None:
+            return
+        delay = max(0.0, (deadline - self.now()) * self.timer_scale)
+        self._timer = self.loop.call_at(self.loop.time() + delay + TIMER_SLACK, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_deadline = None
+        self.apply(self.device.tick(self.now()))
+
+    # ---------------------------------------------------------------- readiness
+    def _on_tun_readable(self) -> None:
+        device, tun = self.device, self.tun
+        actions: list = []
+        for _ in range(BATCH):
+            try:
+                packet = tun.read()
+            except OSError as e:
+                self.loop.remove_reader(tun.fileno())
+                self.stop(f"interface gone ({e.strerror})")
+                break
+            if packet is None:
+                break
+            actions += device.send_packet(packet, self.now())
+        self.apply(actions)
+
+    def _on_udp_readable(self, sock: socket.socket) -> None:
+        device, bus, udp = self.device, self.bus, self.udp
+        if sock.fileno() < 0:
+            return
+        for data, remote, local in udp.receive(sock, BATCH):
+            now = self.now()
+            actions = device.receive_datagram(data, remote, now)
+            if bus.tapping:
+                bus.tap_datagram("in", remote, local or (("::" if sock is udp.v6 else "0.0.0.0"), udp.port),
+                                 data, now)
+            self.apply(actions)
+
+    def _source_for(self, endpoint: tuple) -> tuple:
+        """For captures: the local (ip, port) a datagram to `endpoint` leaves from."""
+        pinned = self.udp.local_for(endpoint)
+        if pinned:
+            return pinned
+        now = self.now()
+        if now - self._route_cache_time > ROUTE_CACHE_TIME:
+            self._route_cache.clear()
+            self._route_cache_time = now
+        key = (endpoint[0], endpoint[1])
+        src = self._route_cache.get(key)
+        if src is None:
+            family = socket.AF_INET6 if ":" in endpoint[0] else socket.AF_INET
+            try:
+                with socket.socket(family, socket.SOCK_DGRAM) as probe:
+                    probe.connect(key)
+                    src = (probe.getsockname()[0], self.udp.port)
+            except OSError:
+                src = ("::" if family == socket.AF_INET6 else "0.0.0.0", self.udp.port)
+            self._route_cache[key] = src
+        return src
+
+    def _watch(self) -> None:
+        loop = self.loop
+        if self.tun is not None:
+            loop.add_reader(self.tun.fileno(), self._on_tun_readable)
+        for sock in self.udp.sockets():
+            loop.add_reader(sock.fileno(), self._on_udp_readable, sock)
+
+    def _unwatch_udp(self) -> None:
+        for sock in self.udp.sockets():
+            self.loop.remove_reader(sock.fileno())
+
+    # ---------------------------------------------------------------- run-time changes (UAPI)
+    def set_listen_port(self, port: int) -> int:
+        """Rebind to `port` (0: any); the old sockets stay if the new bind fails (OSError)."""
+        if self.loop is not None:
+            self._unwatch_udp()
+        try:
+            bound = self.udp.rebind(port)
+        finally:
+            if self.loop is not None:
+                for sock in self.udp.sockets():
+                    self.loop.add_reader(sock.fileno(), self._on_udp_readable, sock)
+        self.device.listen_port = bound
+        return bound
+
+    def set_fwmark(self, mark: int) -> None:
+        self.udp.set_fwmark(mark)
+        self.device.fwmark = mark
+
+    # ---------------------------------------------------------------- lifecycle
+    def stop(self, reason: str = "stopped") -> None:
+        if self._stopped is not None and not self._stopped.done():
+            self.stop_reason = reason
+            self._stopped.set_result(reason)
+
+    async def run(self, ready: Callable[["LiveNode"], None] | None = None) -> str:
+        """Serve until SIGINT/SIGTERM, `stop()`, or the TUN disappearing; then tear down."""
+        self.loop = asyncio.get_running_loop()
+        self._stopped = self.loop.create_future()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.loop.add_signal_handler(sig, self.stop, signal.Signals(sig).name)
+        try:
+            self._watch()
+            for hook in self.on_start:
+                result = hook(self)
+                if asyncio.iscoroutine(result):
+                    await result
+            self.bus.emit(INTERFACE_UP, self.now(), None, interface=self.name, listen_port=self.udp.port,
+                          public_key=encode(self.device.public_key))
+            self.reschedule()
+            if ready is not None:
+                ready(self)
+            await self._stopped
+        finally:
+            await self.close()
+        return self.stop_reason
+
+    async def close(self) -> None:
+        loop = self.loop
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for hook in reversed(self.on_stop):
+            try:
+                result = hook(self)
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:  # teardown goes on: the TUN and sockets must still be removed
+                pass
+        if self.tun is not None and self.tun.fd >= 0:
+            loop.remove_reader(self.tun.fileno())
+        self._unwatch_udp()
+        self.udp.close()
+        if self.tun is not None:
+            self.tun.close()  # the last fd of a non-persistent TUN: the interface is deleted
+        self.bus.emit(INTERFACE_DOWN, self.now(), None, interface=self.name, reason=self.stop_reason)

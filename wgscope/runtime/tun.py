@@ -1,0 +1,77 @@
+"""The TUN device: /dev/net/tun opened with TUNSETIFF (IFF_TUN | IFF_NO_PI), non-blocking.
+
+Layer-3 packets without the 4-byte packet-information header, so what the kernel hands us is
+exactly what `Device.send_packet` takes, and `WritePacket` goes back unchanged.
+Constants from linux/if_tun.h.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import struct
+
+TUN_PATH = "/dev/net/tun"
+TUNSETIFF = 0x400454CA  # _IOW('T', 202, int), linux/if_tun.h
+IFF_TUN = 0x0001
+IFF_NO_PI = 0x1000
+IFNAMSIZ = 16
+MAX_PACKET = 65535  # an IP packet's largest size; one read returns one packet
+
+
+class TunError(OSError):
+    pass
+
+
+class Tun:
+    """One open TUN interface. `read()` returns a packet or None when drained."""
+
+    def __init__(self, name: str) -> None:
+        if not name or len(name.encode()) >= IFNAMSIZ or "/" in name or name in (".", ".."):
+            raise TunError(errno.EINVAL, f"invalid interface name {name!r} (1-15 characters)")
+        try:
+            fd = os.open(TUN_PATH, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        except FileNotFoundError as e:
+            raise TunError(errno.ENOENT, f"{TUN_PATH} does not exist (load the tun module)") from e
+        try:
+            ifr = struct.pack("16sH22x", name.encode(), IFF_TUN | IFF_NO_PI)
+            ifr = fcntl.ioctl(fd, TUNSETIFF, ifr)
+        except OSError as e:
+            os.close(fd)
+            if e.errno == errno.EBUSY:
+                raise TunError(e.errno, f"interface {name} already exists and is in use") from e
+            if e.errno == errno.EPERM:
+                raise TunError(e.errno, f"creating {name} needs root or CAP_NET_ADMIN") from e
+            raise TunError(e.errno, f"TUNSETIFF {name}: {e.strerror}") from e
+        self.fd = fd
+        self.name = ifr[:IFNAMSIZ].rstrip(b"\0").decode()
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def read(self) -> bytes | None:
+        """One packet, or None when drained. OSError (EBADFD, EIO) means the interface was deleted."""
+        try:
+            return os.read(self.fd, MAX_PACKET)
+        except (BlockingIOError, InterruptedError):
+            return None
+
+    def write(self, packet: bytes) -> bool:
+        """Write one packet; False when the kernel queue is full or the link is down (dropped)."""
+        try:
+            os.write(self.fd, packet)
+            return True
+        except BlockingIOError:
+            return False
+        except OSError as e:
+            # EIO: the interface is down; EINVAL: malformed packet. Both drop, as the kernel would.
+            if e.errno in (errno.EIO, errno.EINVAL, errno.EAGAIN, errno.ENOBUFS, errno.EMSGSIZE):
+                return False
+            raise
+
+    def close(self) -> None:
+        """Closing the last fd of a non-persistent TUN deletes the interface, in any namespace."""
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1

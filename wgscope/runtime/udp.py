@@ -1,0 +1,187 @@
+"""The underlay: one IPv4 and one IPv6 UDP socket on ListenPort, with reply-to-sender sources.
+
+Two sockets (the IPv6 one IPV6_V6ONLY) rather than one dual-stack socket, as wireguard-go
+does (conn/bind_std.go), so each family keeps its own packet-info control messages.
+
+Sticky source (the Linux module's endpoint.src4/src6, socket.c): IP_PKTINFO/IPV6_RECVPKTINFO
+tell us which local address a datagram was sent to; replies to that remote endpoint leave
+from that address. When the address disappears (sendmsg fails with EINVAL/EADDRNOTAVAIL), the
+source is forgotten and the datagram is sent again with a source the kernel chooses — the
+module's "fall over" in send4()/send6().
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+import struct
+from collections import OrderedDict
+from typing import Iterator
+
+RECV_SIZE = 65535
+CMSG_SPACE = 256
+STICKY_LIMIT = 4096  # remote endpoints whose local source we remember (oldest forgotten first)
+IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # linux/in.h; socket has it from Python 3.13
+_IN_PKTINFO = struct.Struct("=I4s4s")  # ipi_ifindex, ipi_spec_dst, ipi_addr (netinet/in.h)
+_IN6_PKTINFO = struct.Struct("=16sI")  # ipi6_addr, ipi6_ifindex
+_DROP_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EPERM, errno.EACCES, errno.EAGAIN,
+                errno.ENOBUFS, errno.EMSGSIZE, errno.ECONNREFUSED, errno.EADDRNOTAVAIL, errno.EINVAL,
+                errno.ENETDOWN, errno.EAFNOSUPPORT, errno.EDESTADDRREQ}
+_LOST_SOURCE = {errno.EINVAL, errno.EADDRNOTAVAIL, errno.ENETUNREACH}
+
+
+class BindError(OSError):
+    pass
+
+
+def _bind(family: int, port: int, fwmark: int) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+            sock.bind(("::", port))
+        else:
+            sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+            sock.bind(("0.0.0.0", port))
+        if fwmark:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, fwmark)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class UdpTransport:
+    """The node's UDP sockets. `receive()` drains datagrams; `send()` picks family and source."""
+
+    def __init__(self, port: int = 0, fwmark: int = 0) -> None:
+        self.v4: socket.socket | None = None
+        self.v6: socket.socket | None = None
+        self.fwmark = fwmark
+        self.sources: OrderedDict[tuple, tuple] = OrderedDict()  # remote (host, port) -> (local ip, ifindex)
+        self.send_errors = 0
+        self.port = 0
+        self.v4, self.v6, self.port = self._open(port)
+
+    # ---------------------------------------------------------------- binding
+    def _open(self, port: int) -> tuple[socket.socket | None, socket.socket | None, int]:
+        """Bind both families to one port; with port 0, retry until the kernel's pick is free in both."""
+        last: OSError | None = None
+        for _ in range(10 if port == 0 else 1):
+            try:
+                v4 = _bind(socket.AF_INET, port, self.fwmark)
+            except OSError as e:
+                raise BindError(e.errno, f"cannot bind UDP port {port}: {e.strerror}") from e
+            bound = v4.getsockname()[1]
+            try:
+                v6 = _bind(socket.AF_INET6, bound, self.fwmark)
+            except OSError as e:
+                if e.errno in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
+                    return v4, None, bound  # no IPv6 on this host: IPv4 only
+                v4.close()
+                last = e
+                continue
+            return v4, v6, bound
+        raise BindError(last.errno if last else errno.EADDRINUSE, f"cannot bind UDP port {port} for IPv6")
+
+    def rebind(self, port: int) -> int:
+        """Move to another port (`wg set listen-port`); the old sockets stay if the new bind fails."""
+        if port == self.port and port != 0:
+            return self.port
+        v4, v6, bound = self._open(port)
+        self.close()
+        self.v4, self.v6, self.port = v4, v6, bound
+        return bound
+
+    def set_fwmark(self, mark: int) -> None:
+        self.fwmark = mark
+        for sock in self.sockets():
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
+
+    def sockets(self) -> list[socket.socket]:
+        return [s for s in (self.v4, self.v6) if s is not None]
+
+    def close(self) -> None:
+        for sock in self.sockets():
+            sock.close()
+        self.v4 = self.v6 = None
+
+    # ---------------------------------------------------------------- receiving
+    def receive(self, sock: socket.socket, limit: int) -> Iterator[tuple[bytes, tuple, tuple | None]]:
+        """Up to `limit` datagrams waiting on `sock`: (data, remote (host, port), local (ip, port))."""
+        v6 = sock is self.v6
+        port = self.port
+        for _ in range(limit):
+            try:
+                data, ancdata, _flags, addr = sock.recvmsg(RECV_SIZE, CMSG_SPACE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                # ICMP errors queued on the socket (ECONNREFUSED...) surface here: not data.
+                continue
+            remote = (addr[0], addr[1])
+            local = None
+            for level, ctype, cdata in ancdata:
+                if not v6 and level == socket.IPPROTO_IP and ctype == IP_PKTINFO:
+                    ifindex, _spec, dst = _IN_PKTINFO.unpack_from(cdata)
+                    local = (socket.inet_ntop(socket.AF_INET, dst), ifindex)
+                elif v6 and level == socket.IPPROTO_IPV6 and ctype == socket.IPV6_PKTINFO:
+                    dst, ifindex = _IN6_PKTINFO.unpack_from(cdata)
+                    local = (socket.inet_ntop(socket.AF_INET6, dst), ifindex)
+            if local is not None:
+                self._remember(remote, local)
+            yield data, remote, (local[0], port) if local else None
+
+    def _remember(self, remote: tuple, local: tuple) -> None:
+        sources = self.sources
+        if sources.get(remote) != local:
+            sources[remote] = local
+            if len(sources) > STICKY_LIMIT:
+                sources.popitem(last=False)
+        else:
+            sources.move_to_end(remote)
+
+    # ---------------------------------------------------------------- sending
+    def local_for(self, endpoint: tuple) -> tuple | None:
+        """The (ip, port) a datagram to `endpoint` will leave from, when it is pinned."""
+        src = self.sources.get((endpoint[0], endpoint[1]))
+        return (src[0], self.port) if src else None
+
+    def send(self, data: bytes, endpoint: tuple) -> bool:
+        host, port = endpoint[0], endpoint[1]
+        v6 = ":" in host
+        sock = self.v6 if v6 else self.v4
+        if sock is None:
+            self.send_errors += 1
+            return False
+        key = (host, port)
+        src = self.sources.get(key)
+        if src is not None:
+            try:
+                if v6:
+                    info = _IN6_PKTINFO.pack(socket.inet_pton(socket.AF_INET6, src[0]),
+                                             src[1] if _link_local(src[0]) else 0)
+                    sock.sendmsg([data], [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, info)], 0, (host, port))
+                else:
+                    info = _IN_PKTINFO.pack(0, socket.inet_aton(src[0]), b"\0" * 4)
+                    sock.sendmsg([data], [(socket.IPPROTO_IP, IP_PKTINFO, info)], 0, (host, port))
+                return True
+            except OSError as e:
+                if e.errno not in _LOST_SOURCE:
+                    self.send_errors += 1
+                    return False
+                del self.sources[key]  # the address went away: let the kernel choose (fall over)
+        try:
+            sock.sendto(data, (host, port))
+            return True
+        except OSError as e:
+            if e.errno in _DROP_ERRNOS or isinstance(e, socket.gaierror):
+                self.send_errors += 1
+                return False
+            raise
+
+
+def _link_local(address: str) -> bool:
+    return ipaddress.ip_address(address.split("%", 1)[0]).is_link_local
