@@ -1,0 +1,258 @@
+"""`wgscope top`: a textual app attached to a node's control socket (wgscope/sinks/control.py).
+
+The app only reads. It draws each snapshot as it arrives (the node sends at most ~5 a
+second), batches events into the event pane a few times a second, and when the node goes
+away it says so, keeps the last picture on screen, and reconnects every `retry` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from pathlib import Path
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Input
+
+from . import client
+from . import formatting as fmt
+from .widgets import EventPane, NodeBar, PeerCard, PeerTable
+
+CSS = """
+NodeBar { height: 1; background: $panel; }
+PeerTable { height: auto; max-height: 9; scrollbar-size-horizontal: 0; }
+PeerCard { height: auto; padding: 0 1; border-top: solid $primary-darken-2; }
+EventPane { height: 1fr; min-height: 4; border-top: solid $primary-darken-2; }
+#filter { dock: bottom; display: none; }
+#filter.shown { display: block; }
+.stale { opacity: 60%; }
+"""
+
+
+class DetailScreen(Screen):
+    """One peer: every keypair, timer, counter and configuration value, and only its events."""
+
+    BINDINGS = [Binding("escape,enter,d", "app.pop_screen", "back"), Binding("space", "app.pause", "pause"),
+                Binding("q", "app.quit", "quit")]
+
+    def __init__(self, peer_key: str) -> None:
+        super().__init__()
+        self.peer_key = peer_key
+
+    def compose(self) -> ComposeResult:
+        yield NodeBar()
+        yield PeerCard(id="detail-card")
+        yield EventPane(id="detail-events")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        pane = self.query_one(EventPane)
+        main = self.app.main.query_one("#events", EventPane)
+        pane.labels = main.labels
+        pane.kept.extend(main.kept)
+        pane.refilter(self.peer_key, [])
+        pane.border_title = "events of this peer"
+        self.app.redraw()
+
+    def redraw(self, app: "TopApp") -> None:
+        peer = app.peer(self.peer_key)
+        self.query_one(NodeBar).show(app.snapshot, app.status, app.connected, app.paused)
+        self.query_one(PeerCard).show(peer, detailed=True)
+
+
+class TopApp(App):
+    TITLE = "wgscope top"
+    ENABLE_COMMAND_PALETTE = False
+    CSS = CSS
+    BINDINGS = [
+        Binding("q", "quit", "quit"),
+        Binding("space", "pause", "pause"),
+        Binding("enter,d", "detail", "detail"),
+        Binding("p", "peer_filter", "peer events"),
+        Binding("slash", "kind_filter", "filter"),
+        Binding("c", "clear_events", "clear"),
+    ]
+
+    def __init__(self, path: Path | str, retry: float = 1.0) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.retry = retry
+        self.snapshot: dict | None = None
+        self.hello: dict | None = None
+        self.connected = False
+        self.status = f"connecting to {self.path}"
+        self.paused = False
+        self.attempts = 0
+        self.missed = 0
+        self.messages_seen = 0
+        self._incoming: deque[dict] = deque(maxlen=5000)
+        self._dirty = False
+
+    # ---------------------------------------------------------------- layout
+    def compose(self) -> ComposeResult:
+        yield NodeBar(id="bar")
+        yield PeerTable(id="peers")
+        yield PeerCard(id="card")
+        yield EventPane(id="events")
+        yield Input(placeholder="event kinds, e.g. handshake cookie -timer (enter applies, escape cancels)",
+                    id="filter")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.main.query_one("#events", EventPane).border_title = "events"
+        self.main.query_one("#card", PeerCard).border_title = "selected peer"
+        self.redraw()
+        self.run_worker(self._attach(), exclusive=True, group="control")
+        self.set_interval(0.2, self._flush_events)
+
+    # ---------------------------------------------------------------- the connection
+    async def _attach(self) -> None:
+        while True:
+            try:
+                async for msg in client.messages(self.path):
+                    self.on_control(msg)
+            except client.NodeGone as gone:
+                self._gone(str(gone))
+            await asyncio.sleep(self.retry)
+
+    def _gone(self, reason: str) -> None:
+        self.attempts += 1
+        if self.connected or self.attempts == 1:
+            self.main.query_one("#events", EventPane).note(f"node gone: {reason}; retrying every {self.retry:g}s")
+        self.connected = False
+        self.status = f"node gone: {reason} — retrying every {self.retry:g}s (attempt {self.attempts})"
+        for widget in (self.main.query_one("#peers"), self.main.query_one("#card")):
+            widget.add_class("stale")
+        self.redraw()
+
+    def on_control(self, msg: dict) -> None:
+        self.messages_seen += 1
+        kind = msg.get("type")
+        if kind == "hello":
+            self.hello = msg
+            self.connected = True
+            self.attempts = 0
+            self.status = f"attached to {msg.get('name')}"
+            for widget in (self.main.query_one("#peers"), self.main.query_one("#card")):
+                widget.remove_class("stale")
+            self.main.query_one("#events", EventPane).note(self.status, style="bold green")
+        elif kind == "snapshot" and isinstance(msg.get("data"), dict):
+            self.snapshot = msg["data"]
+            labels = self.main.query_one("#events", EventPane).labels
+            for p in self.snapshot.get("peers", []):
+                if p.get("label"):
+                    labels[p["public_key"]] = p["label"]
+            if not self.paused:
+                self.redraw()
+        elif kind == "event":
+            self._incoming.append(msg)
+        elif kind == "missed":
+            self.missed += int(msg.get("count", 0))
+            self._incoming.append({"type": "note", "text": f"… {msg.get('count')} events dropped by the node "
+                                   "(this dashboard fell behind)", "style": "yellow"})
+
+    def _flush_events(self) -> None:
+        if not self._incoming:
+            return
+        batch = list(self._incoming)
+        self._incoming.clear()
+        self.main.query_one("#events", EventPane).add(batch, render=not self.paused)
+        if isinstance(self.screen, DetailScreen):
+            self.screen.query_one(EventPane).add(batch, render=not self.paused)
+
+    # ---------------------------------------------------------------- drawing
+    @property
+    def main(self) -> Screen:
+        """The dashboard's own screen (the detail view is pushed above it)."""
+        return self.screen_stack[0]
+
+    def peer(self, key: str | None) -> dict | None:
+        for p in (self.snapshot or {}).get("peers", []):
+            if p.get("public_key") == key:
+                return p
+        return None
+
+    def redraw(self) -> None:
+        if isinstance(self.screen, DetailScreen):
+            self.screen.redraw(self)
+        bar = self.main.query_one("#bar", NodeBar)
+        bar.show(self.snapshot, self.status, self.connected, self.paused)
+        table = self.main.query_one("#peers", PeerTable)
+        peers = (self.snapshot or {}).get("peers", [])
+        table.show(peers)
+        table.border_title = f"{len(peers)} peers"
+        selected = table.selected_key() or (peers[0]["public_key"] if peers else None)
+        self.main.query_one("#card", PeerCard).show(self.peer(selected))
+
+    def on_data_table_row_highlighted(self, event) -> None:
+        self.main.query_one("#card", PeerCard).show(self.peer(self.main.query_one("#peers", PeerTable).selected_key()))
+
+    def on_data_table_row_selected(self, event) -> None:
+        self.action_detail()
+
+    # ---------------------------------------------------------------- actions
+    def check_action(self, action: str, parameters) -> bool | None:
+        """The filters and the detail key act on the main view; hide them over the detail view."""
+        if action in ("peer_filter", "kind_filter", "clear_events", "detail") and isinstance(self.screen, DetailScreen):
+            return False
+        return True
+
+    def action_pause(self) -> None:
+        self.paused = not self.paused
+        if not self.paused:
+            pane = self.main.query_one("#events", EventPane)
+            pane.refilter(pane.peer_filter, pane.terms)
+            if isinstance(self.screen, DetailScreen):
+                pane = self.screen.query_one(EventPane)
+                pane.refilter(pane.peer_filter, pane.terms)
+        self.redraw()
+
+    def action_detail(self) -> None:
+        key = self.main.query_one("#peers", PeerTable).selected_key()
+        if key and not isinstance(self.screen, DetailScreen):
+            self.push_screen(DetailScreen(key))
+
+    def action_peer_filter(self) -> None:
+        pane = self.main.query_one("#events", EventPane)
+        key = self.main.query_one("#peers", PeerTable).selected_key()
+        pane.refilter(None if pane.peer_filter or not key else key, pane.terms)
+        self._title_events()
+
+    def action_kind_filter(self) -> None:
+        box = self.main.query_one("#filter", Input)
+        box.value = " ".join(self.main.query_one("#events", EventPane).terms)
+        box.add_class("shown")
+        box.focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        pane = self.main.query_one("#events", EventPane)
+        pane.refilter(pane.peer_filter, fmt.parse_terms(event.value))
+        self._hide_filter()
+        self._title_events()
+
+    def on_key(self, event) -> None:
+        box = self.main.query_one("#filter", Input)
+        if event.key == "escape" and box.has_class("shown"):
+            self._hide_filter()
+            event.stop()
+
+    def _hide_filter(self) -> None:
+        box = self.main.query_one("#filter", Input)
+        box.remove_class("shown")
+        self.main.query_one("#peers", PeerTable).focus()
+
+    def _title_events(self) -> None:
+        pane = self.main.query_one("#events", EventPane)
+        parts = []
+        if pane.peer_filter:
+            parts.append(f"peer {pane.labels.get(pane.peer_filter) or fmt.short_key(pane.peer_filter)}")
+        if pane.terms:
+            parts.append("kinds " + " ".join(pane.terms))
+        pane.border_title = "events" + (f" [{'; '.join(parts)}]" if parts else "")
+
+    def action_clear_events(self) -> None:
+        pane = self.main.query_one("#events", EventPane)
+        pane.kept.clear()
+        pane.clear()

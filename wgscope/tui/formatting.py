@@ -1,0 +1,170 @@
+"""Plain functions from control-socket messages (snapshots, events) to short text.
+
+Kept apart from the widgets so each rule — how a countdown, an index or a session state is
+written — is decided once and tested without a terminal.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from ..events import CATALOGUE
+from ..protocol.constants import REJECT_AFTER_TIME
+
+# Timer names from wgscope/protocol/timers.py, shortened for narrow terminals.
+TIMER_SHORT = {
+    "retransmit_handshake": "retry",
+    "send_keepalive": "keepalive",
+    "new_handshake": "new-hs",
+    "zero_key_material": "zero",
+    "persistent_keepalive": "persist",
+}
+NONE = "—"
+
+
+def short_key(key: str | None, n: int = 8) -> str:
+    return f"{key[:n]}…" if key else NONE
+
+
+def peer_name(peer: dict) -> str:
+    """'bravo vT3xQ2ab…' or just the short key when the peer has no label."""
+    label = peer.get("label")
+    return f"{label} {short_key(peer.get('public_key'), 6)}" if label else short_key(peer.get("public_key"))
+
+
+def seconds(s: float | None) -> str:
+    """A duration or countdown: 0.42s, 9.8s, 2m03s, 1h02m; — when not set."""
+    if s is None:
+        return NONE
+    sign = "-" if s < 0 else ""
+    s = abs(s)
+    if s < 10:
+        return f"{sign}{s:.2f}s" if s < 1 else f"{sign}{s:.1f}s"
+    if s < 60:
+        return f"{sign}{s:.0f}s"
+    if s < 3600:
+        return f"{sign}{int(s // 60)}m{int(s % 60):02d}s"
+    return f"{sign}{int(s // 3600)}h{int(s % 3600 // 60):02d}m"
+
+
+def size(n: int | None) -> str:
+    if n is None:
+        return NONE
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def index(i: int | None) -> str:
+    """Receiver indices as the 8 hex digits Wireshark shows (wg.receiver_index)."""
+    return NONE if i is None else f"{i:08x}"
+
+
+def reject_in(keypair: dict | None) -> float | None:
+    """Seconds until the keypair reaches REJECT_AFTER_TIME (WP §6.1) and may no longer be used."""
+    return None if keypair is None else REJECT_AFTER_TIME - keypair["age"]
+
+
+def session_state(peer: dict) -> tuple[str, str]:
+    """(word, style) summarising the peer's session for the table."""
+    kps = peer.get("keypairs", {})
+    cur, nxt = kps.get("current"), kps.get("next")
+    timers = peer.get("timers", {})
+    if cur is not None and cur["age"] < REJECT_AFTER_TIME:
+        if timers.get("retransmit_handshake") is not None:
+            return "rekeying", "yellow"
+        return "established", "green"
+    if nxt is not None:
+        return "unconfirmed", "yellow"
+    if timers.get("retransmit_handshake") is not None:
+        return "handshaking", "yellow"
+    if cur is not None:
+        return "expired", "red"
+    return "no session", "dim"
+
+
+def armed_timers(peer: dict) -> list[tuple[str, float]]:
+    """Armed timers, soonest first, as (short name, seconds until due)."""
+    items = [(TIMER_SHORT.get(n, n), v) for n, v in peer.get("timers", {}).items() if v is not None]
+    return sorted(items, key=lambda kv: kv[1])
+
+
+def timers_text(peer: dict) -> str:
+    armed = armed_timers(peer)
+    return "  ".join(f"{n} {seconds(v)}" for n, v in armed) if armed else NONE
+
+
+def drops_text(drops: dict | None) -> str:
+    if not drops:
+        return "0"
+    return ", ".join(f"{reason} {n}" for reason, n in sorted(drops.items(), key=lambda kv: -kv[1]))
+
+
+def keypair_text(kp: dict | None) -> str:
+    """'3a4f12c0→9b1e0d77 age 12.3s' (our receiver index → theirs)."""
+    if kp is None:
+        return NONE
+    return f"{index(kp['local_index'])}→{index(kp['remote_index'])} age {seconds(kp['age'])}"
+
+
+def last_handshake(peer: dict) -> str:
+    ago = peer.get("since_handshake")
+    return "never" if ago is None else f"{seconds(ago)} ago"
+
+
+# ---------------------------------------------------------------- events
+LEVEL_STYLE = {5: "dim", 10: "cyan", 20: "bold", 30: "bold red"}
+CATEGORY_STYLE = {"handshake": "magenta", "cookie": "yellow", "session": "green", "timer": "blue",
+                  "routing": "cyan", "data": "white", "config": "bright_black", "interface": "bright_black"}
+
+
+def event_category(name: str) -> str:
+    et = CATALOGUE.get(name)
+    return et.category if et else "other"
+
+
+def field_value(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.3f}".rstrip("0").rstrip(".") or "0"
+    if isinstance(v, list):
+        return ",".join(map(str, v)) or "[]"
+    return str(v)
+
+
+def event_text(msg: dict, labels: dict[str, str]) -> Text:
+    """One event as one line: time, peer, name, fields."""
+    name = msg.get("event", "?")
+    peer = msg.get("peer")
+    who = labels.get(peer) or short_key(peer, 6) if peer else "node"
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(f"{msg.get('time', 0.0):9.3f} ", style="dim")
+    text.append(f"{who[:12]:<12} ", style="bold")
+    text.append(name, style=CATEGORY_STYLE.get(event_category(name), ""))
+    for key, value in (msg.get("fields") or {}).items():
+        if key == "sender_index" or key.endswith("_index") or key in ("current", "previous", "next"):
+            value = index(value) if isinstance(value, int) else value
+        text.append(f" {key}=", style="dim")
+        text.append(field_value(value))
+    return text
+
+
+def matches(msg: dict, peer_filter: str | None, terms: list[str]) -> bool:
+    """Filter for the event pane: a peer (public key) and kind terms.
+
+    A term matches an event name or category by substring; '-term' excludes. With only
+    exclusions, everything else passes."""
+    if peer_filter is not None and msg.get("peer") != peer_filter:
+        return False
+    name = msg.get("event", "")
+    category = event_category(name)
+    include = [t for t in terms if not t.startswith("-")]
+    exclude = [t[1:] for t in terms if t.startswith("-") and len(t) > 1]
+    if any(t in name or t == category for t in exclude):
+        return False
+    return not include or any(t in name or t == category for t in include)
+
+
+def parse_terms(text: str) -> list[str]:
+    return [t.strip().lower() for t in text.replace(",", " ").split() if t.strip()]
