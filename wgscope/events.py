@@ -213,9 +213,30 @@ PEER_REMOVED = _define("peer_removed", INFO, "config", "A peer was removed; its 
 CONFIG_CHANGED = _define(
     "config_changed", INFO, "config", "A setting changed at run time (UAPI, configuration file).",
     setting="str", value="str: the new value; keys are never shown")
+UAPI_GET = _define("uapi_get", DEBUG, "config", "wg show/showconf read the configuration over the UAPI socket.",
+                   peers="int", lines="int: key=value lines answered")
+UAPI_SET = _define(
+    "uapi_set", INFO, "config", "A wg set/setconf/syncconf request over the UAPI socket ended; its changes are "
+    "the config events before it. errno 0 means all of it applied; otherwise what came before the error stays.",
+    errno="int: 0 or the errno.h number answered", reason="str|None: what was refused (never a key)",
+    lines="int: key=value lines read")
+UAPI_REQUEST_REJECTED = _define(
+    "uapi_request_rejected", INFO, "config", "A UAPI request that is neither get=1 nor set=1, or is malformed, "
+    "was answered with an errno.", errno="int", reason="str")
+UAPI_CONNECTION_REFUSED = _define(
+    "uapi_connection_refused", INFO, "config",
+    "A process that is not root connected to the UAPI socket and was answered EPERM, as the kernel's "
+    "netlink interface refuses it.", uid="int", pid="int")
 INTERFACE_UP = _define("interface_up", INFO, "interface", "The node started.", interface="str", listen_port="int|None",
                        public_key="str")
 INTERFACE_DOWN = _define("interface_down", INFO, "interface", "The node stopped.", interface="str", reason="str")
+
+# ---------------------------------------------------------------- capture replay
+REPLAY_FINDING = _define(
+    "replay_finding", INFO, "replay",
+    "Replaying a capture found an anomaly (replayed packets, loss, bad macs, timing off the protocol's "
+    "constants...); `wgscope replay` explains each kind.", kind="str", frames="list[int]: capture frame numbers",
+    detail="str")
 
 del ep
 

@@ -1,0 +1,67 @@
+"""Read a capture, gather its keys, and run the engine over it."""
+
+from __future__ import annotations
+
+import os
+from typing import Iterable
+
+from ..events import EventBus
+from ..pcap import CaptureError, FrameError, parse_frame, read_capture, read_capture_secrets
+from .engine import Engine, Replay
+from .keys import KeyRing, KeySourceError
+
+
+class ReplayInputError(ValueError):
+    """A capture or key source replay cannot use; the message is one line."""
+
+
+def load_keys(capture: str | os.PathLike | bytes, keylogs: Iterable[str] = (), configs: Iterable[str] = ()) -> KeyRing:
+    ring = KeyRing()
+    try:
+        for i, text in enumerate(read_capture_secrets(capture), 1):
+            ring.add_keylog(text, f"capture DSB {i}")
+        for path in keylogs:
+            ring.add_keylog_file(path)
+        for path in configs:
+            ring.add_config_file(path)
+    except CaptureError as e:
+        raise ReplayInputError(f"{_name(capture)}: {e}") from None
+    except KeySourceError as e:
+        raise ReplayInputError(str(e)) from None
+    return ring
+
+
+def replay_capture(capture: str | os.PathLike | bytes, keylogs: Iterable[str] = (), configs: Iterable[str] = (),
+                   bus: EventBus | None = None, annotate: bool = False, keep_decrypted: bool = False,
+                   keyring: KeyRing | None = None) -> Replay:
+    """Replay every WireGuard datagram of a pcap/pcapng capture; keys from its DSB, key logs and configs."""
+    if isinstance(capture, (str, os.PathLike)) and not os.path.exists(capture):
+        raise ReplayInputError(f"{capture}: no such file")
+    ring = keyring if keyring is not None else load_keys(capture, keylogs, configs)
+    engine = Engine(ring, bus, annotate=annotate, keep_decrypted=keep_decrypted)
+    frames = 0
+    damage = None
+    try:
+        for pkt in read_capture(capture):
+            frames = pkt.frame_number
+            try:
+                udp = parse_frame(pkt.linktype, pkt.data)
+            except FrameError:
+                udp = None
+            if udp is None:
+                engine.skip(pkt.frame_number, pkt.timestamp)
+                continue
+            engine.feed(pkt.frame_number, pkt.timestamp, udp.src, udp.dst, udp.payload)
+    except CaptureError as e:
+        if not frames:
+            raise ReplayInputError(f"{_name(capture)}: {e}") from None
+        damage = f"the capture is damaged after frame {frames} ({e}); what came before is analysed"
+    result = engine.finish()
+    result.frames = frames
+    if damage:
+        result.notices.append(damage)
+    return result
+
+
+def _name(capture) -> str:
+    return str(capture) if isinstance(capture, (str, os.PathLike)) else "capture"
