@@ -120,7 +120,7 @@ class TopApp(App):
     def _gone(self, reason: str) -> None:
         self.attempts += 1
         if self.connected or self.attempts == 1:
-            self.main.query_one("#events", EventPane).note(f"node gone: {reason}; retrying every {self.retry:g}s")
+            self._note(f"node gone: {reason}; retrying every {self.retry:g}s", "bold red")
         self.connected = False
         self.status = f"node gone: {reason} — retrying every {self.retry:g}s (attempt {self.attempts})"
         for widget in (self.main.query_one("#peers"), self.main.query_one("#card")):
@@ -137,7 +137,7 @@ class TopApp(App):
             self.status = f"attached to {msg.get('name')}"
             for widget in (self.main.query_one("#peers"), self.main.query_one("#card")):
                 widget.remove_class("stale")
-            self.main.query_one("#events", EventPane).note(self.status, style="bold green")
+            self._note(self.status, "bold green")
         elif kind == "snapshot" and isinstance(msg.get("data"), dict):
             self.snapshot = msg["data"]
             labels = self.main.query_one("#events", EventPane).labels
@@ -152,6 +152,11 @@ class TopApp(App):
             self.missed += int(msg.get("count", 0))
             self._incoming.append({"type": "note", "text": f"… {msg.get('count')} events dropped by the node "
                                    "(this dashboard fell behind)", "style": "yellow"})
+
+    def _note(self, text: str, style: str) -> None:
+        """A line of our own in the event pane, in order with the events around it."""
+        self._incoming.append({"type": "note", "text": text, "style": style})
+        self._flush_events()
 
     def _flush_events(self) -> None:
         if not self._incoming:

@@ -157,10 +157,6 @@ class EventPane(RichLog):
             for msg in msgs:
                 self._write(msg)
 
-    def note(self, text: str, style: str = "bold yellow") -> None:
-        self.kept.append({"type": "note", "text": text, "style": style})
-        self.write(Text(text, style=style))
-
     def _write(self, msg: dict) -> None:
         if msg.get("type") == "note":
             self.write(Text(msg["text"], style=msg.get("style", "")))
