@@ -6,9 +6,10 @@ from .finding import ERROR, OK, WARNING, Finding
 from .probe import ProbeResult
 
 PROBE_WARNING = (
-    "warning: --probe performs a real handshake with this config's identity (its private key). If an "
-    "interface with this identity is up and talking to the peer, the peer switches its session and endpoint to "
-    "this probe; the real tunnel recovers at its next handshake (send some traffic, or wait for a rekey).")
+    "warning: --probe replaces the peer's current session with this identity: it performs a real handshake "
+    "with this config's private key from another UDP port. If an interface with this identity is up and talking "
+    "to the peer, the peer switches its session and endpoint to the probe; the real tunnel recovers at its next "
+    "handshake (send some traffic, or wait for a rekey).")
 
 SILENCE_CHECKS = [
     "1. The peer does not know our public key, or our copy of its public key is wrong. WireGuard answers nothing "
