@@ -33,12 +33,17 @@ def load_keys(capture: str | os.PathLike | bytes, keylogs: Iterable[str] = (), c
 
 def replay_capture(capture: str | os.PathLike | bytes, keylogs: Iterable[str] = (), configs: Iterable[str] = (),
                    bus: EventBus | None = None, annotate: bool = False, keep_decrypted: bool = False,
-                   keyring: KeyRing | None = None) -> Replay:
+                   keyring: KeyRing | None = None, on_engine=None) -> Replay:
     """Replay every WireGuard datagram of a pcap/pcapng capture; keys from its DSB, key logs and configs."""
-    if isinstance(capture, (str, os.PathLike)) and not os.path.exists(capture):
-        raise ReplayInputError(f"{capture}: no such file")
+    if isinstance(capture, (str, os.PathLike)):
+        if not os.path.exists(capture):
+            raise ReplayInputError(f"{capture}: no such file")
+        if os.path.isdir(capture):
+            raise ReplayInputError(f"{capture}: is a directory, not a capture file")
     ring = keyring if keyring is not None else load_keys(capture, keylogs, configs)
     engine = Engine(ring, bus, annotate=annotate, keep_decrypted=keep_decrypted)
+    if on_engine is not None:
+        on_engine(engine)
     frames = 0
     damage = None
     try:

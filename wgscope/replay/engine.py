@@ -63,6 +63,7 @@ class Replay:
     keys: dict = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)  # plain statements (e.g. transport needs ephemeral keys)
     frame_notes: dict = field(default_factory=dict)  # frame -> list of note strings (when annotating)
+    frame_meta: dict = field(default_factory=dict)  # frame -> {kind, peer, index, verdict} (when annotating)
     decrypted_packets: list = field(default_factory=list)  # (time, inner packet) when asked
 
     def as_dict(self) -> dict:
@@ -164,12 +165,21 @@ class Engine:
                       frames=f.frames, detail=detail)
         if self.annotate:
             for fr in f.frames:
-                self.r.frame_notes.setdefault(fr, []).append(f"finding={kind}")
+                self.r.frame_notes.setdefault(fr, []).append(f"finding {kind}: {detail}")
+                meta = self.r.frame_meta.get(fr)
+                if meta is not None and fr == self.frame:
+                    meta["verdict"], meta["reason"] = "anomaly", kind
         return f
 
     def _note(self, text: str) -> None:
         if self.annotate:
             self.r.frame_notes.setdefault(self.frame, []).append(text)
+
+    def _mark(self, kind: str, peer: Party | None, index: int | None, verdict: str = "accepted") -> None:
+        """Per-frame verdict for the annotated capture (same pairs as sinks/capture.py comments)."""
+        if self.annotate:
+            self.r.frame_meta[self.frame] = {"kind": kind, "peer": peer.key_text if peer else None,
+                                             "index": index, "verdict": verdict}
 
     # ================================================================ input
     def feed(self, frame: int, time: float, src: tuple, dst: tuple, data: bytes) -> None:
@@ -245,6 +255,7 @@ class Engine:
             hs.reason = "responder_unknown"
         r.handshakes.append(hs)
         self._note(f"initiation hs={hs.id} sender=0x{msg.sender:08x}")
+        self._mark("initiation", initiator, msg.sender)
         # Retransmission of an unanswered initiation? (WP §6.4)
         pair = (initiator.id, responder.id)
         prev = self._last_initiation.get(pair)
@@ -343,6 +354,7 @@ class Engine:
         dup = self._seen_handshake_msgs.get(data)
         self._seen_handshake_msgs.setdefault(data, frame)
         hs = self._handshake_by_index.get(msg.receiver)
+        self._mark("response", hs.responder if hs else None, msg.sender)
         if hs is None:
             responder = self._party(src, None)
             responder.responses += 1
@@ -425,6 +437,7 @@ class Engine:
         hs = self._handshake_by_index.get(msg.receiver)
         sender = hs.responder if hs is not None else self._party(src, None)
         self._moved(sender, src)
+        self._mark("cookie_reply", sender, msg.receiver)
         sender.cookie_replies += 1
         if hs is None:
             self._find("unknown_receiver_index", [frame], f"cookie reply for receiver index 0x{msg.receiver:08x}, "
@@ -465,10 +478,16 @@ class Engine:
             entry = self._orphan(receiver, src, dst)
         sess, flow = entry
         sender = flow.sender
+        if self.annotate:
+            self._mark("keepalive" if keepalive else "transport", sender, receiver,
+                       "accepted" if flow.cipher is not None else "sealed")
         if sender.endpoints and sender.endpoints[-1] != src:
             self._moved(sender, src)
         sender.tx_packets += 1
         sender.tx_bytes += size
+        sec = int(now)
+        vol = sender.volume
+        vol[sec] = vol.get(sec, 0) + size
         # Expired keypair (WP §6.1): nothing may travel on a keypair older than REJECT_AFTER_TIME.
         if not sess.predates_capture and now - sess.created >= REJECT_AFTER_TIME:
             if not sess.expired_frames:

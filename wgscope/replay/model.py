@@ -37,6 +37,7 @@ class Party:
     responses: int = 0
     cookie_replies: int = 0
     persistent_keepalive_seen: bool = False
+    volume: dict = field(default_factory=dict)  # whole second of capture time -> transport bytes sent
 
     @property
     def key_text(self) -> str | None:

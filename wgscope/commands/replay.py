@@ -1,0 +1,106 @@
+"""`wgscope replay CAPTURE`: feed a capture through the protocol code and explain what happened."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from ..cli import UserError
+from ..events import DEBUG, INFO, EventBus
+
+EPILOG = """keys come from the capture's Decryption Secrets Block, --keylog files (Wireshark's WireGuard
+key log format) and --config files (wg-quick, private keys of one or both sides). With static
+private keys only, peers and handshakes are identified but transport data needs ephemeral keys."""
+
+
+def register(sub) -> None:
+    p = sub.add_parser("replay", help="replay a pcap/pcapng capture through wgscope's protocol code",
+                       description=__doc__, epilog=EPILOG)
+    p.add_argument("capture", metavar="CAPTURE", help="pcap or pcapng file")
+    p.add_argument("--keylog", action="append", default=[], metavar="FILE",
+                   help="Wireshark WireGuard key log (LOCAL_STATIC_PRIVATE_KEY = ... lines); repeatable")
+    p.add_argument("--config", action="append", default=[], metavar="FILE",
+                   help="wg-quick configuration of one side (private key, peers, allowed IPs); repeatable")
+    p.add_argument("--events", metavar="FILE|-", help="write the replayed events as JSON lines")
+    p.add_argument("--events-level", choices=("info", "debug", "trace"), default="info",
+                   help="lowest event level written with --events (default info)")
+    p.add_argument("--decrypted", metavar="OUT.pcap", help="write the decrypted inner packets as a plain pcap")
+    p.add_argument("--annotate", metavar="OUT.pcapng", help="write the capture again with replay's verdicts as "
+                   "packet comments (readable by dissectors/wgscope.lua)")
+    p.add_argument("--plot", metavar="OUT.png", help="draw a timeline with matplotlib")
+    p.add_argument("--json", action="store_true", help="print the reconstruction as JSON instead of the summary")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..events import TRACE
+    from ..replay import ReplayInputError, replay_capture
+
+    level = {"info": INFO, "debug": DEBUG, "trace": TRACE}[args.events_level]
+    bus = EventBus(INFO)
+    sink = None
+    state = {}
+    if args.events:
+        from ..sinks.jsonlog import EventLogSink
+
+        try:
+            sink = EventLogSink(args.events, fmt="json", node="replay")
+        except OSError as e:
+            raise UserError(f"cannot write events to {args.events}: {e.strerror}") from None
+
+        def with_frame(ev):
+            sink(ev._replace(fields={**ev.fields, "frame": state["engine"].frame}))
+
+        bus.subscribe(with_frame, level)
+    try:
+        result = _replay(args, bus, state)
+    except ReplayInputError as e:
+        raise UserError(str(e)) from None
+    finally:
+        if sink is not None:
+            sink.close()
+    _outputs(args, result)
+    if args.json:
+        json.dump(result.as_dict(), sys.stdout, indent=1, default=str)
+        sys.stdout.write("\n")
+    elif args.events != "-":
+        from ..replay import report
+
+        report.render(result)
+    return 0
+
+
+def _replay(args, bus, state):
+    from ..replay.driver import load_keys, replay_capture
+    from ..replay.driver import ReplayInputError
+    import os
+
+    if not os.path.isfile(args.capture):
+        what = "is a directory, not a capture file" if os.path.isdir(args.capture) else "no such file"
+        raise ReplayInputError(f"{args.capture}: {what}")
+    ring = load_keys(args.capture, args.keylog, args.config)
+    for w in ring.warnings[:5]:
+        print(f"wgscope replay: warning: {w}", file=sys.stderr)
+    return replay_capture(args.capture, bus=bus, annotate=bool(args.annotate), keep_decrypted=bool(args.decrypted),
+                          keyring=ring, on_engine=lambda e: state.update(engine=e))
+
+
+def _outputs(args, result) -> None:
+    try:
+        if args.decrypted:
+            from ..replay.outputs import write_decrypted
+
+            n = write_decrypted(args.decrypted, result)
+            print(f"wrote {n} decrypted packets to {args.decrypted}", file=sys.stderr)
+        if args.annotate:
+            from ..replay.outputs import write_annotated
+
+            n = write_annotated(args.capture, args.annotate, result)
+            print(f"wrote {n} annotated frames to {args.annotate}", file=sys.stderr)
+        if args.plot:
+            from ..replay.plot import write_plot
+
+            write_plot(result, args.plot)
+            print(f"wrote the timeline to {args.plot}", file=sys.stderr)
+    except OSError as e:
+        raise UserError(f"cannot write {e.filename or 'output'}: {e.strerror}") from None
