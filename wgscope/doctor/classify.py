@@ -15,7 +15,7 @@ SILENCE_CHECKS = [
     "1. The peer does not know our public key, or our copy of its public key is wrong. WireGuard answers nothing "
     "to an initiation it cannot authenticate, by design (WP §5.1: it stays silent to the unauthenticated), so a "
     "key mistake looks exactly like a dead host. Check: on the peer, `wg show` must list our public key "
-    "{ours} as a peer; here, the peer's PublicKey must equal what `wg show` on the peer prints as its "
+    "({ours}) as a peer; here, the peer's PublicKey must equal what `wg show` on the peer prints as its "
     "'public key' (not its private key, not another peer's).",
     "2. A firewall drops UDP to {endpoint} (on the peer, in between, or outbound here). Check: "
     "`tcpdump -ni any udp port {port}` on the peer while probing; a rule like iptables -A INPUT -p udp "

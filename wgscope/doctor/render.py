@@ -16,7 +16,7 @@ STATUS = {OK: "healthy", "info": "healthy", WARNING: "warning", ERROR: "problem"
 def verdict(findings: list[Finding], probed: bool) -> str:
     status = worst(findings)
     if status in (OK, "info"):
-        oks = [f for f in findings if f.severity == OK and f.source == "probe"]
+        oks = [f for f in findings if f.severity == OK and f.source in ("probe", "capture")]
         if oks:
             return oks[0].title
         return "healthy: no problems found" + ("" if probed else " in the configuration (add --probe to try a "
