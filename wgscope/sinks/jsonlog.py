@@ -17,6 +17,7 @@ for structlog only when the user asked for `--events-level trace`.
 from __future__ import annotations
 
 import datetime
+import inspect
 import json
 import sys
 from typing import Any, Callable, TextIO
@@ -93,9 +94,14 @@ def json_processors(wall_offset: float) -> list:
             structlog.processors.JSONRenderer(serializer=json.dumps, default=str)]
 
 
+# structlog 25.5 renamed pad_event to pad_event_to; name the column width either way.
+_PAD = ({"pad_event_to": 28} if "pad_event_to" in inspect.signature(structlog.dev.ConsoleRenderer).parameters
+        else {"pad_event": 28})
+
+
 def console_processors(wall_offset: float, colors: bool) -> list:
     return [add_wall_timestamp(wall_offset, short=True), add_level, shorten_peer, drop_empty,
-            structlog.dev.ConsoleRenderer(colors=colors, pad_event=28, sort_keys=False,
+            structlog.dev.ConsoleRenderer(colors=colors, sort_keys=False, **_PAD,
                                           exception_formatter=structlog.dev.plain_traceback)]
 
 
