@@ -1,0 +1,168 @@
+"""The dashboard, headless (textual's pilot), attached through a real control socket to a lab node."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from rich.console import Console
+
+from wgscope import cli
+from wgscope.runtime.lab import Lab
+from wgscope.tui import formatting as fmt
+from wgscope.tui.app import DetailScreen, TopApp
+from wgscope.tui.lab_runner import run_demo_tui, serve_lab
+
+
+def lab_pair():
+    lab = Lab(seed=5)
+    a = lab.add_node("alpha", "192.0.2.1", 51820, tunnel="10.0.0.1/24")
+    b = lab.add_node("bravo", "192.0.2.2", 51820, tunnel="10.0.0.2/24")
+    lab.connect(a, b)
+    return lab, a, b
+
+
+def plain(renderable, width: int = 120) -> str:
+    console = Console(width=width, record=True, file=open("/dev/null", "w"))
+    console.print(renderable)
+    return console.export_text()
+
+
+def pane_text(app) -> str:
+    return "\n".join(strip.text for strip in app.main.query_one("#events").lines)
+
+
+async def until(pilot, pred, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not pred():
+            await pilot.pause(0.05)
+
+
+def cell(app, key: str, column: str) -> str:
+    return str(app.main.query_one("#peers").get_cell(key, column))
+
+
+def test_formatting():
+    assert fmt.seconds(None) == "—" and fmt.seconds(0.42) == "0.42s" and fmt.seconds(9.81) == "9.8s"
+    assert fmt.seconds(123) == "2m03s" and fmt.seconds(3725) == "1h02m"
+    assert fmt.size(100) == "100 B" and fmt.size(2048) == "2.0 KiB"
+    assert fmt.index(0x3A4F) == "00003a4f"
+    assert fmt.matches({"event": "timer_armed"}, None, ["-timer"]) is False
+    assert fmt.matches({"event": "cookie_reply_sent"}, None, ["cookie"]) is True
+    assert fmt.matches({"event": "cookie_reply_sent", "peer": "x"}, "y", []) is False
+    assert fmt.session_state({"keypairs": {}, "timers": {"retransmit_handshake": 1.0}})[0] == "handshaking"
+
+
+def test_dashboard_follows_traffic_and_clock_jump(tmp_path):
+    lab, a, b = lab_pair()
+    key = a.peer(b).name
+
+    async def main():
+        async with serve_lab(lab, a, path=tmp_path / "alpha.ctl", traffic=None, speed=1.0) as server:
+            app = TopApp(server.path, retry=0.2)
+            async with app.run_test(size=(80, 24)) as pilot:
+                await until(pilot, lambda: app.connected and app.snapshot is not None)
+                assert cell(app, key, "state") == "no session" and cell(app, key, "tx") == "0 B"
+
+                a.ping("10.0.0.2")
+                lab.run(1.0)
+                await until(pilot, lambda: cell(app, key, "state") == "established")
+                await until(pilot, lambda: "handshake_completed" in pane_text(app))
+                assert cell(app, key, "hs") == "1" and cell(app, key, "tx") != "0 B"
+                reject_before = app.peer(key)["keypairs"]["current"]["age"]
+                assert cell(app, key, "reject").startswith("2m5")  # REJECT_AFTER_TIME - ~1 s
+                card = plain(app.main.query_one("#card").content)
+                assert "reject in 2m5" in card and "keepalive" in card and "staged 0/128" in card
+
+                # Jump 100 s: countdowns move on, counters grow with new traffic.
+                lab.advance(100)
+                a.ping("10.0.0.2", seq=2)
+                lab.run(1.0)
+                await until(pilot, lambda: cell(app, key, "reject").startswith("1m1"))
+                assert app.peer(key)["keypairs"]["current"]["age"] > reject_before + 99
+                await until(pilot, lambda: app.peer(key)["tx_packets"] >= 2)
+                await until(pilot, lambda: app.peer(key)["rx_packets"] >= 2)
+
+                # The screen is usable at 80x24: every part has room.
+                for wid in ("#bar", "#peers", "#card", "#events"):
+                    assert app.main.query_one(wid).region.height >= 1, wid
+                assert app.main.query_one("#events").region.height >= 4
+        assert app.return_code in (None, 0)
+
+    asyncio.run(main())
+
+
+def test_pause_filter_and_detail(tmp_path):
+    lab, a, b = lab_pair()
+    key = a.peer(b).name
+
+    async def main():
+        async with serve_lab(lab, a, path=tmp_path / "alpha.ctl", traffic=None) as server:
+            app = TopApp(server.path, retry=0.2)
+            async with app.run_test(size=(100, 30)) as pilot:
+                a.ping("10.0.0.2")
+                lab.run(1.0)
+                await until(pilot, lambda: app.snapshot and cell(app, key, "state") == "established")
+
+                await pilot.press("space")
+                frozen = cell(app, key, "reject")
+                lab.advance(30)
+                await pilot.pause(0.5)
+                assert app.paused and cell(app, key, "reject") == frozen
+                await pilot.press("space")
+                await until(pilot, lambda: cell(app, key, "reject") != frozen)
+
+                await pilot.press("slash", *"session", "enter")
+                pane = app.main.query_one("#events")
+                assert pane.terms == ["session"]
+                await until(pilot, lambda: "keypair_created" in pane_text(app))
+                assert "handshake_initiation_sent" not in pane_text(app)
+                await pilot.press("p")
+                assert pane.peer_filter == key and "bravo" in pane.border_title
+
+                await pilot.press("enter")
+                await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+                detail = plain(app.screen.query_one("#detail-card").content)
+                assert key in detail and "10.0.0.2/32" in detail and "retry —" in detail
+                await pilot.press("escape")
+                await until(pilot, lambda: not isinstance(app.screen, DetailScreen))
+
+    asyncio.run(main())
+
+
+def test_node_gone_then_back(tmp_path):
+    lab, a, b = lab_pair()
+    path = tmp_path / "alpha.ctl"
+
+    async def main():
+        app = TopApp(path, retry=0.1)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: app.attempts >= 1)
+            assert not app.connected and "node gone" in app.status and "no control socket" in app.status
+            async with serve_lab(lab, a, path=path, traffic=None):
+                await until(pilot, lambda: app.connected and app.snapshot is not None)
+            await until(pilot, lambda: not app.connected)
+            assert "node gone" in app.status
+            assert "node gone" in pane_text(app) and "attached to lab-alpha" in pane_text(app)
+            assert app.main.query_one("#peers").has_class("stale")
+            async with serve_lab(lab, a, path=path, traffic=None):  # the node comes back
+                await until(pilot, lambda: app.connected)
+            await pilot.press("q")
+
+    asyncio.run(main())
+
+
+def test_top_command_without_a_node(tmp_path, capsys):
+    assert cli.main(["top", "--socket-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no running node found" in err
+    assert cli.main(["top", "nosuch", "--socket-dir", str(tmp_path)]) == 1
+    assert "no node named 'nosuch'" in capsys.readouterr().err
+
+
+def test_demo_tui_runs_headless(tmp_path):
+    lab, a, b = lab_pair()
+    with contextlib.suppress(SystemExit):
+        assert run_demo_tui(lab, a, speed=20.0, path=tmp_path / "demo.ctl", headless=True, exit_after=1.5) == 0
+    assert a.echo_replies(), "the default traffic pinged the peer"
+    assert not (tmp_path / "demo.ctl").exists()
