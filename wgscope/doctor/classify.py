@@ -50,6 +50,9 @@ def probe_finding(result: ProbeResult, our_public: str, peer_name: str) -> list[
         mtu = result.path_mtu
         if mtu and mtu.get("fits") is False:
             out.append(mtu_finding(mtu, ev_source="probe"))
+        elif mtu and mtu.get("fits"):
+            out[0].evidence.append(f"a full-size transport message ({mtu['outer_size']} bytes, Don't Fragment) "
+                                   f"left without error; path MTU {mtu['path_mtu']}")
         return out
     if o == "psk_mismatch":
         out.append(Finding(
