@@ -96,8 +96,8 @@ def start_wgscope(ns: Namespace, tmp: Path, ifname: str, config: Path | None = N
 def start_wireguard_go(ns: Namespace, ifname: str, keys: Keys, tmp: Path, *, listen_port: int,
                        address: list[str] = ()) -> subprocess.Popen:
     """wireguard-go in the foreground, configured with `wg set`."""
-    proc = ns.popen(["wireguard-go", ifname], env={"WG_PROCESS_FOREGROUND": "1", "LOG_LEVEL": "error"},
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = ns.popen(["wireguard-go", ifname], env={"WG_PROCESS_FOREGROUND": "1", "LOG_LEVEL": os.environ.get("WGGO_LOG", "error")},
+                    stdout=open(tmp / f"{ifname}.wggo.log", "wb"), stderr=subprocess.STDOUT)
     wait_for(lambda: Path(f"/var/run/wireguard/{ifname}.sock").exists(), 10, what=f"{ifname}.sock")
     key = write_private(tmp / f"{ifname}.key", keys)
     ns.run(f"wg set {ifname} private-key {key} listen-port {listen_port}")
@@ -141,8 +141,8 @@ s = socket.socket(socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(1)
 print('listening', flush=True)
-s.settimeout(30)
-c, _ = s.accept(); c.settimeout(30)
+s.settimeout(20)
+c, _ = s.accept(); c.settimeout(15)
 h = hashlib.sha256(); n = 0
 while True:
     d = c.recv(65536)
@@ -171,7 +171,7 @@ print(len(data), hashlib.sha256(data).hexdigest(), flush=True)
 
 
 def tcp_transfer(server_ns: Namespace, client_ns: Namespace, server_ip: str, size: int = 4 << 20,
-                 port: int = 5201, pace: float | None = None, during=None, timeout: float = 60) -> str:
+                 port: int = 5201, pace: float | None = None, during=None, timeout: float = 40) -> str:
     """Send `size` random bytes over TCP through the tunnel; the sha256 on both ends must match."""
     server = server_ns.popen([PYTHON, "-c", TCP_SERVER, server_ip, str(port)], stdout=subprocess.PIPE, text=True)
     assert server.stdout.readline().strip() == "listening"

@@ -206,8 +206,9 @@ def build_node(args, start: Startup):
         lines.append(f"  TEST ONLY    protocol timers scaled by {scale}")
     if args.force_under_load:
         lines.append("  under load   forced: handshakes need mac2 (cookie replies)")
-    lines += [f"  warning      {w}" for w in start.warnings]
     start.summary = lines
+    _attach_uapi(node, start)
+    _attach_control(node, start)
     return node
 
 
@@ -227,16 +228,48 @@ def _sinks_attacher(args):
 
 
 def _attach_uapi(node, start: Startup) -> None:
-    """The `wg` tool's socket, /var/run/wireguard/NAME.sock (wgscope/uapi.py + runtime/uapi_socket.py)."""
+    """The `wg` tool's socket, /var/run/wireguard/NAME.sock (wgscope/uapi.py, runtime/uapi_socket.py).
+
+    Deleting the socket file stops the node, as the cross-platform page asks of implementations."""
     try:
         from ..runtime import uapi_socket
-    except ImportError:
-        start.warnings.append("no UAPI socket: wgscope/runtime/uapi_socket.py is not available")
+    except ImportError as e:
+        start.warnings.append(f"no UAPI socket ({e})")
         return
-    server = uapi_socket.UapiServer(node)
-    node.on_start.append(lambda n: server.start())
-    node.on_stop.append(lambda n: server.close())
-    start.summary.insert(4, f"  uapi         {server.path}")
+
+    async def begin(n) -> None:
+        try:
+            server = await uapi_socket.start_uapi_server(n, on_removed=lambda: n.stop("UAPI socket removed"))
+        except uapi_socket.UapiSocketError as e:
+            raise UserError(str(e)) from None
+
+        async def end(_n) -> None:
+            server.close()
+            await server.wait_closed()
+
+        n.on_stop.append(end)
+        start.summary.insert(4, f"  uapi         {server.path} (configure with wg)")
+
+    node.on_start.append(begin)
+
+
+def _attach_control(node, start: Startup) -> None:
+    """The dashboard's read-only control socket (wgscope/sinks/control.py); optional, a warning if taken."""
+    try:
+        from ..sinks.control import start_control_server
+    except ImportError:
+        return
+
+    async def begin(n) -> None:
+        try:
+            server = await start_control_server(n.name, n.bus, n.device.snapshot, n.now)
+        except OSError as e:
+            start.warnings.append(f"no control socket for `wgscope top`: {e.strerror or e}")
+            return
+        n.on_stop.append(lambda _n: server.close())
+        start.summary.append(f"  dashboard    wgscope top {n.name}")
+
+    node.on_start.append(begin)
 
 
 # ---------------------------------------------------------------- up / down
@@ -250,18 +283,24 @@ def up(args) -> int:
     start = Startup()
     try:
         node = build_node(args, start)
-        _attach_uapi(node, start)
     except BaseException:
         _close(start)
         raise
-    print("\n".join(start.summary), flush=True)
-    print(f"  stop with Ctrl-C or `wgscope down {node.name}`", flush=True)
-    reason = _serve(node, ready=None)
+
+    def ready(n) -> None:
+        print(_summary(start, f"stop with Ctrl-C or `wgscope down {n.name}`"), flush=True)
+
+    reason = _serve(node, ready)
     print(f"wgscope: interface {node.name} down ({reason})", flush=True)
     return 0
 
 
+def _summary(start: Startup, last: str) -> str:
+    return "\n".join(start.summary + [f"  warning      {w}" for w in start.warnings] + [f"  {last}"])
+
+
 def _serve(node, ready) -> str:
+    """Run the node's loop; the pid file lets `wgscope down NAME` find it."""
     path = pidfile(node.name)
     with contextlib.suppress(OSError):
         PID_DIR.mkdir(parents=True, exist_ok=True)
@@ -299,7 +338,6 @@ def _daemon(args) -> int:
     start = Startup()
     try:
         node = build_node(args, start)
-        _attach_uapi(node, start)
     except UserError as e:
         _close(start)
         os.write(w, f"error\n{e}".encode())
@@ -310,8 +348,7 @@ def _daemon(args) -> int:
         os._exit(1)
 
     def ready(n) -> None:
-        summary = "\n".join(start.summary) + f"\n  stop with `wgscope down {n.name}`\n"
-        os.write(w, ("ok\n" + summary).encode())
+        os.write(w, ("ok\n" + _summary(start, f"stop with `wgscope down {n.name}`") + "\n").encode())
         os.close(w)
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
@@ -320,6 +357,9 @@ def _daemon(args) -> int:
 
     try:
         _serve(node, ready)
+    except BaseException as e:  # noqa: BLE001 - before `ready`, the parent is waiting for this line
+        with contextlib.suppress(OSError):
+            os.write(w, f"error\n{e}".encode())
     finally:
         os._exit(0)
 
