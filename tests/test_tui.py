@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import pytest
 from rich.console import Console
+
+from conftest import require_tools
 
 from wgscope import cli
 from wgscope.runtime.lab import Lab
@@ -166,3 +169,38 @@ def test_demo_tui_runs_headless(tmp_path):
         assert run_demo_tui(lab, a, speed=20.0, path=tmp_path / "demo.ctl", headless=True, exit_after=1.5) == 0
     assert a.echo_replies(), "the default traffic pinged the peer"
     assert not (tmp_path / "demo.ctl").exists()
+
+
+@pytest.mark.root
+@pytest.mark.timeout(90)
+def test_dashboard_attached_to_live_node(tmp_path):
+    """`wgscope up` (a real process, TUN and UDP) against wireguard-go; the dashboard reads its control socket."""
+    require_tools("wireguard-go", "wg", "ping")
+    from livenet import Keys, ping, start_wgscope, start_wireguard_go, wg_peer, wgscope_config
+    from netns import namespaces, unique, veth, wait_for
+
+    ctl = tmp_path / "ctl"
+    with namespaces("A", "B") as (a, b):
+        veth(a, "192.0.2.1/24", b, "192.0.2.2/24")
+        ka, kb = Keys(), Keys()
+        ifa, ifb = unique("wtu"), unique("wtg")
+        conf = wgscope_config(tmp_path / f"{ifa}.conf", ka, listen_port=51820, addresses=["10.9.0.1/24"],
+                              peers=[dict(public_key=kb.public_b64, allowed_ips=["10.9.0.2/32"],
+                                          endpoint="192.0.2.2:51821")])
+        node = start_wgscope(a, tmp_path, ifa, conf, env={"WGSCOPE_CONTROL_DIR": str(ctl)})
+        start_wireguard_go(b, ifb, kb, tmp_path, listen_port=51821, address=["10.9.0.2/24"])
+        wg_peer(b, ifb, ka.public_b64, allowed=["10.9.0.1/32"])
+        wait_for(lambda: (ctl / f"{ifa}.ctl").exists(), 10, what="control socket")
+        ping(a, "10.9.0.2", count=2)
+
+        async def main():
+            app = TopApp(ctl / f"{ifa}.ctl", retry=0.2)
+            async with app.run_test(size=(80, 24)) as pilot:
+                await until(pilot, lambda: app.snapshot is not None, timeout=10)
+                assert cell(app, kb.public_b64, "state") == "established"
+                assert app.peer(kb.public_b64)["rx_packets"] >= 2
+                node.terminate()
+                await until(pilot, lambda: not app.connected, timeout=10)
+                assert "node gone" in app.status
+
+        asyncio.run(main())

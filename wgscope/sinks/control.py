@@ -152,6 +152,9 @@ class ControlServer:
     # ---------------------------------------------------------------- lifecycle
     async def _start(self) -> None:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = os.lstat(self.path.parent)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+            raise OSError(f"refusing to serve in {self.path.parent}: not a directory we own")
         with contextlib.suppress(OSError):
             os.chmod(self.path.parent, 0o700)
         if self.path.exists() or self.path.is_symlink():
@@ -254,7 +257,10 @@ class ControlServer:
             await asyncio.sleep(period)
             if not self.clients:
                 continue
-            snap = self._snapshot()  # one snapshot for all clients, at a bounded rate
+            try:
+                snap = self._snapshot()  # one snapshot for all clients, at a bounded rate
+            except Exception as e:  # never let a view bug end the stream; say so instead
+                snap = {"error": f"snapshot failed: {e.__class__.__name__}: {e}", "peers": []}
             self.snapshots_sent += 1
             for client in self.clients:
                 client.snapshot = snap
