@@ -503,6 +503,7 @@ class Engine:
                 plain = cipher.decrypt(nonce(counter), data[TRANSPORT_HEADER_SIZE:], None)
             except InvalidTag:
                 flow.failed += 1
+                self._sent_authenticated(sender, keepalive)  # it left the sender; the wire spoiled it
                 self._find("decryption_failed", [frame], f"transport 0x{receiver:08x} counter {counter} does not "
                            f"authenticate with session {sess.id}'s keys", sender)
                 self.bus.emit(ev.PACKET_DROPPED, now, sender.key_text, reason="decryption_failed", kind="transport",
