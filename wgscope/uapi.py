@@ -32,6 +32,7 @@ from __future__ import annotations
 import errno as E
 import ipaddress
 import math
+import socket
 from typing import Any, Iterable
 
 from .events import CONFIG_CHANGED, UAPI_GET, UAPI_REQUEST_REJECTED, UAPI_SET
@@ -107,14 +108,24 @@ def parse_endpoint(value: str) -> tuple[str, int]:
 
 
 def parse_allowed_ip(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-    """`address/cidr` (WG-GO netip.ParsePrefix); host bits are masked off as the trie does."""
+    """`address/cidr` (WG-GO netip.ParsePrefix); host bits are masked off as the trie does.
+
+    inet_pton and the (int, prefixlen) constructor: a few times faster than ip_network(text),
+    which matters for a setconf of hundreds of thousands of allowed IPs."""
     addr, sep, cidr = value.partition("/")
-    if not sep or not (cidr.isascii() and cidr.isdigit()) or len(cidr) > 3 or "%" in addr:
-        raise _invalid(f"allowed_ip: {value[:80]!r} is not ADDRESS/CIDR")
-    try:
-        return ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        raise _invalid(f"allowed_ip: {value[:80]!r} is not ADDRESS/CIDR") from None
+    if sep and cidr.isascii() and cidr.isdigit() and len(cidr) <= 3:
+        plen = int(cidr)
+        try:
+            if ":" in addr:
+                if plen <= 128:
+                    n = int.from_bytes(socket.inet_pton(socket.AF_INET6, addr), "big")
+                    return ipaddress.IPv6Network((n >> (128 - plen) << (128 - plen), plen))
+            elif plen <= 32:
+                n = int.from_bytes(socket.inet_pton(socket.AF_INET, addr), "big")
+                return ipaddress.IPv4Network((n >> (32 - plen) << (32 - plen), plen))
+        except OSError:
+            pass
+    raise _invalid(f"allowed_ip: {value[:80]!r} is not ADDRESS/CIDR")
 
 
 def endpoint_text(endpoint: tuple | None) -> str | None:

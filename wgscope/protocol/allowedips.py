@@ -15,6 +15,7 @@ import ipaddress
 from typing import Any, Iterable
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_NETWORK_TYPES = (ipaddress.IPv4Network, ipaddress.IPv6Network)  # already masked: no need to parse again
 
 
 class _Family:
@@ -64,7 +65,7 @@ class AllowedIPs:
 
     def insert(self, network: Network | str, peer: Any) -> Any:
         """Map `network` to `peer`; returns the peer that held it before, if another."""
-        net = ipaddress.ip_network(network, strict=False)
+        net = network if isinstance(network, _NETWORK_TYPES) else ipaddress.ip_network(network, strict=False)
         fam = self._family(net.version)
         plen = net.prefixlen
         previous = fam.insert(int(net.network_address) >> (fam.bits - plen), plen, peer)
