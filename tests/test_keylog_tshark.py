@@ -4,6 +4,7 @@ initiator and as responder, with and without a pre-shared key."""
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import stat
@@ -71,7 +72,8 @@ def test_tshark_decrypts_wire_capture_with_our_keylog(tmp_path, role, with_psk):
         config = wgscope_config(tmp_path / f"{scope_if}.conf", ours, listen_port=PORT, addresses=[f"{A_TUN}/24"],
                                 peers=[{"public_key": theirs.public_b64, "allowed_ips": [f"{B_TUN}/32"],
                                         "endpoint": f"{B_UNDER}:{PORT}", "psk": shared}])
-        node = start_wgscope(a, tmp_path, scope_if, config, "--keylog", str(keylog))
+        node = start_wgscope(a, tmp_path, scope_if, config, "--keylog", str(keylog), "--events", "-",
+                             "--events-level", "trace")
         assert "holds session secrets" in node.output()  # the startup warning
         cap = WireCapture(a, va, wire, tmp_path)
         try:
@@ -89,6 +91,12 @@ def test_tshark_decrypts_wire_capture_with_our_keylog(tmp_path, role, with_psk):
     assert f"REMOTE_STATIC_PUBLIC_KEY = {theirs.public_b64}\n" in text
     if shared:
         assert f"PRESHARED_KEY = {shared}\n" in text
+    # the node's own output (events at trace level) names the handshake but holds no key
+    log = node.output()
+    assert '"event": "handshake_completed"' in log
+    secrets = [line.split(" = ")[1] for line in text.splitlines() if " = " in line and "PUBLIC" not in line]
+    for key in {k for k in secrets if k != "A" * 43 + "="}:
+        assert key not in log and base64.b64decode(key).hex() not in log
 
     assert tshark_count(wire, "wg") >= 5  # the wire really carries WireGuard
     assert tshark_count(wire, "icmp") == 0  # nothing decrypts without keys
