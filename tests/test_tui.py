@@ -14,7 +14,7 @@ from wgscope import cli
 from wgscope.runtime.lab import Lab
 from wgscope.tui import formatting as fmt
 from wgscope.tui.app import DetailScreen, TopApp
-from wgscope.tui.lab_runner import run_demo_tui, serve_lab
+from wgscope.tui.lab_runner import LabDriver, run_demo_tui, serve_lab
 
 
 def lab_pair():
@@ -161,6 +161,26 @@ def test_top_command_without_a_node(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "no running node found" in err
     assert cli.main(["top", "nosuch", "--socket-dir", str(tmp_path)]) == 1
     assert "no node named 'nosuch'" in capsys.readouterr().err
+
+
+def test_lab_driver_plays_a_script_in_lab_time():
+    lab, a, b = lab_pair()
+    seen = []
+
+    def story(lab):
+        a.ping("10.0.0.2", seq=1)
+        yield 2.0
+        seen.append(round(lab.now, 3))
+        lab.advance(150)  # a clock jump inside the story
+        a.ping("10.0.0.2", seq=2)
+        yield 1.0
+        seen.append(round(lab.now, 3))
+
+    driver = LabDriver(lab, traffic=None, steps=[(1.0, lambda lab: seen.append("step"))], script=story)
+    for _ in range(40):
+        driver.step(0.1)
+    assert seen == ["step", 2.0, 153.0] and driver.finished
+    assert a.echo_replies() == [1, 2] and a.peer(b).handshakes_completed == 2  # rekeyed after the jump
 
 
 def test_demo_tui_runs_headless(tmp_path):

@@ -14,12 +14,15 @@ import contextlib
 import ipaddress
 import os
 from pathlib import Path
-from typing import AsyncIterator, Callable, Iterable
+from typing import AsyncIterator, Callable, Iterable, Iterator
 
 from ..runtime.lab import Lab, LabNode
 from ..sinks.control import ControlServer, control_path, start_control_server
 
 Step = tuple[float, Callable[[Lab], object]]  # (lab time in seconds, action)
+# A script is a generator function: it acts on the lab and yields how many lab seconds to wait
+# before it goes on, so a story written with `lab.run(5)` plays in real time as `yield 5`.
+Script = Callable[[Lab], Iterator[float]]
 DEFAULT = object()
 
 
@@ -44,22 +47,44 @@ class LabDriver:
     """Advance `lab` by the real time elapsed times `speed`, every `tick` real seconds."""
 
     def __init__(self, lab: Lab, *, speed: float = 1.0, tick: float = 0.05,
-                 traffic: Callable[[Lab], None] | None = None, steps: Iterable[Step] = ()) -> None:
+                 traffic: Callable[[Lab], None] | None = None, steps: Iterable[Step] = (),
+                 script: Script | None = None) -> None:
         self.lab = lab
         self.speed = speed
         self.tick = tick
         self.traffic = traffic
         self.steps = sorted(steps, key=lambda s: s[0])
+        self.script = script(lab) if script else None
+        self.script_at = lab.now
         self.paused = False
 
+    @property
+    def finished(self) -> bool:
+        return not self.steps and self.script is None
+
+    def _resume_script(self) -> None:
+        try:
+            wait = next(self.script)
+        except StopIteration:
+            self.script = None
+            return
+        self.script_at = self.lab.now + max(0.0, float(wait or 0.0))
+
     def step(self, dt: float) -> None:
-        """Move the lab `dt` seconds on, running scripted steps exactly at their times."""
+        """Move the lab `dt` seconds on, running steps and the script exactly at their times."""
         lab = self.lab
         end = lab.now + dt
-        while self.steps and self.steps[0][0] <= end:
-            at, action = self.steps.pop(0)
-            lab.run_until(max(at, lab.now))
-            action(lab)
+        while True:
+            step_at = self.steps[0][0] if self.steps else None
+            script_at = self.script_at if self.script is not None else None
+            due = min((t for t in (step_at, script_at) if t is not None), default=None)
+            if due is None or due > end:
+                break
+            lab.run_until(max(due, lab.now))
+            if due == step_at:
+                self.steps.pop(0)[1](lab)
+            else:
+                self._resume_script()
         lab.run_until(end)
         if self.traffic is not None:
             self.traffic(lab)
@@ -79,15 +104,16 @@ class LabDriver:
 @contextlib.asynccontextmanager
 async def serve_lab(lab: Lab, node: LabNode, *, path: str | os.PathLike | None = None, speed: float = 1.0,
                     tick: float = 0.05, traffic: Callable[[Lab], None] | None | object = DEFAULT,
-                    steps: Iterable[Step] = (), rate: float = 5.0) -> AsyncIterator[ControlServer]:
+                    steps: Iterable[Step] = (), script: Script | None = None,
+                    rate: float = 5.0) -> AsyncIterator[ControlServer]:
     """Drive `lab` in real time and serve `node`'s control socket (default: control_path('lab-NAME'))."""
     if traffic is DEFAULT:
         traffic = ping_peers(node)
     server = await start_control_server(f"lab-{node.name}", node.bus, node.device.snapshot, lambda: lab.now,
                                         path=path or control_path(f"lab-{node.name}"), rate=rate)
-    driver = LabDriver(lab, speed=speed, tick=tick, traffic=traffic, steps=steps)
+    driver = LabDriver(lab, speed=speed, tick=tick, traffic=traffic, steps=steps, script=script)
     task = asyncio.ensure_future(driver.run())
-    server.driver = driver
+    server.driver, server.driver_task = driver, task
     try:
         yield server
     finally:
@@ -99,18 +125,23 @@ async def serve_lab(lab: Lab, node: LabNode, *, path: str | os.PathLike | None =
 
 def run_demo_tui(lab: Lab, node: LabNode, *, speed: float = 1.0,
                  traffic: Callable[[Lab], None] | None | object = DEFAULT, steps: Iterable[Step] = (),
-                 path: str | os.PathLike | None = None, headless: bool = False,
+                 script: Script | None = None, path: str | os.PathLike | None = None, headless: bool = False,
                  exit_after: float | None = None) -> int:
     """Run `lab` in real time (x `speed`) with the dashboard attached to `node`, until the user quits.
 
     traffic(lab) is called every tick (default: `node` pings its peers once a lab second; None: no
-    traffic); steps are (lab time, fn(lab)) run in order at their times. `exit_after` (real seconds)
-    quits by itself, with `headless` for scripted runs. Returns an exit status."""
+    traffic); steps are (lab time, fn(lab)) run in order at their times; `script(lab)` is a generator
+    that yields lab seconds to wait between its acts. `exit_after` (real seconds) quits by itself,
+    with `headless` for scripted runs. Returns an exit status."""
     from .app import TopApp
 
     async def main() -> int:
-        async with serve_lab(lab, node, path=path, speed=speed, traffic=traffic, steps=steps) as server:
+        async with serve_lab(lab, node, path=path, speed=speed, traffic=traffic, steps=steps,
+                             script=script) as server:
             app = TopApp(Path(server.path))
+            # A failing script must not leave a frozen lab on screen: end the app, re-raise below.
+            server.driver_task.add_done_callback(
+                lambda t: t.cancelled() or t.exception() is None or app.exit(return_code=1))
             if exit_after is not None:
                 asyncio.get_running_loop().call_later(exit_after, app.exit)
             await app.run_async(headless=headless)
