@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from ..cli import UserError
+from ..errors import UserError
 from ..events import DEBUG, INFO, EventBus
 
 EPILOG = """keys come from the capture's Decryption Secrets Block, --keylog files (Wireshark's WireGuard

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ..cli import UserError
+from ..errors import UserError
 
 
 def register(sub) -> None:

@@ -115,10 +115,7 @@ class HandshakeProbe:
 
     def _initiate(self) -> None:
         """One initiation, via the core's own send path (so mac1/mac2 and events are the real ones)."""
-        device = self.device
-        device._out = []
-        device.send_initiation(self.peer, self.clock.now(), is_retry=self.result.initiations > 0)
-        actions, device._out = device._out, []
+        actions = self.device.initiate_handshake(self.peer, self.clock.now(), is_retry=self.result.initiations > 0)
         sent = [a for a in actions if isinstance(a, SendDatagram)]
         self.result.initiations += len(sent)
         self._send(actions)

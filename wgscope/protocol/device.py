@@ -245,10 +245,10 @@ class Device(SendPath, ReceivePath, TimerHooks):
                 self.bus.emit(UNDER_LOAD_LEFT, now, None, forced=forced)
         return loaded
 
-    def initiate_handshake(self, peer: Peer, now: float) -> list:
+    def initiate_handshake(self, peer: Peer, now: float, is_retry: bool = False) -> list:
         """Start a handshake now, as the timers or a staged packet would (subject to REKEY_TIMEOUT)."""
         self._out = []
-        self.send_initiation(peer, now, is_retry=False)
+        self.send_initiation(peer, now, is_retry=is_retry)
         out, self._out = self._out, []
         return out
 

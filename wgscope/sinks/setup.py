@@ -77,7 +77,7 @@ def attach_sinks(bus: EventBus, args: argparse.Namespace, snapshot_fn: Callable[
     Raises wgscope.cli.UserError (one line) when a file cannot be created or the metrics
     address cannot be bound; sinks made before the failure are closed again.
     """
-    from ..cli import UserError  # the CLI imports commands lazily; import here to avoid a cycle
+    from ..errors import UserError
 
     if wall_offset is None:
         wall_offset = _wall_offset(snapshot_fn)
