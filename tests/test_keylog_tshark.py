@@ -63,6 +63,7 @@ def test_tshark_decrypts_wire_capture_with_our_keylog(tmp_path, role, with_psk):
     shared = psk() if with_psk else None
     keylog = tmp_path / "wgscope.keys"
     wire = tmp_path / "wire.pcapng"
+    own = tmp_path / "own.pcapng"  # wgscope's --capture of the same traffic
     with namespaces("kla", "klb") as (a, b):
         va, _vb = veth(a, f"{A_UNDER}/24", b, f"{B_UNDER}/24")
         wg_if, scope_if = unique("klg"), unique("kls")
@@ -73,7 +74,7 @@ def test_tshark_decrypts_wire_capture_with_our_keylog(tmp_path, role, with_psk):
                                 peers=[{"public_key": theirs.public_b64, "allowed_ips": [f"{B_TUN}/32"],
                                         "endpoint": f"{B_UNDER}:{PORT}", "psk": shared}])
         node = start_wgscope(a, tmp_path, scope_if, config, "--keylog", str(keylog), "--events", "-",
-                             "--events-level", "trace")
+                             "--events-level", "trace", "--capture", str(own))
         assert "holds session secrets" in node.output()  # the startup warning
         cap = WireCapture(a, va, wire, tmp_path)
         try:
@@ -105,6 +106,18 @@ def test_tshark_decrypts_wire_capture_with_our_keylog(tmp_path, role, with_psk):
     assert tshark_count(wire, "icmp.type == 8", *keyed) >= 3
     assert tshark_count(wire, "icmp.type == 0", *keyed) >= 3
     assert tshark_count(wire, f"ip.src == {A_TUN} || ip.src == {B_TUN}", *keyed) >= 6
+
+    # the node's own capture needs no key log at all: its Decryption Secrets Blocks carry the keys
+    assert stat.S_IMODE(os.stat(own).st_mode) == 0o600
+    assert tshark_count(own, "wg.handshake_ok == 1") >= 1
+    assert tshark_count(own, "icmp.type == 0") >= 3
+    from wgscope.pcap import read_capture
+    from wgscope.sinks.capture import parse_comment
+    verdicts = [parse_comment(p.comment) for p in read_capture(own)]
+    first = "out" if role == "initiator" else "in"
+    assert (verdicts[0]["dir"], verdicts[0]["kind"], verdicts[0]["verdict"]) == (
+        first, "initiation", "sent" if first == "out" else "accepted")
+    assert verdicts[0]["peer"] == theirs.public_b64[:8]
 
     if role == "initiator" and with_psk:  # and once through pyshark
         import pyshark
