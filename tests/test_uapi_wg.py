@@ -358,3 +358,39 @@ def test_setconf_with_200k_allowed_ips_over_many_peers(node, tmp_path):
     assert node.device.allowed_ips.lookup("10.42.3.37") is node.device.peers[keys[42]]
     assert node.events.of("uapi_set")[-1].fields == {"errno": 0, "reason": None,
                                                     "lines": 4 + peers * (1 + 1 + per_peer)}
+
+
+def test_a_set_in_progress_holds_off_other_requests(node):
+    """One request at a time, as wireguard-go's ipcMutex: a get waits for a streaming set to end."""
+    writer = socket.socket(socket.AF_UNIX)
+    writer.connect(socket_path(node.name))
+    writer.sendall(b"set=1\npublic_key=" + PUBS[0].hex().encode() + b"\nallowed_ip=10.5.0.0/16\n")
+    reader = socket.socket(socket.AF_UNIX)
+    reader.settimeout(0.5)
+    reader.connect(socket_path(node.name))
+    reader.sendall(b"get=1\n\n")
+    with pytest.raises(socket.timeout):
+        reader.recv(65536)
+    writer.sendall(b"allowed_ip=10.6.0.0/16\n\n")
+    writer.settimeout(5)
+    assert writer.recv(100) == b"errno=0\n\n"
+    reader.settimeout(5)
+    answer = b""
+    while not answer.endswith(b"\n\n"):
+        answer += reader.recv(65536)
+    assert b"allowed_ip=10.5.0.0/16\nallowed_ip=10.6.0.0/16\nerrno=0\n\n" in answer
+    writer.close()
+    reader.close()
+
+
+def test_deleting_the_socket_file_tells_the_node(tmp_path):
+    require_tools("wg")
+    n = LoopNode(unique("wgu"))
+    n.device.listen_port = n.set_listen_port(0)
+    gone = threading.Event()
+    n.server = n.call(start_uapi_server(n, on_removed=gone.set))
+    try:
+        os.unlink(socket_path(n.name))
+        assert gone.wait(5)
+    finally:
+        n.stop()

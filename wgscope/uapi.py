@@ -41,10 +41,11 @@ from .protocol.noise import ZERO_PSK
 from .protocol.peer import Peer
 
 # Bounds. A line of the protocol is short (the longest legal one is an IPv6 endpoint with a
-# zone); a set may be very large — `wg setconf` of hundreds of thousands of allowed IPs is
-# ~30 bytes a line — so a request is bounded generously and processed as it streams in.
+# zone); a set may be very large — `wg setconf` of 200k allowed IPs is ~6 MB — so a request is
+# processed as it streams in and bounded at 64 MiB: about two million allowed IPs, which is
+# already some hundreds of MB of Python objects.
 MAX_LINE = 4096
-MAX_REQUEST = 256 * 1024 * 1024
+MAX_REQUEST = 64 * 1024 * 1024
 
 _UNSET: Any = object()
 

@@ -159,8 +159,11 @@ class UapiServer:
                 self.refused += 1
                 self.node.device.bus.emit(UAPI_CONNECTION_REFUSED, self.node.now(), None, uid=uid, pid=pid)
                 await self._refuse(reader, writer)
-        except (ConnectionError, asyncio.CancelledError):
+        except ConnectionError:
             pass
+        except Exception as e:  # never a traceback out of the loop: the node keeps running
+            self.node.device.bus.emit(UAPI_REQUEST_REJECTED, self.node.now(), None, errno=E.ENOANO,
+                                      reason=f"internal error: {type(e).__name__}: {e}")
         finally:
             self._writers.discard(writer)
             writer.close()
