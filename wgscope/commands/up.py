@@ -126,6 +126,7 @@ class Startup:
 
 def build_node(args, start: Startup):
     from ..protocol.device import ConfigurationError, Device
+    from ..protocol.peer import endpoint_text
     from ..runtime import netlink
     from ..runtime.live import LiveNode
     from ..runtime.tun import Tun, TunError
@@ -143,10 +144,12 @@ def build_node(args, start: Startup):
     private_key = _key(iface.private_key) if iface and iface.private_key else bytes(32)
     mtu = (iface.mtu if iface and iface.mtu else None) or 1420
     device = Device(private_key, bus=bus, listen_port=None, mtu=mtu, name=name)
+    # The TUN's addresses are not given to device.interface_addresses: the core would source its
+    # ICMP unreachable from them, and the kernel drops a packet arriving on the TUN from one of its
+    # own addresses (a martian). Sourced from the unreachable destination, it is accepted.
+    addresses = [ipaddress.ip_interface(a) for a in (iface.addresses or [])] if iface else []
     if cfg:
         start.warnings += [str(w) for w in getattr(cfg, "warnings", [])]
-        for addr in iface.addresses or []:
-            device.interface_addresses.append(ipaddress.ip_interface(addr))
 
     try:
         start.tun = Tun(name)
@@ -180,7 +183,7 @@ def build_node(args, start: Startup):
                 else:
                     routes.append(net)
         try:
-            netlink.configure(name, mtu=mtu, addresses=device.interface_addresses, routes=routes)
+            netlink.configure(name, mtu=mtu, addresses=addresses, routes=routes)
         except (netlink.LinkError, OSError) as e:
             raise UserError(str(e)) from None
     else:
@@ -194,11 +197,11 @@ def build_node(args, start: Startup):
              f"  public key   {encode(device.public_key) if private_key != bytes(32) else '(none: set with wg set)'}",
              f"  listening    UDP port {start.udp.port} ({families})",
              f"  tun          {name}, mtu {mtu}" + (
-                 ", addresses " + ", ".join(map(str, device.interface_addresses)) if device.interface_addresses
+                 ", addresses " + ", ".join(map(str, addresses)) if addresses
                  else (", no addresses (bare interface)" if cfg is None else ""))]
     for peer in device.peers.values():
         nets = ", ".join(str(n) for n in device.allowed_ips.networks(peer)) or "(none)"
-        ep = f"{peer.endpoint[0]}:{peer.endpoint[1]}" if peer.endpoint else "(learned from the peer)"
+        ep = endpoint_text(peer.endpoint) if peer.endpoint else "(learned from the peer)"
         keep = f", keepalive {peer.persistent_keepalive}s" if peer.persistent_keepalive else ""
         psk = ", psk" if peer.handshake.preshared_key != bytes(32) else ""
         lines.append(f"  peer         {peer.label or peer.name[:8]}: endpoint {ep}, allowed ips {nets}{keep}{psk}")

@@ -1,0 +1,117 @@
+"""wgscope <-> wgscope as real processes: two namespaces; TUNs moved away from the processes
+(the topology of the kernel's netns.sh); and through a NAT kept open by persistent keepalive."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import require_tools
+from livenet import Keys, ping, psk, start_wgscope, tcp_transfer, wg_dump, wgscope_config, write_private
+from netns import namespaces, sh, unique, veth, wait_for
+
+pytestmark = [pytest.mark.root, pytest.mark.timeout(120)]
+
+
+def test_two_namespaces_ping_tcp_ipv6_and_unreachable(tmp_path):
+    """Same checks as against wireguard-go, both ends wgscope; a destination no peer covers is
+    answered on the TUN with ICMP host unreachable."""
+    require_tools("ping")
+    with namespaces("A", "B") as (a, b):
+        va, vb = veth(a, "192.0.2.1/24", b, "192.0.2.2/24")
+        a.run(f"ip -6 addr add 2001:db8:1::1/64 dev {va} nodad")
+        b.run(f"ip -6 addr add 2001:db8:1::2/64 dev {vb} nodad")
+        ka, kb, shared = Keys(), Keys(), psk()
+        ifa, ifb = unique("wsa"), unique("wsb")
+        ca = wgscope_config(tmp_path / "a.conf", ka, listen_port=51820, addresses=["10.8.0.1/24", "fd00:8::1/64"],
+                            peers=[dict(public_key=kb.public_b64, allowed_ips=["10.8.0.2/32", "fd00:8::2/128"],
+                                        endpoint="[2001:db8:1::2]:51821", psk=shared)])
+        cb = wgscope_config(tmp_path / "b.conf", kb, listen_port=51821, addresses=["10.8.0.2/24", "fd00:8::2/64"],
+                            peers=[dict(public_key=ka.public_b64, allowed_ips=["10.8.0.1/32", "fd00:8::1/128"],
+                                        psk=shared)])
+        na = start_wgscope(a, tmp_path, ifa, ca)
+        nb = start_wgscope(b, tmp_path, ifb, cb)
+        ping(a, "10.8.0.2")
+        ping(b, "10.8.0.1")
+        ping(b, "fd00:8::1")
+        tcp_transfer(a, b, "10.8.0.1", size=4 << 20)
+        tcp_transfer(b, a, "fd00:8::2", size=1 << 20, port=5202)
+        r = a.run("ping -c 1 -W 2 10.8.0.77", check=False)  # inside 10.8.0.0/24, but no peer's
+        assert r.returncode != 0 and "Destination Host Unreachable" in r.stdout, r.stdout
+        assert f"endpoint [2001:db8:1::2]:51821" in na.output()
+        for n in (na, nb):
+            assert n.terminate() == 0
+        assert a.run(f"ip link show {ifa}", check=False).returncode != 0
+
+
+@contextlib.contextmanager
+def moved_tuns(tmp_path: Path):
+    """netns.sh: processes and UDP in ns0; wg1 moved to ns1, wg2 to ns2; configured with `wg`."""
+    require_tools("wg", "ping")
+    with namespaces("P", "X", "Y") as (ns0, ns1, ns2):
+        if1, if2 = unique("wsx"), unique("wsy")
+        n1 = start_wgscope(ns0, tmp_path, if1, None)
+        n2 = start_wgscope(ns0, tmp_path, if2, None)
+        assert "no addresses (bare interface)" in n1.output()
+        sh(f"ip -n {ns0.name} link set {if1} netns {ns1.name}")
+        sh(f"ip -n {ns0.name} link set {if2} netns {ns2.name}")
+        for ns, ifn, me in ((ns1, if1, "1"), (ns2, if2, "2")):
+            ns.run(f"ip addr add 192.168.241.{me}/24 dev {ifn}")
+            ns.run(f"ip addr add fd00::{me}/24 dev {ifn} nodad")
+            ns.run(f"ip link set {ifn} up")
+        k1, k2 = Keys(), Keys()
+        yield ns0, ns1, ns2, if1, if2, k1, k2, (n1, n2)
+        for n in (n1, n2):
+            assert n.terminate() == 0, n.output()
+
+
+@pytest.mark.parametrize("outer", ["127.0.0.1", "[::1]"], ids=["outer-ipv4", "outer-ipv6"])
+def test_tun_moved_to_another_namespace(tmp_path, outer):
+    with moved_tuns(tmp_path) as (ns0, ns1, ns2, if1, if2, k1, k2, _nodes):
+        f1, f2 = write_private(tmp_path / "k1", k1), write_private(tmp_path / "k2", k2)
+        ns0.run(f"wg set {if1} private-key {f1} listen-port 1 "
+                f"peer {k2.public_b64} allowed-ips 192.168.241.2/32,fd00::2/128 endpoint {outer}:2")
+        ns0.run(f"wg set {if2} private-key {f2} listen-port 2 "
+                f"peer {k1.public_b64} allowed-ips 192.168.241.1/32,fd00::1/128 endpoint {outer}:1")
+        ping(ns1, "192.168.241.2")
+        ping(ns2, "fd00::1")
+        tcp_transfer(ns2, ns1, "192.168.241.2", size=2 << 20)
+        dump = wg_dump(ns0, if1)[0]
+        assert dump[2] == f"{outer}:2" and int(dump[4]) > 0 and int(dump[6]) > 2 << 20  # tx: the upload
+
+
+def test_through_nat_kept_open_by_persistent_keepalive(tmp_path):
+    """A (198.51.100.2) behind a masquerading router reaches B (203.0.113.2). Conntrack forgets a UDP
+    flow after 2 s here, so B can still reach A after 3 s idle only because A's keepalive (1 s) keeps
+    the mapping; with keepalive turned off the same wait closes it."""
+    require_tools("iptables", "ping", "wg")
+    with namespaces("C", "R", "S") as (c, r, s):
+        veth(c, "198.51.100.2/24", r, "198.51.100.1/24")
+        _rs, _sr = veth(r, "203.0.113.1/24", s, "203.0.113.2/24")
+        c.run("ip route add default via 198.51.100.1")
+        r.run("sysctl -qw net.ipv4.ip_forward=1")
+        r.run(f"iptables -t nat -A POSTROUTING -o {_rs} -j MASQUERADE")
+        r.run("sysctl -qw net.netfilter.nf_conntrack_udp_timeout=2")
+        r.run("sysctl -qw net.netfilter.nf_conntrack_udp_timeout_stream=2")
+        kc, ks = Keys(), Keys()
+        ifc, ifs = unique("wsc"), unique("wss")
+        cc = wgscope_config(tmp_path / "c.conf", kc, listen_port=51820, addresses=["10.7.0.1/24"],
+                            peers=[dict(public_key=ks.public_b64, allowed_ips=["10.7.0.2/32"],
+                                        endpoint="203.0.113.2:51821", keepalive=1)])
+        cs = wgscope_config(tmp_path / "s.conf", ks, listen_port=51821, addresses=["10.7.0.2/24"],
+                            peers=[dict(public_key=kc.public_b64, allowed_ips=["10.7.0.1/32"])])
+        start_wgscope(c, tmp_path, ifc, cc)
+        start_wgscope(s, tmp_path, ifs, cs)
+        ping(c, "10.7.0.2", count=1)
+        endpoint = wg_dump(s, ifs)[0][2]
+        assert endpoint.startswith("203.0.113.1:"), endpoint  # the server sees the NAT's address
+        time.sleep(3)
+        ping(s, "10.7.0.1", count=1, timeout=3)  # server -> client through the kept mapping
+
+        c.run(f"wg set {ifc} peer {ks.public_b64} persistent-keepalive 0")
+        time.sleep(3)  # nothing from the client for longer than conntrack remembers
+        lost = s.run("ping -c 2 -W 1 10.7.0.1", check=False)
+        assert lost.returncode != 0, "the mapping should have expired without keepalive"
