@@ -10,17 +10,28 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from pathlib import Path
+
 from ..events import INFO
 from ..narrate import describe
 from ..protocol.constants import REKEY_AFTER_TIME, REKEY_TIMEOUT
 from ..runtime.lab import Lab
+from ..sinks.setup import add_sink_arguments, attach_sinks
+
+
+DEMO_CAPTURE = "captures/demo.pcapng"
 
 
 def register(sub) -> None:
     p = sub.add_parser("demo", help="run a scripted two-node scenario in the in-process lab")
     p.add_argument("--seed", type=int, default=7, help="seed for the lab's randomness (default 7)")
     p.add_argument("--quiet", action="store_true", help="print only the summary")
-    p.set_defaults(func=run)
+    p.add_argument("--tui", action="store_true", help="run the story in real time with the dashboard attached "
+                   "to alpha (q quits)")
+    p.add_argument("--speed", type=float, default=10.0, help="with --tui: lab seconds per real second "
+                   "(default 10)")
+    add_sink_arguments(p)
+    p.set_defaults(func=run, capture=DEMO_CAPTURE)
 
 
 class Story:
@@ -32,6 +43,10 @@ class Story:
         if not self.quiet:
             self.console.print(f"\n[bold cyan]== {title}[/]")
 
+    def say(self, text: str) -> None:
+        if not self.quiet:
+            self.console.print(text)
+
     def attach(self, lab: Lab) -> None:
         for node in lab.nodes.values():
             node.bus.subscribe(lambda ev, n=node.name: self.tell(lab, n, ev), INFO)
@@ -42,49 +57,51 @@ class Story:
             self.console.print(f"  [dim]t={ev.time:8.3f}s[/] [bold]{who:>5}[/] {sentence}", highlight=False)
 
 
-def scenario(lab: Lab, story: Story) -> dict:
+def build(lab: Lab) -> tuple:
     alpha = lab.add_node("alpha", "192.0.2.1", 51820, tunnel="10.0.0.1/24")
     bravo = lab.add_node("bravo", "192.0.2.2", 51820, tunnel="10.0.0.2/24")
     lab.connect(alpha, bravo)
-    story.attach(lab)
-    results = {}
+    return alpha, bravo
+
+
+def script(lab: Lab, story: Story, results: dict):
+    """The story as a generator: it yields how many lab seconds pass before its next act, so
+    the same script runs at once (plain demo) or in real time under the dashboard (--tui)."""
+    alpha, bravo = lab.nodes["alpha"], lab.nodes["bravo"]
 
     story.chapter("1. alpha pings bravo: the first packet starts a handshake")
     alpha.ping("10.0.0.2", 1)
-    lab.run(1)
+    yield 1
     results["first_ping"] = alpha.echo_replies() == [1]
 
     story.chapter("2. pings both ways over the session")
     for seq in range(2, 5):
         alpha.ping("10.0.0.2", seq)
         bravo.ping("10.0.0.1", 100 + seq)
-        lab.run(1)
+        yield 1
     results["pings"] = len(alpha.echo_replies()) == 4 and len(bravo.echo_replies()) == 3
-    if not story.quiet:
-        story.console.print(f"  alpha got {len(alpha.echo_replies())} echo replies, "
-                            f"bravo got {len(bravo.echo_replies())}")
+    story.say(f"  alpha got {len(alpha.echo_replies())} echo replies, bravo got {len(bravo.echo_replies())}")
 
     story.chapter(f"3. two minutes of traffic on a fast clock: alpha rekeys after REKEY_AFTER_TIME "
                   f"({REKEY_AFTER_TIME:.0f} s)")
     for seq in range(130):
         alpha.ping("10.0.0.2", 1000 + seq)
-        lab.run(1)
+        yield 1
     results["rekey"] = alpha.peer(bravo).handshakes_completed >= 2
 
     story.chapter("4. bravo is forced under load: alpha's next handshake is answered with a cookie")
     bravo.device.set_forced_load(True, lab.now)
-    lab.run(REKEY_TIMEOUT)
+    yield REKEY_TIMEOUT
     alpha.apply(alpha.device.initiate_handshake(alpha.peer(bravo), lab.now))
-    lab.run(REKEY_TIMEOUT + 1)  # the retry carries mac2 and gets through
+    yield REKEY_TIMEOUT + 1  # the retry carries mac2 and gets through
     results["cookie"] = alpha.peer(bravo).cookies_received >= 1 and alpha.peer(bravo).handshakes_completed >= 3
     bravo.device.set_forced_load(None, lab.now)
 
     story.chapter("5. alpha roams to a new address; bravo follows it")
     alpha.move("198.51.100.1", 40000)
     alpha.ping("10.0.0.2", 5000)
-    lab.run(1)
+    yield 1
     results["roaming"] = bravo.peer(alpha).endpoint == ("198.51.100.1", 40000) and 5000 in alpha.echo_replies()
-    return results
 
 
 def summary(lab: Lab, console: Console) -> None:
@@ -104,13 +121,36 @@ def summary(lab: Lab, console: Console) -> None:
 def run(args) -> int:
     console = Console(highlight=False)
     lab = Lab(seed=args.seed)
-    story = Story(console, args.quiet)
-    results = scenario(lab, story)
+    alpha, _ = build(lab)
+    results: dict = {}
+    if args.capture:
+        Path(args.capture).parent.mkdir(parents=True, exist_ok=True)
+    sinks = attach_sinks(alpha.bus, args, lambda: alpha.device.snapshot(lab.now), "alpha",
+                         wall_offset=alpha.device.wall_offset, warn=None)
+    try:
+        if args.tui:
+            from ..tui.lab_runner import run_demo_tui
+
+            story = Story(console, quiet=True)
+            status = run_demo_tui(lab, alpha, speed=args.speed, traffic=None,
+                                  script=lambda lab: script(lab, story, results))
+            console.print(f"demo: {len(results)} of 5 steps ran before the dashboard closed")
+            return status
+        story = Story(console, args.quiet)
+        story.attach(lab)
+        for wait in script(lab, story, results):
+            lab.run(wait)
+    finally:
+        sinks.close()
     console.print()
     summary(lab, console)
     failed = [k for k, ok in results.items() if not ok]
     for step, ok in results.items():
         console.print(f"  {'[green]ok[/]' if ok else '[red]FAILED[/]'}  {step}")
+    if args.capture:
+        console.print(f"\nalpha's traffic is in {args.capture}: it carries its own keys, so "
+                      f"`tshark -r {args.capture}` (or Wireshark) shows it decrypted, with wgscope's verdict "
+                      f"as a comment on each packet.")
     if failed:
         console.print(f"[red]demo: steps failed: {', '.join(failed)}[/]")
         return 1
