@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Callable, TextIO
 
+from ..errors import UserError
 from ..events import LEVELS, EventBus
 from .capture import CaptureWriter
 from .jsonlog import EventLogSink
@@ -74,7 +75,7 @@ def attach_sinks(bus: EventBus, args: argparse.Namespace, snapshot_fn: Callable[
                  wall_offset: float | None = None, warn: TextIO | None = sys.stderr) -> Sinks:
     """Create the sinks the options ask for and subscribe them to `bus`.
 
-    Raises wgscope.cli.UserError (one line) when a file cannot be created or the metrics
+    Raises wgscope.errors.UserError (one line) when a file cannot be created or the metrics
     address cannot be bound; sinks made before the failure are closed again.
     """
     from ..errors import UserError
