@@ -17,9 +17,12 @@ from .keys import keylog_lines
 
 
 class LabCapture:
-    def __init__(self, lab: Lab, path, secrets: bool = True, keylog_path=None, nodes=None) -> None:
+    def __init__(self, lab: Lab, path, secrets: bool = True, keylog_path=None, nodes=None,
+                 undelivered: bool = True) -> None:
         """`secrets`: put key logs in DSBs; `keylog_path`: also write them to a key log file (0600);
-        `nodes`: whose secrets to record (default all)."""
+        `nodes`: whose secrets to record (default all); `undelivered`: also record datagrams the
+        network lost (a capture beside the sender) — False records what arrived (beside the receiver)."""
+        self.undelivered = undelivered
         self.lab = lab
         self.writer = PcapngWriter(path)
         self.secrets = secrets
@@ -37,6 +40,8 @@ class LabCapture:
             self.writer.write_wireguard_secrets(text)
 
     def _tap(self, wire: Wire) -> None:
+        if not wire.delivered and not self.undelivered:
+            return
         self.writer.write_packet(build_udp_frame(wire.src, wire.dst, wire.data), LAB_EPOCH + wire.time)
         self.packets += 1
 
