@@ -6,7 +6,7 @@ import os
 from typing import Iterable
 
 from ..events import EventBus
-from ..pcap import CaptureError, FrameError, parse_frame, read_capture, read_capture_secrets
+from ..pcap import CaptureError, CaptureReader, FrameError, parse_frame, read_capture
 from .engine import Engine, Replay
 from .keys import KeyRing, KeySourceError
 
@@ -17,8 +17,13 @@ class ReplayInputError(ValueError):
 
 def load_keys(capture: str | os.PathLike | bytes, keylogs: Iterable[str] = (), configs: Iterable[str] = ()) -> KeyRing:
     ring = KeyRing()
+    reader = CaptureReader(capture)
     try:
-        for i, text in enumerate(read_capture_secrets(capture), 1):
+        reader.read_secrets()
+    except CaptureError:
+        pass  # the packet pass reports the damage; secrets before it are still used
+    try:
+        for i, text in enumerate(reader.secrets, 1):
             ring.add_keylog(text, f"capture DSB {i}")
         for path in keylogs:
             ring.add_keylog_file(path)
