@@ -48,6 +48,60 @@ def test_two_namespaces_ping_tcp_ipv6_and_unreachable(tmp_path):
 
 
 @contextlib.contextmanager
+def wgscope_pair(tmp_path: Path, *, a_knows: str | None = None, b_knows: str | None = None):
+    """wgscope in A (192.0.2.1 and .11, 2001:db8:1::1) and B (192.0.2.2, 2001:db8:1::2); tunnel 10.8.0.0/24."""
+    with namespaces("A", "B") as (a, b):
+        va, vb = veth(a, "192.0.2.1/24", b, "192.0.2.2/24")
+        a.run(f"ip addr add 192.0.2.11/24 dev {va}")
+        a.run(f"sysctl -qw net.ipv4.conf.{va}.promote_secondaries=1")
+        a.run(f"ip -6 addr add 2001:db8:1::1/64 dev {va} nodad")
+        b.run(f"ip -6 addr add 2001:db8:1::2/64 dev {vb} nodad")
+        ka, kb = Keys(), Keys()
+        ifa, ifb = unique("wsa"), unique("wsb")
+        ca = wgscope_config(tmp_path / "a.conf", ka, listen_port=51820, addresses=["10.8.0.1/24"],
+                            peers=[dict(public_key=kb.public_b64, allowed_ips=["10.8.0.2/32"], endpoint=a_knows)])
+        cb = wgscope_config(tmp_path / "b.conf", kb, listen_port=51821, addresses=["10.8.0.2/24"],
+                            peers=[dict(public_key=ka.public_b64, allowed_ips=["10.8.0.1/32"], endpoint=b_knows)])
+        nodes = start_wgscope(a, tmp_path, ifa, ca), start_wgscope(b, tmp_path, ifb, cb)
+        yield a, b, va, ifa, ifb, ka, kb
+        for n in nodes:
+            assert n.terminate() == 0, n.output()
+
+
+def test_replies_leave_from_the_address_the_peer_sent_to(tmp_path):
+    """B sends to A's secondary 192.0.2.11: A answers from .11 (else B would roam A to .1). When .11
+    disappears, A's next datagram falls over to a source the kernel picks, and B follows."""
+    with wgscope_pair(tmp_path, b_knows="192.0.2.11:51820") as (a, b, va, ifa, ifb, ka, kb):
+        ping(b, "10.8.0.1")
+        ping(a, "10.8.0.2")
+        assert wg_dump(b, ifb)[0][2] == "192.0.2.11:51820"
+        a.run(f"ip addr del 192.0.2.11/24 dev {va}")
+        ping(a, "10.8.0.2")
+        assert wg_dump(b, ifb)[0][2] == "192.0.2.1:51820"
+
+
+def test_outer_family_switched_at_run_time(tmp_path):
+    """`wg set ... endpoint` moves the outer transport from IPv4 to IPv6 and back."""
+    with wgscope_pair(tmp_path, a_knows="192.0.2.2:51821") as (a, b, va, ifa, ifb, ka, kb):
+        ping(a, "10.8.0.2")
+        assert wg_dump(b, ifb)[0][2].startswith("192.0.2.")
+        a.run(f"wg set {ifa} peer {kb.public_b64} endpoint [2001:db8:1::2]:51821")
+        ping(a, "10.8.0.2")
+        assert wg_dump(b, ifb)[0][2] == "[2001:db8:1::1]:51820"
+        a.run(f"wg set {ifa} peer {kb.public_b64} endpoint 192.0.2.2:51821")
+        ping(a, "10.8.0.2")
+        assert wg_dump(b, ifb)[0][2].startswith("192.0.2.")
+
+
+def test_mtu_raised_at_run_time_carries_34k_packets(tmp_path):
+    with wgscope_pair(tmp_path, a_knows="192.0.2.2:51821") as (a, b, va, ifa, ifb, ka, kb):
+        a.run(f"ip link set {ifa} mtu 34000")
+        b.run(f"ip link set {ifb} mtu 34000")
+        r = a.run("ping -c 2 -i 0.3 -W 3 -M do -s 33900 10.8.0.2", check=False)
+        assert r.returncode == 0 and "33908 bytes from 10.8.0.2" in r.stdout, r.stdout + r.stderr
+
+
+@contextlib.contextmanager
 def moved_tuns(tmp_path: Path):
     """netns.sh: processes and UDP in ns0; wg1 moved to ns1, wg2 to ns2; configured with `wg`."""
     require_tools("wg", "ping")
