@@ -130,3 +130,18 @@ def test_roaming_and_cookies_are_reconstructed(tmp_path):
     assert r.handshakes[-1].outcome == "completed"
     assert [(str(x.old[0]), str(x.new[0])) for x in r.roams] == [("192.0.2.1", "198.51.100.7")]
     assert r.findings_of("bad_mac2") == []
+
+
+def test_ipv6_underlay(tmp_path):
+    path = tmp_path / "v6.pcapng"
+    lab = Lab(seed=2)
+    a = lab.add_node("alpha", "2001:db8::1", 51820, tunnel="fd00::1/64")
+    b = lab.add_node("bravo", "2001:db8::2", 51821, tunnel="fd00::2/64")
+    lab.connect(a, b)
+    with LabCapture(lab, path):
+        a.ping("fd00::2")
+        lab.run(1)
+    r = replay_capture(path)
+    assert len(r.sessions) == 1 and r.sessions[0].decryptable
+    assert r.inner == {"icmpv6 fd00::1 > fd00::2": 1, "icmpv6 fd00::2 > fd00::1": 1}
+    assert {p.endpoint for p in r.parties} == {("2001:db8::1", 51820), ("2001:db8::2", 51821)}
