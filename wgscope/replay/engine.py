@@ -297,7 +297,7 @@ class Engine:
                               endpoint=endpoint_text(src), reason="stale_timestamp")
             else:
                 self._last_timestamp[initiator_key] = hs.timestamp
-        if initiator_key is not None:
+        if initiator_key is not None and hs.reason != "stale_timestamp":
             self.bus.emit(ev.HANDSHAKE_INITIATION_CONSUMED, now, initiator.key_text, endpoint=endpoint_text(src),
                           sender_index=msg.sender)
         old = self._pending.get(msg.sender)
@@ -333,7 +333,7 @@ class Engine:
                        f"REKEY_AFTER_TIME is {REKEY_AFTER_TIME:g} s", hs.initiator, age=round(age, 3))
         sess.rekey_due_since = None
 
-    def _check_mac2(self, hs_or_none, data: bytes, src: tuple, receiver: Party, what: str) -> None:
+    def _check_mac2(self, _hs, data: bytes, src: tuple, receiver: Party, what: str) -> None:
         held = self._cookies.get((src, receiver.id))
         if held is None:
             return
@@ -421,13 +421,11 @@ class Engine:
         self._pending.pop(hs.sender_index, None)
         self._note(f"response hs={hs.id} session={sess.id} indices=0x{hs.sender_index:08x}/0x{msg.sender:08x}"
                    + ("" if sess.decryptable else f" sealed={sess.sealed_reason}"))
-        peer = hs.initiator.key_text
         self.bus.emit(ev.HANDSHAKE_RESPONSE_CONSUMED, now, responder.key_text, endpoint=ep, sender_index=msg.sender,
                       receiver_index=msg.receiver)
         self.bus.emit(ev.KEYPAIR_CREATED, now, responder.key_text, local_index=hs.sender_index,
                       remote_index=msg.sender, role="initiator", slot="current")
         self.bus.emit(ev.HANDSHAKE_COMPLETED, now, responder.key_text, role="initiator", rtt=round(hs.rtt, 6))
-        del peer
 
     # ================================================================ cookie reply
     def _cookie_reply(self, src: tuple, dst: tuple, data: bytes) -> None:
