@@ -196,3 +196,10 @@ def test_source_outside_allowed_ips_with_config(clean, tmp_path):
     assert len(found) == 23 and found[0].extra["src"] == "10.0.0.1"
     conf.write_text(conf.read_text().replace("10.9.0.0/24", "10.0.0.1/32"))
     assert replay_capture(path, configs=[str(conf)]).findings_of("source_not_allowed") == []
+
+
+def test_replayed_initiation(clean, tmp_path):
+    r = replay_altered(clean, tmp_path, duplicate=[1])
+    (f,) = r.findings_of("replayed")
+    assert f.frames == [1, 2] and "initiation" in f.detail
+    assert len(r.sessions) == 2 and r.handshakes[1].outcome == "rejected"
