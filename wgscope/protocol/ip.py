@@ -85,6 +85,8 @@ def icmp_unreachable(packet: bytes, reporter: str | None = None) -> bytes | None
     except InvalidPacket:
         return None
     if v == 4:
+        if packet[16] >= 224 or packet[16:20] == b"\xff\xff\xff\xff":
+            return None  # not about multicast or broadcast (RFC 1122 §3.2.2)
         if packet[9] == 1 and len(packet) > 20 and packet[20] not in (0, 8):
             return None  # never answer an ICMP error with an error (RFC 1122 §3.2.2)
         src = packet[12:16]
@@ -93,6 +95,8 @@ def icmp_unreachable(packet: bytes, reporter: str | None = None) -> bytes | None
         body = struct.pack("!BBHI", 3, 1, 0, 0) + quote
         body = body[:2] + struct.pack("!H", checksum(body)) + body[4:]
         return ipv4_header(me, src, 1, len(body)) + body
+    if packet[24] == 0xFF:
+        return None  # not about a multicast destination, e.g. router solicitations (RFC 4443 §2.4 e)
     if packet[6] == 58 and len(packet) > 40 and packet[40] < 128:
         return None  # ICMPv6 error about an ICMPv6 error
     src = packet[8:24]
