@@ -223,7 +223,7 @@ def _sinks_attacher(args):
         return None
 
     def attach(bus, node):
-        sinks = attach_sinks(bus, args, lambda: node.device.snapshot(node.now()), node.name,
+        sinks = attach_sinks(bus, args, node.snapshot, node.name,
                              wall_offset=node.device.wall_offset)
         node.on_stop.append(lambda n: sinks.close())
 

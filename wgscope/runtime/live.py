@@ -19,8 +19,10 @@ timestamps, "latest handshake") then run fast as well — only monotonicity matt
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import signal
 import socket
+import threading
 import time
 from typing import Callable
 
@@ -56,6 +58,7 @@ class LiveNode:
         self.tun_write_drops = 0
         self._route_cache: dict[tuple, tuple] = {}
         self._route_cache_time = 0.0
+        self._thread: int | None = None
         # Hook points: callables run in the loop after start (may return an awaitable) / at shutdown.
         self.on_start: list[Callable[["LiveNode"], object]] = []
         self.on_stop: list[Callable[["LiveNode"], object]] = []
@@ -179,6 +182,26 @@ class LiveNode:
         self.udp.set_fwmark(mark)
         self.device.fwmark = mark
 
+    def snapshot(self) -> dict:
+        """Device.snapshot at the current time, safe to call from another thread (the metrics
+        server's): the snapshot is taken on the loop, between two packets."""
+        loop = self.loop
+        if loop is None or not loop.is_running() or self._in_loop_thread():
+            return self.device.snapshot(self.now())
+        result: concurrent.futures.Future = concurrent.futures.Future()
+
+        def take() -> None:
+            try:
+                result.set_result(self.device.snapshot(self.now()))
+            except BaseException as e:  # noqa: BLE001 - handed to the caller
+                result.set_exception(e)
+
+        loop.call_soon_threadsafe(take)
+        return result.result(timeout=5)
+
+    def _in_loop_thread(self) -> bool:
+        return threading.get_ident() == self._thread
+
     # ---------------------------------------------------------------- lifecycle
     def stop(self, reason: str = "stopped") -> None:
         if self._stopped is not None and not self._stopped.done():
@@ -188,6 +211,7 @@ class LiveNode:
     async def run(self, ready: Callable[["LiveNode"], None] | None = None) -> str:
         """Serve until SIGINT/SIGTERM, `stop()`, or the TUN disappearing; then tear down."""
         self.loop = asyncio.get_running_loop()
+        self._thread = threading.get_ident()
         self._stopped = self.loop.create_future()
         for sig in (signal.SIGINT, signal.SIGTERM):
             self.loop.add_signal_handler(sig, self.stop, signal.Signals(sig).name)
