@@ -95,3 +95,22 @@ def test_signal_removes_tun_socket_and_addresses(tmp_path, sig):
         assert ns.run(f"ip link show {name}", check=False).returncode != 0
         assert not Path(f"/var/run/wireguard/{name}.sock").exists()
         assert "0.0.0.0:51820" not in ns.run("ss -uanH").stdout
+
+
+@pytest.mark.root
+def test_deleting_the_link_or_the_uapi_socket_stops_the_node(tmp_path):
+    """As with wireguard-go: `ip link del NAME` or removing NAME.sock ends the process cleanly."""
+    with namespaces("L") as (ns,):
+        name = unique("wsl")
+        node = start_wgscope(ns, tmp_path, name, None)
+        ns.run(f"ip link del {name}")
+        assert node.proc.wait(5) == 0
+        assert "down (interface gone" in node.output()
+        assert not Path(f"/var/run/wireguard/{name}.sock").exists()
+
+        name = unique("wsl")
+        node = start_wgscope(ns, tmp_path, name, None)
+        Path(f"/var/run/wireguard/{name}.sock").unlink()
+        assert node.proc.wait(5) == 0
+        assert "down (UAPI socket removed)" in node.output()
+        assert ns.run(f"ip link show {name}", check=False).returncode != 0
