@@ -157,9 +157,9 @@ def test_through_nat_kept_open_by_persistent_keepalive(tmp_path):
                                         endpoint="203.0.113.2:51821", keepalive=1)])
         cs = wgscope_config(tmp_path / "s.conf", ks, listen_port=51821, addresses=["10.7.0.2/24"],
                             peers=[dict(public_key=kc.public_b64, allowed_ips=["10.7.0.1/32"])])
-        start_wgscope(c, tmp_path, ifc, cc)
         start_wgscope(s, tmp_path, ifs, cs)
-        ping(c, "10.7.0.2", count=1)
+        start_wgscope(c, tmp_path, ifc, cc)  # its first keepalive makes the handshake and the mapping
+        wait_for(lambda: wg_dump(s, ifs)[0][2] != "(none)", 5, what="the server to learn the client")
         endpoint = wg_dump(s, ifs)[0][2]
         assert endpoint.startswith("203.0.113.1:"), endpoint  # the server sees the NAT's address
         time.sleep(3)

@@ -172,8 +172,8 @@ def build_node(args, start: Startup):
             nets = [ipaddress.ip_network(n, strict=False) for n in pc.allowed_ips]
             try:
                 device.add_peer(_key(pc.public_key), preshared_key=_key(pc.preshared_key),
-                                endpoint=_resolve(pc, args.config), allowed_ips=nets, persistent_keepalive=pc.persistent_keepalive or 0,
-                                label=pc.name, now=now)
+                                endpoint=_resolve(pc, args.config), allowed_ips=nets,
+                                persistent_keepalive=pc.persistent_keepalive or 0, label=pc.name, now=now)
             except ConfigurationError as e:
                 raise UserError(f"{args.config}: peer {encode(_key(pc.public_key))[:8]}: {e}") from None
             for net in nets:

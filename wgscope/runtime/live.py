@@ -74,15 +74,23 @@ class LiveNode:
     def apply(self, actions: list) -> None:
         """Carry out the core's actions, then move the timer to the device's next deadline."""
         bus = self.bus
+        run: list = []  # consecutive datagrams to one endpoint: one GSO sendmsg (udp.send_many)
+        run_endpoint = None
         for action in actions:
             if type(action) is SendDatagram:
                 if bus.tapping:
                     bus.tap_datagram("out", self._source_for(action.endpoint), tuple(action.endpoint[:2]),
                                      action.data, self.now())
-                self.udp.send(action.data, action.endpoint)
+                if action.endpoint != run_endpoint and run:
+                    self.udp.send_many(run, run_endpoint)
+                    run = []
+                run_endpoint = action.endpoint
+                run.append(action.data)
             elif type(action) is WritePacket:
                 if self.tun is None or not self.tun.write(action.packet):
                     self.tun_write_drops += 1
+        if run:
+            self.udp.send_many(run, run_endpoint)
         self.reschedule()
 
     def reschedule(self) -> None:
@@ -123,13 +131,14 @@ class LiveNode:
         device, bus, udp = self.device, self.bus, self.udp
         if sock.fileno() < 0:
             return
+        actions: list = []
         for data, remote, local in udp.receive(sock, BATCH):
             now = self.now()
-            actions = device.receive_datagram(data, remote, now)
+            actions += device.receive_datagram(data, remote, now)
             if bus.tapping:
                 bus.tap_datagram("in", remote, local or (("::" if sock is udp.v6 else "0.0.0.0"), udp.port),
                                  data, now)
-            self.apply(actions)
+        self.apply(actions)
 
     def _source_for(self, endpoint: tuple) -> tuple:
         """For captures: the local (ip, port) a datagram to `endpoint` leaves from."""
@@ -182,6 +191,16 @@ class LiveNode:
         self.udp.set_fwmark(mark)
         self.device.fwmark = mark
 
+    def _send_first_keepalives(self) -> None:
+        """Peers with a persistent keepalive and an endpoint get one keepalive (so a handshake) as
+        the interface comes up, as WG-GO device.go upLocked does (peer.SendKeepalive)."""
+        now = self.now()
+        for peer in list(self.device.peers.values()):
+            interval = peer.persistent_keepalive
+            if interval and peer.endpoint is not None:
+                peer.persistent_keepalive = 0  # set_persistent_keepalive sends when turned on
+                self.apply(self.device.set_persistent_keepalive(peer, interval, now))
+
     def snapshot(self) -> dict:
         """Device.snapshot at the current time, safe to call from another thread (the metrics
         server's): the snapshot is taken on the loop, between two packets."""
@@ -223,6 +242,7 @@ class LiveNode:
                     await result
             self.bus.emit(INTERFACE_UP, self.now(), None, interface=self.name, listen_port=self.udp.port,
                           public_key=encode(self.device.public_key))
+            self._send_first_keepalives()
             self.reschedule()
             if ready is not None:
                 ready(self)
