@@ -8,6 +8,13 @@ tell us which local address a datagram was sent to; replies to that remote endpo
 from that address. When the address disappears (sendmsg fails with EINVAL/EADDRNOTAVAIL), the
 source is forgotten and the datagram is sent again with a source the kernel chooses — the
 module's "fall over" in send4()/send6().
+
+Kernel offloads (the data path, bench/README.md): UDP_GRO on both sockets, so one recvmsg may
+return several datagrams from one sender coalesced, cut apart at the `gso_size` the kernel
+reports in a UDP_GRO control message; and UDP_SEGMENT (GSO) in `send_many`, so a run of
+same-size datagrams to one endpoint leaves in one sendmsg (the last may be shorter). Both
+are what wireguard-go's conn/bind_std.go and gso_linux.go do; constants from linux/udp.h.
+When the kernel refuses either, the node falls back to one datagram per call.
 """
 
 from __future__ import annotations
@@ -29,6 +36,13 @@ _DROP_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EPERM, errno.EACCES
                 errno.ENOBUFS, errno.EMSGSIZE, errno.ECONNREFUSED, errno.EADDRNOTAVAIL, errno.EINVAL,
                 errno.ENETDOWN, errno.EAFNOSUPPORT, errno.EDESTADDRREQ}
 _LOST_SOURCE = {errno.EINVAL, errno.EADDRNOTAVAIL, errno.ENETUNREACH}
+SOL_UDP = 17
+UDP_SEGMENT = 103  # linux/udp.h: GSO segment size (sendmsg cmsg, u16)
+UDP_GRO = 104  # linux/udp.h: receive coalesced datagrams; cmsg carries the segment size (int)
+GSO_MAX_SEGMENTS = 64  # UDP_MAX_SEGMENTS on older kernels (128 since 6.x)
+GSO_MAX_BYTES = 65000  # a UDP payload must stay under 65507 bytes
+_u16 = struct.Struct("=H")
+_int = struct.Struct("=i")
 
 
 class BindError(OSError):
@@ -47,6 +61,10 @@ def _bind(family: int, port: int, fwmark: int) -> socket.socket:
             sock.bind(("0.0.0.0", port))
         if fwmark:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, fwmark)
+        try:
+            sock.setsockopt(SOL_UDP, UDP_GRO, 1)
+        except OSError:
+            pass  # no UDP GRO in this kernel: one datagram per recvmsg
     except OSError:
         sock.close()
         raise
@@ -62,6 +80,7 @@ class UdpTransport:
         self.fwmark = fwmark
         self.sources: OrderedDict[tuple, tuple] = OrderedDict()  # remote (host, port) -> (local ip, ifindex)
         self.send_errors = 0
+        self.gso = True  # cleared when the kernel refuses UDP_SEGMENT
         self.port = 0
         self.v4, self.v6, self.port = self._open(port)
 
@@ -123,8 +142,11 @@ class UdpTransport:
                 continue
             remote = (addr[0], addr[1])
             local = None
+            segment = 0
             for level, ctype, cdata in ancdata:
-                if not v6 and level == socket.IPPROTO_IP and ctype == IP_PKTINFO:
+                if level == SOL_UDP and ctype == UDP_GRO:
+                    segment = _int.unpack_from(cdata)[0]
+                elif not v6 and level == socket.IPPROTO_IP and ctype == IP_PKTINFO:
                     ifindex, _spec, dst = _IN_PKTINFO.unpack_from(cdata)
                     local = (socket.inet_ntop(socket.AF_INET, dst), ifindex)
                 elif v6 and level == socket.IPPROTO_IPV6 and ctype == socket.IPV6_PKTINFO:
@@ -132,7 +154,13 @@ class UdpTransport:
                     local = (socket.inet_ntop(socket.AF_INET6, dst), ifindex)
             if local is not None:
                 self._remember(remote, local)
-            yield data, remote, (local[0], port) if local else None
+            local = (local[0], port) if local else None
+            if segment and len(data) > segment:
+                view = memoryview(data)
+                for start in range(0, len(data), segment):
+                    yield bytes(view[start:start + segment]), remote, local
+            else:
+                yield data, remote, local
 
     def _remember(self, remote: tuple, local: tuple) -> None:
         sources = self.sources
@@ -149,7 +177,33 @@ class UdpTransport:
         src = self.sources.get((endpoint[0], endpoint[1]))
         return (src[0], self.port) if src else None
 
-    def send(self, data: bytes, endpoint: tuple) -> bool:
+    def send_many(self, datagrams: list[bytes], endpoint: tuple) -> None:
+        """Send datagrams to one endpoint in order; runs of one size go out as one GSO sendmsg."""
+        if not self.gso or len(datagrams) < 2:
+            for data in datagrams:
+                self.send(data, endpoint)
+            return
+        i, n = 0, len(datagrams)
+        while i < n:
+            size = len(datagrams[i])
+            j, total = i + 1, size
+            limit = min(n, i + GSO_MAX_SEGMENTS)
+            while j < limit and total + size <= GSO_MAX_BYTES:
+                length = len(datagrams[j])
+                if length != size:
+                    if length < size:  # a shorter datagram may end the run
+                        total += length
+                        j += 1
+                    break
+                total += size
+                j += 1
+            if j - i == 1:
+                self.send(datagrams[i], endpoint)
+            else:
+                self.send(b"".join(datagrams[i:j]), endpoint, segment=size, count=j - i)
+            i = j
+
+    def send(self, data: bytes, endpoint: tuple, segment: int = 0, count: int = 1) -> bool:
         host, port = endpoint[0], endpoint[1]
         v6 = ":" in host
         sock = self.v6 if v6 else self.v4
@@ -158,29 +212,45 @@ class UdpTransport:
             return False
         key = (host, port)
         src = self.sources.get(key)
+        gso = [(SOL_UDP, UDP_SEGMENT, _u16.pack(segment))] if segment else []
         if src is not None:
             try:
                 if v6:
                     info = _IN6_PKTINFO.pack(socket.inet_pton(socket.AF_INET6, src[0]),
                                              src[1] if _link_local(src[0]) else 0)
-                    sock.sendmsg([data], [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, info)], 0, (host, port))
+                    sock.sendmsg([data], [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, info)] + gso, 0, (host, port))
                 else:
                     info = _IN_PKTINFO.pack(0, socket.inet_aton(src[0]), b"\0" * 4)
-                    sock.sendmsg([data], [(socket.IPPROTO_IP, IP_PKTINFO, info)], 0, (host, port))
+                    sock.sendmsg([data], [(socket.IPPROTO_IP, IP_PKTINFO, info)] + gso, 0, (host, port))
                 return True
             except OSError as e:
+                if segment and e.errno in (errno.EIO, errno.EINVAL, errno.EOPNOTSUPP):
+                    return self._gso_refused(data, endpoint, segment)
                 if e.errno not in _LOST_SOURCE:
-                    self.send_errors += 1
+                    self.send_errors += count
                     return False
                 del self.sources[key]  # the address went away: let the kernel choose (fall over)
         try:
-            sock.sendto(data, (host, port))
+            if segment:
+                sock.sendmsg([data], gso, 0, (host, port))
+            else:
+                sock.sendto(data, (host, port))
             return True
         except OSError as e:
+            if segment and e.errno in (errno.EIO, errno.EINVAL, errno.EOPNOTSUPP):
+                return self._gso_refused(data, endpoint, segment)
             if e.errno in _DROP_ERRNOS or isinstance(e, socket.gaierror):
-                self.send_errors += 1
+                self.send_errors += count
                 return False
             raise
+
+    def _gso_refused(self, data: bytes, endpoint: tuple, segment: int) -> bool:
+        """The kernel or device refused UDP_SEGMENT: stop using it and send the datagrams one by one."""
+        self.gso = False
+        ok = True
+        for start in range(0, len(data), segment):
+            ok = self.send(data[start:start + segment], endpoint) and ok
+        return ok
 
 
 def _link_local(address: str) -> bool:
