@@ -32,6 +32,7 @@ from __future__ import annotations
 import errno as E
 import ipaddress
 import math
+import re
 import socket
 from typing import Any, Iterable
 
@@ -61,6 +62,11 @@ class UapiError(Exception):
 
 def _invalid(reason: str) -> UapiError:
     return UapiError(E.EINVAL, reason)
+
+
+def _leading_name(text: str) -> str:
+    """The leading word of a malformed line, for its error: what follows may be a key, never echoed."""
+    return re.match(r"[A-Za-z_]{0,32}", text).group()
 
 
 # ---------------------------------------------------------------- values
@@ -221,7 +227,7 @@ class SetOperation:
         self.lines += 1
         key, sep, value = text.partition("=")
         if not sep:
-            raise UapiError(E.EPROTO, f"line {self.lines}: no '=' in {text[:40]!r}")
+            raise UapiError(E.EPROTO, f"line {self.lines}: no '=' after {_leading_name(text)!r}")
         if key == "public_key":
             self.in_device_section = False
             self._end_peer()
@@ -451,7 +457,8 @@ class UapiConnection:
             elif raw == b"get=1":
                 self._state = "get"
             elif raw:  # blank lines between requests are ignored
-                self._discard(_invalid(f"unknown operation {raw[:40]!r}"), set_reply)
+                self._discard(_invalid(f"unknown operation {_leading_name(raw.decode('ascii', 'replace'))!r}"),
+                              set_reply)
             return b""
         if state == "get":
             if raw:
