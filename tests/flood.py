@@ -79,6 +79,7 @@ def flood_udp(host: str, port: int, responder_public: bytes, count: int, rate: f
         s.setblocking(False)
         socks.append(s)
     flooder = Flooder(responder_public)
+    ports = [s.getsockname()[1] for s in socks]
     replies = cookies = 0
     start = time.monotonic()
     for i in range(count):
@@ -105,7 +106,8 @@ def flood_udp(host: str, port: int, responder_public: bytes, count: int, rate: f
             except BlockingIOError:
                 break
         t.close()
-    return {"sent": count, "replies": replies, "cookies": cookies, "seconds": round(time.monotonic() - start, 3)}
+    return {"sent": count, "replies": replies, "cookies": cookies, "seconds": round(time.monotonic() - start, 3),
+            "ports": ports}
 
 
 def main() -> None:

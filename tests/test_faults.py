@@ -8,6 +8,7 @@ under tc netem (where the kernel has sch_netem) and under the same faults from a
 """
 
 import hashlib
+import json
 
 import pytest
 from lab_helpers import pair, times
@@ -224,6 +225,9 @@ def _live_transfer(tmp_path, p, impair) -> None:
         assert digest.startswith(str(2 << 20))
         text = events.read_text()
         assert '"reason": "counter_replayed"' in text  # duplicated datagrams refused by the replay window
+        sent = [json.loads(line) for line in text.splitlines() if '"handshake_initiation_sent"' in line]
+        retry_gaps = [b["time"] - a["time"] for a, b in zip(sent, sent[1:]) if b["attempt"] > 1]
+        assert all(g >= REKEY_TIMEOUT - 0.05 for g in retry_gaps), retry_gaps  # retries keep their spacing
     finally:
         assert node.terminate() == 0, node.output()
 

@@ -191,3 +191,29 @@ def _python_child(pid: int) -> int:
     children = Path(f"/proc/{pid}/task/{pid}/children")
     kids = children.read_text().split() if children.exists() else []
     return int(kids[0]) if kids and b"wgscope" in Path(f"/proc/{kids[0]}/cmdline").read_bytes() else pid
+
+
+@pytest.mark.root
+@pytest.mark.timeout(120)
+def test_live_cookie_earning_flooder_is_held_to_the_rate_limit(tmp_path):
+    """One source that decrypts its cookie replies and floods with a valid mac2: the live node lets
+    through no more than the burst plus 20 per second into the Noise code."""
+    from test_interop_wggo import wggo_pair
+
+    with wggo_pair(tmp_path) as p:
+        pub = next(line.split()[-1] for line in p.node.output().splitlines() if "public key" in line)
+        rate, count = 500, 2500
+        flooder = p.b.popen([sys.executable, str(Path(__file__).parent / "flood.py"), "192.0.2.1", "51820",
+                             pub, str(count), str(rate), "--earn-cookies"], stdout=subprocess.PIPE, text=True)
+        report = json.loads(flooder.communicate(timeout=60)[0])
+        assert report["cookies"] >= 1
+        time.sleep(0.5)
+        src = f"192.0.2.2:{report['ports'][0]}"
+        loaded = p.events("under_load_entered")[0]["time"]
+        rejected = [e for e in p.events("handshake_initiation_rejected") if e["endpoint"] == src]
+        reasons = [e["reason"] for e in rejected]
+        assert "rate_limited" in reasons and "bad_mac2" in reasons
+        passed = [e for e in rejected if e["reason"] == "decryption_failed" and e["time"] > loaded]
+        window = report["seconds"]
+        print(f"\nlive cookie-earning flood: {report['sent']} sent in {window} s, {len(passed)} reached the Noise code")
+        assert 0 < len(passed) <= RATELIMIT_BURST + RATELIMIT_PACKETS_PER_SECOND * window + 2
