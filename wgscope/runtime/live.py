@@ -76,6 +76,7 @@ class LiveNode:
         bus = self.bus
         run: list = []  # consecutive datagrams to one endpoint: one GSO sendmsg (udp.send_many)
         run_endpoint = None
+        writes: list = []
         for action in actions:
             if type(action) is SendDatagram:
                 if bus.tapping:
@@ -87,10 +88,11 @@ class LiveNode:
                 run_endpoint = action.endpoint
                 run.append(action.data)
             elif type(action) is WritePacket:
-                if self.tun is None or not self.tun.write(action.packet):
-                    self.tun_write_drops += 1
+                writes.append(action.packet)
         if run:
             self.udp.send_many(run, run_endpoint)
+        if writes:  # one batch: TCP segments of a flow leave as one GSO write (tun.write_many)
+            self.tun_write_drops += self.tun.write_many(writes) if self.tun is not None else len(writes)
         self.reschedule()
 
     def reschedule(self) -> None:

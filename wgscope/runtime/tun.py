@@ -3,6 +3,12 @@
 Layer-3 packets without the 4-byte packet-information header, so what the kernel hands us is
 exactly what `Device.send_packet` takes, and `WritePacket` goes back unchanged.
 Constants from linux/if_tun.h.
+
+With IFF_VNET_HDR (tried first, `vnet` tells), every read and write carries a 10-byte
+virtio_net_hdr in front. No TUNSETOFFLOAD is asked for, so what the kernel hands us is never a
+GSO super-packet nor checksum-partial: reads just drop the header. Writes use it:
+`write_many` merges consecutive segments of a TCP flow into one GSO write
+(runtime/tcp_coalesce.py), so the kernel's TCP receive path runs once per batch.
 """
 
 from __future__ import annotations
@@ -12,10 +18,13 @@ import fcntl
 import os
 import struct
 
+from .tcp_coalesce import NO_OFFLOAD, VNET_HDR_SIZE, coalesce
+
 TUN_PATH = "/dev/net/tun"
 TUNSETIFF = 0x400454CA  # _IOW('T', 202, int), linux/if_tun.h
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
+IFF_VNET_HDR = 0x4000
 IFNAMSIZ = 16
 MAX_PACKET = 65535  # an IP packet's largest size; one read returns one packet
 
@@ -27,16 +36,26 @@ class TunError(OSError):
 class Tun:
     """One open TUN interface. `read()` returns a packet or None when drained."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, vnet_hdr: bool = True) -> None:
         if not name or len(name.encode()) >= IFNAMSIZ or "/" in name or name in (".", ".."):
             raise TunError(errno.EINVAL, f"invalid interface name {name!r} (1-15 characters)")
         try:
             fd = os.open(TUN_PATH, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
         except FileNotFoundError as e:
             raise TunError(errno.ENOENT, f"{TUN_PATH} does not exist (load the tun module)") from e
+        self.vnet = False
         try:
-            ifr = struct.pack("16sH22x", name.encode(), IFF_TUN | IFF_NO_PI)
-            ifr = fcntl.ioctl(fd, TUNSETIFF, ifr)
+            if vnet_hdr:
+                try:
+                    ifr = fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH22x", name.encode(),
+                                                                 IFF_TUN | IFF_NO_PI | IFF_VNET_HDR))
+                    self.vnet = True
+                except OSError as e:
+                    if e.errno != errno.EINVAL:
+                        raise
+            if not self.vnet:
+                ifr = struct.pack("16sH22x", name.encode(), IFF_TUN | IFF_NO_PI)
+                ifr = fcntl.ioctl(fd, TUNSETIFF, ifr)
         except OSError as e:
             os.close(fd)
             if e.errno == errno.EBUSY:
@@ -53,6 +72,8 @@ class Tun:
     def read(self) -> bytes | None:
         """One packet, or None when drained. OSError (EBADFD, EIO) means the interface was deleted."""
         try:
+            if self.vnet:
+                return os.read(self.fd, MAX_PACKET + VNET_HDR_SIZE)[VNET_HDR_SIZE:]
             return os.read(self.fd, MAX_PACKET)
         except (BlockingIOError, InterruptedError):
             return None
@@ -60,7 +81,10 @@ class Tun:
     def write(self, packet: bytes) -> bool:
         """Write one packet; False when the kernel queue is full or the link is down (dropped)."""
         try:
-            os.write(self.fd, packet)
+            if self.vnet:
+                os.writev(self.fd, (NO_OFFLOAD, packet))
+            else:
+                os.write(self.fd, packet)
             return True
         except BlockingIOError:
             return False
@@ -69,6 +93,23 @@ class Tun:
             if e.errno in (errno.EIO, errno.EINVAL, errno.EAGAIN, errno.ENOBUFS, errno.EMSGSIZE):
                 return False
             raise
+
+    def write_many(self, packets: list[bytes]) -> int:
+        """Write packets in order, TCP segments of one flow merged into GSO writes; returns drops."""
+        if not self.vnet or len(packets) < 2:
+            return sum(not self.write(p) for p in packets)
+        drops = 0
+        for bufs in coalesce(packets):
+            try:
+                os.writev(self.fd, bufs)
+            except BlockingIOError:
+                drops += 1
+            except OSError as e:
+                if e.errno in (errno.EIO, errno.EINVAL, errno.EAGAIN, errno.ENOBUFS, errno.EMSGSIZE):
+                    drops += 1
+                else:
+                    raise
+        return drops
 
     def close(self) -> None:
         """Closing the last fd of a non-persistent TUN deletes the interface, in any namespace."""

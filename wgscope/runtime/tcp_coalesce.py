@@ -1,0 +1,139 @@
+"""Receive-side TCP coalescing for a TUN opened with IFF_VNET_HDR (GRO done in userspace).
+
+A batch of decrypted packets often holds back-to-back segments of one TCP flow. Written one
+by one, the kernel runs its TCP receive path once per segment; written as one "super-packet"
+with a virtio_net_hdr saying GSO TCPV4 + NEEDS_CSUM, it runs it once per batch — the same
+trick as wireguard-go's tun/tcp_offload_linux.go (read for reference, not copied) and the
+kernel's own tcp_gro_receive, whose merge rules are followed here:
+
+  IPv4 without options or fragments, same addresses/ports/TOS/TTL/DF, consecutive IP IDs
+  (or DF set), same ACK number, window and TCP options; flags ACK only, PSH allowed on the
+  last; sequence numbers contiguous; every payload the first one's size, the last one may be
+  shorter; the whole at most 65535 bytes; each segment's TCP checksum valid (a segment with a
+  bad checksum is written alone, so the kernel drops it as it would have).
+
+Checksums: the one's-complement sum of a segment's 16-bit words, pseudo-header included, is
+0 mod 0xFFFF when valid. The words of every candidate in a batch are summed in one numpy
+`add.reduceat` (a per-segment Python loop cost ~5 us a segment, more than the decryption).
+virtio_net_hdr layout and flags from linux/virtio_net.h.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+VNET_HDR = struct.Struct("<BBHHHH")  # flags, gso_type, hdr_len, gso_size, csum_start, csum_offset
+VNET_HDR_SIZE = VNET_HDR.size  # 10
+VIRTIO_NET_HDR_F_NEEDS_CSUM = 1
+VIRTIO_NET_HDR_GSO_TCPV4 = 1
+NO_OFFLOAD = bytes(VNET_HDR_SIZE)
+MAX_IP = 65535
+ACK, PSH_ACK = 0x10, 0x18
+
+_u16 = struct.Struct("!H")
+_seq = struct.Struct("!I")
+
+
+def checksums_valid(packets: list[bytes], indices: list[int]) -> dict[int, bool]:
+    """For IPv4 (20-byte header) TCP packets at `indices`: does each one's TCP checksum verify?"""
+    if not indices:
+        return {}
+    parts, starts, at = [], [], 0
+    for k in indices:
+        seg = packets[k][20:]
+        if len(seg) & 1:
+            seg += b"\0"
+        parts.append(seg)
+        starts.append(at)
+        at += len(seg) >> 1
+    words = np.frombuffer(b"".join(parts), dtype=">u2")
+    sums = np.add.reduceat(words, starts, dtype=np.uint64).tolist()
+    out = {}
+    for k, s in zip(indices, sums):
+        p = packets[k]
+        out[k] = (s + int.from_bytes(p[12:20], "big") + 6 + len(p) - 20) % 0xFFFF == 0
+    return out
+
+
+def _ip_checksum(header: bytes) -> int:
+    s = int.from_bytes(header, "big") % 0xFFFF
+    return (~s) & 0xFFFF if s else 0
+
+
+def _candidate(p: bytes) -> int:
+    """TCP header length if `p` is a mergeable IPv4 TCP data segment (flags ACK/PSH-ACK), else 0."""
+    if len(p) < 40 or p[0] != 0x45 or p[9] != 6 or (p[6] & 0x3F) or p[7]:
+        return 0
+    thl = (p[32] >> 4) * 4
+    if thl < 20 or len(p) <= 20 + thl or p[33] not in (ACK, PSH_ACK):
+        return 0
+    return thl
+
+
+def coalesce(packets: list[bytes]) -> list[list]:
+    """Group `packets` into writes: each a list of buffers for os.writev, vnet header first."""
+    writes: list[list] = []
+    n = len(packets)
+    heads = [_candidate(p) for p in packets]
+    valid = checksums_valid(packets, [k for k in range(n) if heads[k]])
+    i = 0
+    while i < n:
+        p = packets[i]
+        thl = heads[i]
+        if not thl or p[33] != ACK or not valid[i]:
+            writes.append([NO_OFFLOAD, p])
+            i += 1
+            continue
+        hlen = 20 + thl
+        size = len(p) - hlen
+        head_key = p[12:24]  # addresses and ports
+        ack_win_opts = p[28:32] + p[34:36] + p[40:hlen]
+        tos, ttl, df = p[1], p[8], p[6] & 0x40
+        prev_id = _u16.unpack_from(p, 4)[0]
+        next_seq = (_seq.unpack_from(p, 24)[0] + size) & 0xFFFFFFFF
+        total = len(p)
+        run = [p]
+        j = i + 1
+        while j < n:
+            q = packets[j]
+            if (heads[j] != thl or q[12:24] != head_key or q[1] != tos or q[8] != ttl
+                    or (q[6] & 0x40) != df or q[28:32] + q[34:36] + q[40:hlen] != ack_win_opts
+                    or _seq.unpack_from(q, 24)[0] != next_seq):
+                break
+            qsize = len(q) - hlen
+            if qsize > size or total + qsize > MAX_IP:
+                break
+            qid = _u16.unpack_from(q, 4)[0]
+            if not df and qid != (prev_id + 1) & 0xFFFF:
+                break
+            if not valid[j]:
+                break
+            run.append(q)
+            total += qsize
+            prev_id = qid
+            next_seq = (next_seq + qsize) & 0xFFFFFFFF
+            j += 1
+            if qsize < size or q[33] != ACK:
+                break  # a short segment or PSH ends the super-packet
+        if len(run) == 1:
+            writes.append([NO_OFFLOAD, p])
+            i += 1
+            continue
+        last = run[-1]
+        tcp_len = total - 20
+        ip = bytearray(p[:20])
+        ip[2:4] = _u16.pack(total)
+        ip[10:12] = b"\0\0"
+        ip[10:12] = _u16.pack(_ip_checksum(bytes(ip)))
+        tcp = bytearray(p[20:hlen])
+        tcp[13] = last[33]  # PSH of the last segment
+        pseudo = (int.from_bytes(p[12:20], "big") + 6 + tcp_len) % 0xFFFF
+        tcp[16:18] = _u16.pack(pseudo or 0xFFFF)  # NEEDS_CSUM: the pseudo-header sum, not complemented
+        vnet = VNET_HDR.pack(VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, hlen, size, 20, 16)
+        bufs = [vnet, ip, tcp, memoryview(p)[hlen:]]
+        bufs += [memoryview(q)[hlen:] for q in run[1:]]
+        writes.append(bufs)
+        i = j
+    return writes
