@@ -12,6 +12,7 @@ import subprocess
 import time
 
 import pytest
+from pyshark_util import read_packets
 
 from conftest import require_tools
 from livenet import Keys, psk, start_wgscope, start_wireguard_go, wg_peer, wgscope_config
@@ -120,13 +121,7 @@ def test_tshark_decrypts_wire_capture_with_our_keylog(tmp_path, role, with_psk):
     assert verdicts[0]["peer"] == theirs.public_b64[:8]
 
     if role == "initiator" and with_psk:  # and once through pyshark
-        import pyshark
-
-        cap = pyshark.FileCapture(str(wire), display_filter="icmp.type == 0",
-                                  override_prefs={"wg.keylog_file": str(keylog)})
-        try:
-            replies = [p for p in cap]
-        finally:
-            cap.close()
+        replies = read_packets(wire, display_filter="icmp.type == 0",
+                               override_prefs={"wg.keylog_file": str(keylog)})
         assert len(replies) >= 3
         assert all(p.get_multiple_layers("ip")[1].src == B_TUN for p in replies)

@@ -9,6 +9,7 @@ import stat
 import subprocess
 
 import pytest
+from pyshark_util import read_packets
 
 from conftest import require_tools
 from wgscope.pcap import CaptureReader, read_capture
@@ -107,24 +108,15 @@ def test_tshark_decrypts_our_capture_with_no_keylog(capture):
 
 def test_pyshark_reads_decrypted_traffic(capture):
     require_tools("tshark")
-    import pyshark
-
     path, _, _, _ = capture
-    cap = pyshark.FileCapture(str(path), display_filter="icmp.type == 0")
-    try:
-        replies = [p for p in cap]
-    finally:
-        cap.close()
+    replies = read_packets(path, display_filter="icmp.type == 0")
     assert len(replies) == 3
     outer_inner = [r.get_multiple_layers("ip") for r in replies]
     assert all(len(ips) == 2 for ips in outer_inner)  # the tunnelled packet is dissected inside WireGuard
     assert {inner.src for _, inner in outer_inner} == {"10.0.0.1", "10.0.0.2"}
     assert {outer.src for outer, _ in outer_inner} == {"192.0.2.1", "192.0.2.2"}
-    cap = pyshark.FileCapture(str(path), display_filter="wg.handshake_ok == 1")
-    try:
-        assert all(p.wg.handshake_ok == "1" for p in cap)
-    finally:
-        cap.close()
+    handshakes = read_packets(path, display_filter="wg.handshake_ok == 1")
+    assert handshakes and all(p.wg.handshake_ok == "1" for p in handshakes)
 
 
 def test_lua_plugin_filters_by_wgscope_fields(capture):
@@ -143,13 +135,7 @@ def test_lua_plugin_filters_by_wgscope_fields(capture):
 
 def test_pyshark_with_the_lua_plugin(capture):
     require_tools("tshark")
-    import pyshark
-
     path, _, _, _ = capture
-    cap = pyshark.FileCapture(str(path), display_filter='wgscope.reason == "bad_mac1"',
-                              custom_parameters=["-X", f"lua_script:{LUA}"])
-    try:
-        hits = [p for p in cap]
-    finally:
-        cap.close()
+    packets = read_packets(path, custom_parameters=["-X", f"lua_script:{LUA}"])
+    hits = [p for p in packets if "wgscope" in p and p.wgscope.get_field_value("reason") == "bad_mac1"]
     assert len(hits) == 1 and hits[0].wgscope.kind == "initiation"
