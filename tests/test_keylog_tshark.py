@@ -108,6 +108,16 @@ def test_tshark_decrypts_wire_capture_with_our_keylog(tmp_path, role, with_psk):
     assert tshark_count(wire, "icmp.type == 0", *keyed) >= 3
     assert tshark_count(wire, f"ip.src == {A_TUN} || ip.src == {B_TUN}", *keyed) >= 6
 
+    # wgscope replay, given the same wire capture and key log, reproduces what the node reported
+    from wgscope.replay.driver import replay_capture
+    replayed = replay_capture(wire, keylogs=[str(keylog)])
+    reported = log.count('"event": "handshake_completed"')
+    assert len(replayed.handshakes) == reported >= 1
+    assert all(h.outcome == "completed" for h in replayed.handshakes)
+    icmp = sum(n for flow, n in replayed.inner.items() if flow.startswith("icmp"))
+    assert icmp == tshark_count(wire, "icmp", *keyed) >= 6
+    assert not [f for f in replayed.findings if f.kind in ("decryption_failed", "unknown_receiver_index")]
+
     # the node's own capture needs no key log at all: its Decryption Secrets Blocks carry the keys
     assert stat.S_IMODE(os.stat(own).st_mode) == 0o600
     assert tshark_count(own, "wg.handshake_ok == 1") >= 1
