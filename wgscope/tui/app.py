@@ -123,8 +123,7 @@ class TopApp(App):
             self._note(f"node gone: {reason}; retrying every {self.retry:g}s", "bold red")
         self.connected = False
         self.status = f"node gone: {reason} — retrying every {self.retry:g}s (attempt {self.attempts})"
-        for widget in (self.main.query_one("#peers"), self.main.query_one("#card")):
-            widget.add_class("stale")
+        self.main.query("#peers, #card").add_class("stale")  # an empty query while the app closes
         self.redraw()
 
     def on_control(self, msg: dict) -> None:
@@ -135,12 +134,14 @@ class TopApp(App):
             self.connected = True
             self.attempts = 0
             self.status = f"attached to {msg.get('name')}"
-            for widget in (self.main.query_one("#peers"), self.main.query_one("#card")):
-                widget.remove_class("stale")
+            self.main.query("#peers, #card").remove_class("stale")
             self._note(self.status, "bold green")
         elif kind == "snapshot" and isinstance(msg.get("data"), dict):
             self.snapshot = msg["data"]
-            labels = self.main.query_one("#events", EventPane).labels
+            pane = self._events_pane()
+            if pane is None:  # the app is closing: its widgets are gone
+                return
+            labels = pane.labels
             for p in self.snapshot.get("peers", []):
                 if p.get("label"):
                     labels[p["public_key"]] = p["label"]
@@ -161,11 +162,19 @@ class TopApp(App):
     def _flush_events(self) -> None:
         if not self._incoming:
             return
+        pane = self._events_pane()
+        if pane is None:
+            return
         batch = list(self._incoming)
         self._incoming.clear()
-        self.main.query_one("#events", EventPane).add(batch, render=not self.paused)
+        pane.add(batch, render=not self.paused)
         if isinstance(self.screen, DetailScreen):
             self.screen.query_one(EventPane).add(batch, render=not self.paused)
+
+    def _events_pane(self) -> EventPane | None:
+        """The main screen's event pane, or None while the app is shutting down."""
+        found = self.main.query("#events")
+        return found.first(EventPane) if found else None
 
     # ---------------------------------------------------------------- drawing
     @property
