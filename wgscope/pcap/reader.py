@@ -229,14 +229,18 @@ def _read_pcapng(buf, secrets: list[str], want_packets: bool) -> Iterator[Captur
             raise CaptureError(f"block at offset {off}: trailing length does not match {blen}")
         body = off + 8
         body_end = nxt - 4
-        if btype == _BLOCK_EPB:
+        if btype == _BLOCK_EPB or btype == _BLOCK_PB:
+            what = "enhanced packet block" if btype == _BLOCK_EPB else "packet block"
             if body_end - body < 20:
-                raise CaptureError(f"enhanced packet block at offset {off} too short")
-            ifid, hi, lo, caplen, _orig = s.epb.unpack_from(buf, body)
+                raise CaptureError(f"{what} at offset {off} too short")
+            if btype == _BLOCK_EPB:
+                ifid, hi, lo, caplen, _orig = s.epb.unpack_from(buf, body)
+            else:  # the obsolete Packet Block: a 16-bit interface id and a drops count
+                ifid, _drops, hi, lo, caplen, _orig = s.pb.unpack_from(buf, body)
             data_start = body + 20
             data_end = data_start + caplen
             if data_end > body_end:
-                raise CaptureError(f"enhanced packet block at offset {off}: captured length {caplen} overruns the block")
+                raise CaptureError(f"{what} at offset {off}: captured length {caplen} overruns the block")
             if ifid >= len(interfaces):
                 raise CaptureError(f"packet block at offset {off} names interface {ifid}, section has {len(interfaces)}")
             n += 1
@@ -260,23 +264,6 @@ def _read_pcapng(buf, secrets: list[str], want_packets: bool) -> Iterator[Captur
                     caplen = min(caplen, iface.snaplen)
                 # An SPB has no timestamp: carry the previous packet's, keeping time monotonic.
                 yield packet(n, last_ts, iface.linktype, buf[body + 4 : body + 4 + caplen], None)
-        elif btype == _BLOCK_PB:
-            if body_end - body < 20:
-                raise CaptureError(f"packet block at offset {off} too short")
-            ifid, _drops, hi, lo, caplen, _orig = s.pb.unpack_from(buf, body)
-            data_start = body + 20
-            data_end = data_start + caplen
-            if data_end > body_end:
-                raise CaptureError(f"packet block at offset {off}: captured length {caplen} overruns the block")
-            if ifid >= len(interfaces):
-                raise CaptureError(f"packet block at offset {off} names interface {ifid}, section has {len(interfaces)}")
-            n += 1
-            if want_packets:
-                iface = interfaces[ifid]
-                opt_start = data_end + ((-caplen) & 3)
-                comment = _comment(buf, opt_start, body_end, s, off) if opt_start < body_end else None
-                last_ts = ((hi << 32) | lo) / iface.divisor + iface.offset
-                yield packet(n, last_ts, iface.linktype, buf[data_start:data_end], comment)
         elif btype == _BLOCK_IDB:
             interfaces.append(_interface(buf, body, body_end, s, off))
         elif btype == _BLOCK_DSB:
