@@ -6,16 +6,16 @@ from __future__ import annotations
 from cryptography.exceptions import InvalidTag
 
 from ..events import (
-    COOKIE_REPLY_RECEIVED, COOKIE_REPLY_REJECTED, COOKIE_REPLY_SENT, COOKIE_USED, ENDPOINT_CHANGED,
+    COOKIE_REPLY_RECEIVED, COOKIE_REPLY_REJECTED, COOKIE_REPLY_SENT, ENDPOINT_CHANGED,
     HANDSHAKE_COMPLETED, HANDSHAKE_INITIATION_CONSUMED, HANDSHAKE_INITIATION_RECEIVED,
     HANDSHAKE_INITIATION_REJECTED, HANDSHAKE_RESPONSE_CONSUMED, HANDSHAKE_RESPONSE_CREATED,
     HANDSHAKE_RESPONSE_RECEIVED, HANDSHAKE_RESPONSE_REJECTED, HANDSHAKE_RESPONSE_SENT, KEEPALIVE_RECEIVED,
-    KEYPAIR_CONFIRMED, KEYPAIR_EXPIRED, PACKET_DROPPED, REKEY_WANTED, SOURCE_ALLOWED, SOURCE_REJECTED, TRANSPORT_RECEIVED,
-    HandshakeSecrets,
+    KEYPAIR_CONFIRMED, KEYPAIR_EXPIRED, PACKET_DROPPED, REKEY_WANTED, SOURCE_ALLOWED, SOURCE_REJECTED,
+    TRANSPORT_RECEIVED,
 )
 from .actions import SendDatagram, WritePacket
 from .constants import (
-    HANDSHAKE_INITIATION_RATE, MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE,
+    HANDSHAKE_INITIATION_RATE, MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION,
     REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_ON_RECEIVE_AGE, TRANSPORT_HEADER_SIZE,
 )
 from .cookie import endpoint_bytes
@@ -128,13 +128,7 @@ class ReceivePath:
                           reason=e.reason)
             return
         self.bus.emit(HANDSHAKE_RESPONSE_CREATED, now, peer.name, sender_index=index, receiver_index=hs.remote_index)
-        if self.bus.wants_secrets:
-            self.bus.publish_secret(HandshakeSecrets(now, self.identity.private, peer.public_key,
-                                                     hs.local_ephemeral, hs.preshared_key, "responder"))
-        data, mac2 = peer.cookies.add_macs(pack_response(msg), now)
-        if mac2:
-            self.bus.emit(COOKIE_USED, now, peer.name, message="response",
-                          cookie_age=round(now - peer.cookies.cookie_set, 3))
+        data, _ = self.seal_handshake_message(peer, pack_response(msg), "response", now)
         remote_index = hs.remote_index
         self.begin_session(peer, now)  # responder: keypair goes to "next"
         self._out.append(SendDatagram(data, peer.endpoint))

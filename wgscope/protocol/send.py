@@ -141,7 +141,21 @@ class SendPath:
             self.bus.emit(KEEPALIVE_SENT, now, peer.name, reason=reason)
         self.send_staged(peer, now)
 
-    # ---------------------------------------------------------------- handshake initiation
+    # ---------------------------------------------------------------- handshake messages
+    def seal_handshake_message(self, peer, message: bytes, kind: str, now: float) -> tuple[bytes, bool]:
+        """Publish this handshake's secrets to keylog sinks (if any), then add mac1 and, with a fresh
+        cookie, mac2 (WP §5.4.4). Shared by initiations and responses."""
+        hs = peer.handshake
+        if self.bus.wants_secrets:
+            role = "initiator" if kind == "initiation" else "responder"
+            self.bus.publish_secret(HandshakeSecrets(now, self.identity.private, peer.public_key,
+                                                     hs.local_ephemeral, hs.preshared_key, role))
+        data, mac2 = peer.cookies.add_macs(message, now)
+        if mac2:
+            self.bus.emit(COOKIE_USED, now, peer.name, message=kind,
+                          cookie_age=round(now - peer.cookies.cookie_set, 3))
+        return data, mac2
+
     def send_initiation(self, peer, now: float, is_retry: bool) -> None:
         """WG-GO SendHandshakeInitiation (WP §5.4.2, §6.4)."""
         if not is_retry:
@@ -167,13 +181,7 @@ class SendPath:
         hs.initiation_sent_at = now
         attempt = peer.handshake_attempts + 1
         self.bus.emit(HANDSHAKE_INITIATION_CREATED, now, peer.name, sender_index=index, attempt=attempt)
-        if self.bus.wants_secrets:
-            self.bus.publish_secret(HandshakeSecrets(now, self.identity.private, peer.public_key,
-                                                     hs.local_ephemeral, hs.preshared_key, "initiator"))
-        data, mac2 = peer.cookies.add_macs(pack_initiation(msg), now)
-        if mac2:
-            self.bus.emit(COOKIE_USED, now, peer.name, message="initiation",
-                          cookie_age=round(now - peer.cookies.cookie_set, 3))
+        data, mac2 = self.seal_handshake_message(peer, pack_initiation(msg), "initiation", now)
         self._out.append(SendDatagram(data, peer.endpoint))
         peer.initiations_sent += 1
         self.bus.emit(HANDSHAKE_INITIATION_SENT, now, peer.name, endpoint=endpoint_text(peer.endpoint),
