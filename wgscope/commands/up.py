@@ -265,7 +265,7 @@ def _attach_control(node, start: Startup) -> None:
 
     async def begin(n) -> None:
         try:
-            server = await start_control_server(n.name, n.bus, n.device.snapshot, n.now)
+            server = await start_control_server(n.name, n.bus, n.snapshot, n.now)
         except OSError as e:
             start.warnings.append(f"no control socket for `wgscope top`: {e.strerror or e}")
             return

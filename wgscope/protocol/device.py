@@ -67,6 +67,7 @@ class Device(SendPath, ReceivePath, TimerHooks):
         self.cookies_sent = 0
         self.drops: Counter[str] = Counter()  # drops not attributable to a peer
         self._out: list = []
+        self._authenticated: dict = {}  # receive path: peers with transport packets awaiting their timer hooks
         self.set_private_key(private_key, 0.0)
 
     # ---------------------------------------------------------------- clock

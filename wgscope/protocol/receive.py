@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import struct
+
 from cryptography.exceptions import InvalidTag
 
 from ..events import (
@@ -15,19 +17,21 @@ from ..events import (
 )
 from .actions import SendDatagram, WritePacket
 from .constants import (
-    HANDSHAKE_INITIATION_RATE, MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION,
-    REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_ON_RECEIVE_AGE, TRANSPORT_HEADER_SIZE,
+    HANDSHAKE_INITIATION_RATE, MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_TRANSPORT,
+    REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_ON_RECEIVE_AGE, TRANSPORT_HEADER_SIZE, TRANSPORT_MIN_SIZE,
 )
 from .cookie import endpoint_bytes
 from .crypto import AuthenticationError, nonce
 from .keypair import Keypair
 from .messages import (
     MessageError, kind_name, message_type, pack_response, parse_cookie_reply, parse_initiation, parse_response,
-    parse_transport_header,
 )
 from .noise import Handshake, HandshakeError, accept_initiation, consume_response, create_response, open_initiation
 from .peer import endpoint_text
 from . import ip
+
+_head = struct.Struct("<I").unpack_from  # type + reserved: exactly 4 for a transport message
+_transport_header = struct.Struct("<4xIQ").unpack_from  # receiver index, counter
 
 
 class ReceivePath:
@@ -35,19 +39,49 @@ class ReceivePath:
 
     def receive_datagram(self, data: bytes, endpoint: tuple, now: float) -> list:
         """A UDP datagram from `endpoint` (host, port). Returns the actions it causes."""
+        return self.receive_datagrams((data,), endpoint, now)
+
+    def receive_datagrams(self, datagrams, endpoint: tuple, now: float) -> list:
+        """UDP datagrams from one `endpoint`, in the order they came (a GRO receive gives many at
+        once). Each is handled exactly as alone would be, except that the timer hooks of a run
+        of transport packets of one peer run once, after the run (WG-GO runs them per packet
+        with the same effect: with one `now` they are idempotent after two calls)."""
         out = self._out = []
-        try:
-            kind = message_type(data)
-        except MessageError as e:
-            self._drop(None, e.reason, kind_name(data), endpoint, now)
-            return out
-        if kind == 4:
-            self._receive_transport(data, endpoint, now)
-        elif kind == MESSAGE_COOKIE_REPLY:
-            self._receive_cookie_reply(data, endpoint, now)
-        else:
-            self._receive_handshake(kind, data, endpoint, now)
+        authenticated = self._authenticated  # peer -> data packets, for _after_transport
+        authenticated.clear()
+        for data in datagrams:
+            if len(data) >= TRANSPORT_MIN_SIZE and _head(data)[0] == MESSAGE_TRANSPORT:
+                self._receive_transport(data, endpoint, now)
+                continue
+            if authenticated:
+                self._after_transport(now)
+            try:
+                kind = message_type(data)
+            except MessageError as e:
+                self._drop(None, e.reason, kind_name(data), endpoint, now)
+                continue
+            if kind == MESSAGE_COOKIE_REPLY:
+                self._receive_cookie_reply(data, endpoint, now)
+            else:
+                self._receive_handshake(kind, data, endpoint, now)
+        if authenticated:
+            self._after_transport(now)
         return out
+
+    def _after_transport(self, now: float) -> None:
+        """The per-packet bookkeeping of WG-GO RoutineSequentialReceiver for the transport packets
+        authenticated since the last call: keepKeyFreshReceiving and the timers, per peer."""
+        authenticated = self._authenticated
+        batch = list(authenticated.items())
+        authenticated.clear()
+        for peer, data_packets in batch:
+            self._keep_key_fresh_receiving(peer, now)
+            self.timers_any_authenticated_packet_traversal(peer, now)
+            self.timers_any_authenticated_packet_received(peer, now)
+            if data_packets:
+                self.timers_data_received(peer, now)
+                if data_packets > 1:
+                    self.timers_data_received(peer, now)  # a second data packet finds the timer pending
 
     def _drop(self, peer, reason: str, kind: str, endpoint, now: float) -> None:
         (peer.drops if peer is not None else self.drops)[reason] += 1
@@ -194,9 +228,9 @@ class ReceivePath:
 
     # ---------------------------------------------------------------- transport data
     def _receive_transport(self, data: bytes, endpoint: tuple, now: float) -> None:
-        receiver, counter = parse_transport_header(data)
+        receiver, counter = _transport_header(data)
         entry = self.index_table.get(receiver)
-        if entry is None or not isinstance(entry[1], Keypair):
+        if entry is None or type(entry[1]) is not Keypair:
             self._drop(None, "unknown_index", "transport", endpoint, now)
             return
         peer, keypair = entry
@@ -225,19 +259,20 @@ class ReceivePath:
         peer.rx_packets += 1
         keypair.rx_packets += 1
         if keypair is peer.keypairs.next:
+            if self._authenticated:
+                self._after_transport(now)  # the packets before the confirmation keep their order
             self.confirm_next(peer, keypair, now)
-        self._keep_key_fresh_receiving(peer, now)
-        self.timers_any_authenticated_packet_traversal(peer, now)
-        self.timers_any_authenticated_packet_received(peer, now)
+        authenticated = self._authenticated
         if not plain:
+            authenticated.setdefault(peer, 0)
             peer.keepalives_received += 1
             if self.bus.debug:
                 self.bus.emit(KEEPALIVE_RECEIVED, now, peer.name)
             return
+        authenticated[peer] = authenticated.get(peer, 0) + 1
         if self.bus.trace:
             self.bus.emit(TRANSPORT_RECEIVED, now, peer.name, receiver_index=receiver, counter=counter,
                           size=len(plain))
-        self.timers_data_received(peer, now)
         try:
             plain = plain[:ip.true_length(plain)]
             ver, src = ip.source(plain)

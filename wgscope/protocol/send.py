@@ -12,15 +12,16 @@ from ..events import (
 )
 from .actions import SendDatagram, WritePacket
 from .constants import (
-    MESSAGE_TRANSPORT, PADDING_MULTIPLE, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME, REKEY_TIMEOUT,
+    MESSAGE_TRANSPORT, PADDING_MULTIPLE, REJECT_AFTER_MESSAGES, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME,
+    REKEY_TIMEOUT,
 )
-from .crypto import nonce
 from .messages import pack_initiation
 from .noise import HandshakeError, create_initiation
 from .peer import endpoint_text
 from . import ip
 
 _header = struct.Struct("<IIQ").pack  # type+reserved as one word, receiver, counter
+_nonce = struct.Struct("<4xQ").pack  # 32 zero bits then the 64-bit little-endian counter (crypto.nonce)
 
 
 def padded_length(length: int, mtu: int) -> int:
@@ -40,29 +41,48 @@ class SendPath:
     # ---------------------------------------------------------------- from the TUN
     def send_packet(self, packet: bytes, now: float) -> list:
         """An IP packet read from the TUN: route it to a peer and send or stage it."""
+        return self.send_packets((packet,), now)
+
+    def send_packets(self, packets, now: float) -> list:
+        """IP packets read from the TUN, in order: each is routed to a peer and staged, then every
+        peer that got some sends what it has staged (WG-GO RoutineReadFromTUN stages a read batch,
+        then calls SendStagedPackets per peer). A peer whose queue fills mid-batch sends at once."""
         out = self._out = []
-        try:
-            ver, dst = ip.destination(packet)
-        except ip.InvalidPacket as e:
-            self.drops["invalid_inner_packet"] += 1
-            self.bus.emit(PACKET_DROPPED, now, None, reason="invalid_inner_packet", kind=str(e), endpoint=None)
-            return out
-        peer = (self.allowed_ips.lookup_v4 if ver == 4 else self.allowed_ips.lookup_v6)(dst)
-        if peer is None:
-            self.drops["no_route"] += 1
-            self.bus.emit(ROUTE_MISSING, now, None, dst=ip.address_text(ver, dst),
-                          src=ip.address_text(*ip.source(packet)))
-            self._icmp_unreachable(packet)
-            return out
-        if self.bus.trace:
-            self.bus.emit(ROUTE_FOUND, now, peer.name, dst=ip.address_text(ver, dst))
-        if peer.endpoint is None:
-            peer.drops["no_endpoint"] += 1
-            self.bus.emit(NO_ENDPOINT, now, peer.name, dst=ip.address_text(ver, dst))
-            self._icmp_unreachable(packet)
-            return out
-        self._stage(peer, packet, now)
-        self.send_staged(peer, now)
+        bus = self.bus
+        lookup_v4, lookup_v6 = self.allowed_ips.lookup_v4, self.allowed_ips.lookup_v6
+        routed: list = []  # peers that staged packets in this batch, in order
+        last_ver = last_dst = peer = None
+        for packet in packets:
+            try:
+                ver, dst = ip.destination(packet)
+            except ip.InvalidPacket as e:
+                self.drops["invalid_inner_packet"] += 1
+                bus.emit(PACKET_DROPPED, now, None, reason="invalid_inner_packet", kind=str(e), endpoint=None)
+                continue
+            if dst != last_dst or ver != last_ver:  # a run of packets to one address is routed once
+                last_dst = None
+                peer = (lookup_v4 if ver == 4 else lookup_v6)(dst)
+                if peer is None:
+                    self.drops["no_route"] += 1
+                    bus.emit(ROUTE_MISSING, now, None, dst=ip.address_text(ver, dst),
+                             src=ip.address_text(*ip.source(packet)))
+                    self._icmp_unreachable(packet)
+                    continue
+                if peer.endpoint is None:
+                    peer.drops["no_endpoint"] += 1
+                    bus.emit(NO_ENDPOINT, now, peer.name, dst=ip.address_text(ver, dst))
+                    self._icmp_unreachable(packet)
+                    continue
+                last_ver, last_dst = ver, dst
+            if bus.trace:
+                bus.emit(ROUTE_FOUND, now, peer.name, dst=ip.address_text(ver, dst))
+            self._stage(peer, packet, now)
+            if peer not in routed:
+                routed.append(peer)
+            elif len(peer.staged) >= peer.staged_limit:
+                self.send_staged(peer, now)
+        for peer in routed:
+            self.send_staged(peer, now)
         return out
 
     def _icmp_unreachable(self, packet: bytes) -> None:
@@ -87,9 +107,11 @@ class SendPath:
             if peer.staged:
                 self.send_initiation(peer, now, is_retry=False)
             return
-        staged = peer.staged
-        while staged:
-            self._encrypt_and_send(peer, keypair, staged.popleft(), now)
+        if peer.staged:
+            self._encrypt_and_send(peer, keypair, now)
+            if keypair.send_counter >= REJECT_AFTER_MESSAGES and peer.staged:
+                self.send_staged(peer, now)  # the keypair ran out mid-queue: the rest waits for a handshake
+                return
         self._keep_key_fresh_sending(peer, keypair, now)
 
     def _expired(self, peer, keypair, now: float) -> bool:
@@ -111,27 +133,44 @@ class SendPath:
                 self.bus.emit(REKEY_WANTED, now, peer.name, reason=reason, age=round(age, 3))
             self.send_initiation(peer, now, is_retry=False)
 
-    def _encrypt_and_send(self, peer, keypair, packet: bytes, now: float) -> None:
+    def _encrypt_and_send(self, peer, keypair, now: float) -> None:
+        """WG-GO SendStagedPackets' loop: each staged packet padded, given the next counter and
+        sealed; the timer hooks run once for the run (with one `now` they are idempotent)."""
+        staged = peer.staged
+        out = self._out
+        endpoint = peer.endpoint
+        seal = keypair.send.encrypt
+        remote = keypair.remote_index
+        mtu = self.mtu
+        trace = self.bus.trace
         counter = keypair.send_counter
-        keypair.send_counter = counter + 1
-        length = len(packet)
-        if length:
-            target = padded_length(length, self.mtu)
-            if target != length:
-                packet = packet + bytes(target - length)
-        data = _header(MESSAGE_TRANSPORT, keypair.remote_index, counter) + keypair.send.encrypt(
-            nonce(counter), packet, None)
-        self._out.append(SendDatagram(data, peer.endpoint))
-        peer.tx_bytes += len(data)
-        peer.tx_packets += 1
-        keypair.tx_packets += 1
-        if self.bus.trace:
-            self.bus.emit(TRANSPORT_SENT, now, peer.name, receiver_index=keypair.remote_index, counter=counter,
-                          size=length)
-        self.timers_any_authenticated_packet_traversal(peer, now)
-        self.timers_any_authenticated_packet_sent(peer, now)
-        if length:
-            self.timers_data_sent(peer, now)
+        first = counter
+        sent_bytes = 0
+        data_sent = False
+        while staged and counter < REJECT_AFTER_MESSAGES:
+            packet = staged.popleft()
+            length = len(packet)
+            if length:
+                data_sent = True
+                target = padded_length(length, mtu)
+                if target != length:
+                    packet = packet + bytes(target - length)
+            data = _header(MESSAGE_TRANSPORT, remote, counter) + seal(_nonce(counter), packet, None)
+            out.append(SendDatagram(data, endpoint))
+            sent_bytes += len(data)
+            if trace:
+                self.bus.emit(TRANSPORT_SENT, now, peer.name, receiver_index=remote, counter=counter, size=length)
+            counter += 1
+        keypair.send_counter = counter
+        sent = counter - first
+        peer.tx_bytes += sent_bytes
+        peer.tx_packets += sent
+        keypair.tx_packets += sent
+        if sent:
+            self.timers_any_authenticated_packet_traversal(peer, now)
+            self.timers_any_authenticated_packet_sent(peer, now)
+            if data_sent:
+                self.timers_data_sent(peer, now)
 
     def send_keepalive(self, peer, now: float, reason: str) -> None:
         """WG-GO SendKeepalive: an empty packet, unless data is already waiting."""

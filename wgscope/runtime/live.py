@@ -117,16 +117,21 @@ class LiveNode:
     def _on_tun_readable(self) -> None:
         device, tun = self.device, self.tun
         actions: list = []
-        for _ in range(BATCH):
+        batch: list = []
+        reads = 0
+        while len(batch) < BATCH and reads < BATCH:  # one read may carry a 64 KB TSO super-packet
             try:
-                packet = tun.read()
+                packets = tun.read()
             except OSError as e:
                 self.loop.remove_reader(tun.fileno())
                 self.stop(f"interface gone ({e.strerror})")
                 break
-            if packet is None:
+            if packets is None:
                 break
-            actions += device.send_packet(packet, self.now())
+            batch += packets
+            reads += 1
+        if batch:
+            actions = device.send_packets(batch, self.now())
         self.apply(actions)
 
     def _on_udp_readable(self, sock: socket.socket) -> None:
@@ -134,12 +139,19 @@ class LiveNode:
         if sock.fileno() < 0:
             return
         actions: list = []
-        for data, remote, local in udp.receive(sock, BATCH):
+        received = 0
+        for datagrams, remote, local in udp.receive(sock, BATCH):
             now = self.now()
-            actions += device.receive_datagram(data, remote, now)
-            if bus.tapping:
-                bus.tap_datagram("in", remote, local or (("::" if sock is udp.v6 else "0.0.0.0"), udp.port),
-                                 data, now)
+            if bus.tapping:  # a capture's verdict is the events of one core call: one datagram per call
+                here = local or (("::" if sock is udp.v6 else "0.0.0.0"), udp.port)
+                for data in datagrams:
+                    actions += device.receive_datagram(data, remote, now)
+                    bus.tap_datagram("in", remote, here, data, now)
+            else:
+                actions += device.receive_datagrams(datagrams, remote, now)
+            received += len(datagrams)
+            if received >= BATCH:
+                break
         self.apply(actions)
 
     def _source_for(self, endpoint: tuple) -> tuple:
@@ -203,22 +215,36 @@ class LiveNode:
                 peer.persistent_keepalive = 0  # set_persistent_keepalive sends when turned on
                 self.apply(self.device.set_persistent_keepalive(peer, interval, now))
 
-    def snapshot(self) -> dict:
-        """Device.snapshot at the current time, safe to call from another thread (the metrics
+    def snapshot(self, now: float | None = None) -> dict:
+        """Device.snapshot plus the I/O counters, safe to call from another thread (the metrics
         server's): the snapshot is taken on the loop, between two packets."""
         loop = self.loop
         if loop is None or not loop.is_running() or self._in_loop_thread():
-            return self.device.snapshot(self.now())
+            return self._snapshot()
         result: concurrent.futures.Future = concurrent.futures.Future()
 
         def take() -> None:
             try:
-                result.set_result(self.device.snapshot(self.now()))
+                result.set_result(self._snapshot())
             except BaseException as e:  # noqa: BLE001 - handed to the caller
                 result.set_exception(e)
 
         loop.call_soon_threadsafe(take)
         return result.result(timeout=5)
+
+    def _snapshot(self) -> dict:
+        snap = self.device.snapshot(self.now())
+        snap["io"] = self.io_counters()
+        return snap
+
+    def io_counters(self) -> dict:
+        """How packets crossed the TUN and the sockets: reads, TSO super-packets cut, offloads."""
+        tun, udp = self.tun, self.udp
+        io = {"udp_gso": udp.gso, "udp_send_errors": udp.send_errors, "tun_write_drops": self.tun_write_drops}
+        if tun is not None:
+            io.update(tun_offload=tun.offload_names(), tun_reads=tun.reads, tun_gso_reads=tun.gso_reads,
+                      tun_packets=tun.segments, tun_offload_drops=dict(tun.offload_drops))
+        return io
 
     def _in_loop_thread(self) -> bool:
         return threading.get_ident() == self._thread

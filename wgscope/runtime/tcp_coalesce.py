@@ -15,7 +15,7 @@ kernel's own tcp_gro_receive, whose merge rules are followed here:
 Checksums: the one's-complement sum of a segment's 16-bit words, pseudo-header included, is
 0 mod 0xFFFF when valid. The words of every candidate in a batch are summed in one numpy
 `add.reduceat` (a per-segment Python loop cost ~5 us a segment, more than the decryption).
-virtio_net_hdr layout and flags from linux/virtio_net.h.
+virtio_net_hdr layout and the checksum arithmetic: runtime/vnet.py.
 """
 
 from __future__ import annotations
@@ -24,11 +24,8 @@ import struct
 
 import numpy as np
 
-VNET_HDR = struct.Struct("<BBHHHH")  # flags, gso_type, hdr_len, gso_size, csum_start, csum_offset
-VNET_HDR_SIZE = VNET_HDR.size  # 10
-VIRTIO_NET_HDR_F_NEEDS_CSUM = 1
-VIRTIO_NET_HDR_GSO_TCPV4 = 1
-NO_OFFLOAD = bytes(VNET_HDR_SIZE)
+from .vnet import F_NEEDS_CSUM, GSO_TCPV4, NO_OFFLOAD, VNET_HDR, ip_header_checksum
+
 MAX_IP = 65535
 ACK, PSH_ACK = 0x10, 0x18
 
@@ -55,11 +52,6 @@ def checksums_valid(packets: list[bytes], indices: list[int]) -> dict[int, bool]
         p = packets[k]
         out[k] = (s + int.from_bytes(p[12:20], "big") + 6 + len(p) - 20) % 0xFFFF == 0
     return out
-
-
-def _ip_checksum(header: bytes) -> int:
-    s = int.from_bytes(header, "big") % 0xFFFF
-    return (~s) & 0xFFFF if s else 0
 
 
 def _candidate(p: bytes) -> int:
@@ -126,12 +118,12 @@ def coalesce(packets: list[bytes]) -> list[list]:
         ip = bytearray(p[:20])
         ip[2:4] = _u16.pack(total)
         ip[10:12] = b"\0\0"
-        ip[10:12] = _u16.pack(_ip_checksum(bytes(ip)))
+        ip[10:12] = _u16.pack(ip_header_checksum(ip))
         tcp = bytearray(p[20:hlen])
         tcp[13] = last[33]  # PSH of the last segment
         pseudo = (int.from_bytes(p[12:20], "big") + 6 + tcp_len) % 0xFFFF
         tcp[16:18] = _u16.pack(pseudo or 0xFFFF)  # NEEDS_CSUM: the pseudo-header sum, not complemented
-        vnet = VNET_HDR.pack(VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, hlen, size, 20, 16)
+        vnet = VNET_HDR.pack(F_NEEDS_CSUM, GSO_TCPV4, hlen, size, 20, 16)
         bufs = [vnet, ip, tcp, memoryview(p)[hlen:]]
         bufs += [memoryview(q)[hlen:] for q in run[1:]]
         writes.append(bufs)

@@ -1,14 +1,17 @@
 """The TUN device: /dev/net/tun opened with TUNSETIFF (IFF_TUN | IFF_NO_PI), non-blocking.
 
-Layer-3 packets without the 4-byte packet-information header, so what the kernel hands us is
+Layer-3 packets without the 4-byte packet-information header, so what `read` returns is
 exactly what `Device.send_packet` takes, and `WritePacket` goes back unchanged.
 Constants from linux/if_tun.h.
 
 With IFF_VNET_HDR (tried first, `vnet` tells), every read and write carries a 10-byte
-virtio_net_hdr in front. No TUNSETOFFLOAD is asked for, so what the kernel hands us is never a
-GSO super-packet nor checksum-partial: reads just drop the header. Writes use it:
-`write_many` merges consecutive segments of a TCP flow into one GSO write
-(runtime/tcp_coalesce.py), so the kernel's TCP receive path runs once per batch.
+virtio_net_hdr in front, and TUNSETOFFLOAD asks for checksum offload and TSO4/TSO6 (plus
+USO4/USO6 where the kernel has them; `offload` holds what was granted). The kernel then hands
+one TCP super-packet of up to 64 KB per read, checksums partial; `read` cuts it back into
+MTU-sized packets with complete checksums (runtime/gso_split.py), so the core never sees an
+offload. Writes use the header the other way: `write_many` merges consecutive segments of a
+TCP flow into one GSO write (runtime/tcp_coalesce.py), so the kernel's TCP receive path runs
+once per batch. WGSCOPE_TUN_OFFLOAD=0 turns the read offloads off (for comparison).
 """
 
 from __future__ import annotations
@@ -18,7 +21,11 @@ import fcntl
 import os
 import struct
 
-from .tcp_coalesce import NO_OFFLOAD, VNET_HDR_SIZE, coalesce
+from .gso_split import OffloadError, packets_from_read
+from .tcp_coalesce import coalesce
+from .vnet import (
+    NO_OFFLOAD, TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, TUN_F_USO4, TUN_F_USO6, TUNSETOFFLOAD, VNET_HDR_SIZE,
+)
 
 TUN_PATH = "/dev/net/tun"
 TUNSETIFF = 0x400454CA  # _IOW('T', 202, int), linux/if_tun.h
@@ -26,7 +33,11 @@ IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
 IFF_VNET_HDR = 0x4000
 IFNAMSIZ = 16
-MAX_PACKET = 65535  # an IP packet's largest size; one read returns one packet
+MAX_PACKET = 65535  # an IP packet's largest size; one read returns one packet (or one GSO super-packet)
+OFFLOADS = (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_USO4 | TUN_F_USO6,  # USO: kernel >= 6.2
+            TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)
+OFFLOAD_NAMES = ((TUN_F_CSUM, "csum"), (TUN_F_TSO4, "tso4"), (TUN_F_TSO6, "tso6"), (TUN_F_USO4, "uso4"),
+                 (TUN_F_USO6, "uso6"))
 
 
 class TunError(OSError):
@@ -36,7 +47,7 @@ class TunError(OSError):
 class Tun:
     """One open TUN interface. `read()` returns a packet or None when drained."""
 
-    def __init__(self, name: str, vnet_hdr: bool = True) -> None:
+    def __init__(self, name: str, vnet_hdr: bool = True, offload: bool | None = None) -> None:
         if not name or len(name.encode()) >= IFNAMSIZ or "/" in name or name in (".", ".."):
             raise TunError(errno.EINVAL, f"invalid interface name {name!r} (1-15 characters)")
         try:
@@ -65,18 +76,57 @@ class Tun:
             raise TunError(e.errno, f"TUNSETIFF {name}: {e.strerror}") from e
         self.fd = fd
         self.name = ifr[:IFNAMSIZ].rstrip(b"\0").decode()
+        self.offload = 0  # TUN_F_* granted by TUNSETOFFLOAD
+        self.reads = 0  # reads that returned data
+        self.gso_reads = 0  # of them, super-packets cut into segments
+        self.segments = 0  # packets handed on
+        self.offload_drops: dict[str, int] = {}  # reads whose virtio_net_hdr made no sense, by reason
+        if offload is None:
+            offload = os.environ.get("WGSCOPE_TUN_OFFLOAD", "1") != "0"
+        if self.vnet and offload:
+            self._set_offload()
+
+    def _set_offload(self) -> None:
+        for flags in OFFLOADS:
+            try:
+                fcntl.ioctl(self.fd, TUNSETOFFLOAD, flags)
+                self.offload = flags
+                return
+            except OSError as e:
+                if e.errno != errno.EINVAL:
+                    raise TunError(e.errno, f"TUNSETOFFLOAD {self.name}: {e.strerror}") from e
+
+    def offload_names(self) -> list[str]:
+        return [name for flag, name in OFFLOAD_NAMES if self.offload & flag]
 
     def fileno(self) -> int:
         return self.fd
 
-    def read(self) -> bytes | None:
-        """One packet, or None when drained. OSError (EBADFD, EIO) means the interface was deleted."""
+    def read(self) -> list[bytes] | None:
+        """The packets of one read (a GSO super-packet gives many), or None when drained.
+        OSError (EBADFD, EIO) means the interface was deleted."""
         try:
-            if self.vnet:
-                return os.read(self.fd, MAX_PACKET + VNET_HDR_SIZE)[VNET_HDR_SIZE:]
-            return os.read(self.fd, MAX_PACKET)
+            if not self.vnet:
+                data = os.read(self.fd, MAX_PACKET)
+                self.reads += 1
+                self.segments += 1
+                return [data]
+            data = os.read(self.fd, MAX_PACKET + VNET_HDR_SIZE)
         except (BlockingIOError, InterruptedError):
             return None
+        self.reads += 1
+        if data[1] == 0 and not data[0]:  # gso_type NONE, checksum complete: the common small packet
+            self.segments += 1
+            return [data[VNET_HDR_SIZE:]]
+        try:
+            packets = packets_from_read(data)
+        except OffloadError as e:
+            self.offload_drops[e.reason] = self.offload_drops.get(e.reason, 0) + 1
+            return []
+        if data[1]:
+            self.gso_reads += 1
+        self.segments += len(packets)
+        return packets
 
     def write(self, packet: bytes) -> bool:
         """Write one packet; False when the kernel queue is full or the link is down (dropped)."""

@@ -128,8 +128,9 @@ class UdpTransport:
         self.v4 = self.v6 = None
 
     # ---------------------------------------------------------------- receiving
-    def receive(self, sock: socket.socket, limit: int) -> Iterator[tuple[bytes, tuple, tuple | None]]:
-        """Up to `limit` datagrams waiting on `sock`: (data, remote (host, port), local (ip, port))."""
+    def receive(self, sock: socket.socket, limit: int) -> Iterator[tuple[list[bytes], tuple, tuple | None]]:
+        """What waits on `sock`, one receive at a time (up to `limit` receives): (datagrams,
+        remote (host, port), local (ip, port)); a GRO receive carries many datagrams of one sender."""
         v6 = sock is self.v6
         port = self.port
         for _ in range(limit):
@@ -157,10 +158,9 @@ class UdpTransport:
             local = (local[0], port) if local else None
             if segment and len(data) > segment:
                 view = memoryview(data)
-                for start in range(0, len(data), segment):
-                    yield bytes(view[start:start + segment]), remote, local
+                yield [bytes(view[start:start + segment]) for start in range(0, len(data), segment)], remote, local
             else:
-                yield data, remote, local
+                yield [data], remote, local
 
     def _remember(self, remote: tuple, local: tuple) -> None:
         sources = self.sources

@@ -97,6 +97,8 @@ class SnapshotCollector(Collector):
             c.add_metric(dev + [reason], n)
         yield c
 
+        yield from _io_families(dev, snap.get("io"))
+
         counters = {key: CounterMetricFamily(name, doc, labels=_PEER_LABELS) for key, name, doc in _PEER_COUNTERS}
         drops = CounterMetricFamily("wgscope_peer_drops", "Datagrams or packets of the peer dropped, by reason.",
                                     labels=_PEER_LABELS + ["reason"])
@@ -131,6 +133,40 @@ class SnapshotCollector(Collector):
             up.add_metric(labels, int(keypairs.get("current") is not None))
         yield from counters.values()
         yield from (drops, last, since, staged, staged_limit, ages, up)
+
+
+def _io_families(dev: list[str], io: dict | None) -> Iterator[Metric]:
+    """The live node's TUN and socket counters (absent for lab nodes)."""
+    if not io:
+        return
+    if "tun_reads" in io:
+        c = CounterMetricFamily("wgscope_tun_reads", "Reads from the TUN that returned data, by kind "
+                                "(gso: a TSO/USO super-packet cut into segments).", labels=["interface", "kind"])
+        c.add_metric(dev + ["gso"], io["tun_gso_reads"])
+        c.add_metric(dev + ["single"], io["tun_reads"] - io["tun_gso_reads"])
+        yield c
+        c = CounterMetricFamily("wgscope_tun_packets", "IP packets taken from the TUN (after segmentation).",
+                                labels=["interface"])
+        c.add_metric(dev, io["tun_packets"])
+        yield c
+        c = CounterMetricFamily("wgscope_tun_offload_drops", "TUN reads whose virtio_net_hdr made no sense, by "
+                                "reason.", labels=["interface", "reason"])
+        for reason, n in sorted(io["tun_offload_drops"].items()):
+            c.add_metric(dev + [reason], n)
+        yield c
+        g = GaugeMetricFamily("wgscope_tun_offload", "1 for each TUN offload the kernel granted (TUNSETOFFLOAD).",
+                              labels=["interface", "offload"])
+        for name in io["tun_offload"]:
+            g.add_metric(dev + [name], 1)
+        yield g
+    c = CounterMetricFamily("wgscope_tun_write_drops", "Decrypted packets the TUN refused (queue full, link "
+                            "down).", labels=["interface"])
+    c.add_metric(dev, io["tun_write_drops"])
+    yield c
+    c = CounterMetricFamily("wgscope_udp_send_errors", "Datagrams the UDP sockets failed to send.",
+                            labels=["interface"])
+    c.add_metric(dev, io["udp_send_errors"])
+    yield c
 
 
 class MetricsServer:

@@ -1,0 +1,140 @@
+"""Send-side segmentation for a TUN with TUNSETOFFLOAD (TSO done in userspace).
+
+With TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 (and USO4/6 where the kernel has them) the kernel's
+TCP stack hands the TUN one "super-packet" of up to 64 KB per read instead of ~45 MTU-sized
+packets, and leaves checksums partial. Before anything reaches the protocol core every read is
+turned back into the packets a plain TUN would have given: cut at `gso_size`, each segment with
+its own IP header (total/payload length, IPv4 ID + i, header checksum) and transport header
+(TCP: sequence + i * mss, FIN and PSH on the last segment only, CWR on the first only, as the
+kernel's tcp_gso_segment does; UDP: length), and a complete transport checksum — the peer may
+be a WireGuard that writes what it decrypts to its TUN as it is (wireguard-go without
+offloads), so every segment must be a packet a host accepts. A non-GSO read flagged
+NEEDS_CSUM gets its checksum completed the same way. wireguard-go's tun/offload_linux.go does
+the same in Go (read for reference, not copied).
+
+The transport checksums of all segments of a read are summed in one numpy `add.reduceat` over
+the payload (runtime/vnet.py); only the headers' words are added per segment in Python.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from .vnet import (
+    F_NEEDS_CSUM, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, PROTO_TCP, PROTO_UDP, VNET_HDR,
+    VNET_HDR_SIZE, checksum, fold, pseudo_header, segment_sums,
+)
+
+FIN, PSH, CWR = 0x01, 0x08, 0x80
+_u16 = struct.Struct("!H")
+_u32 = struct.Struct("!I")
+_v4_len_id = struct.Struct("!HH")
+GSO_TYPES = {GSO_TCPV4: (4, PROTO_TCP), GSO_TCPV6: (6, PROTO_TCP), GSO_UDP_L4: (0, PROTO_UDP)}
+
+
+class OffloadError(ValueError):
+    """A read whose virtio_net_hdr does not describe the packet behind it; `reason` for counters."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def packets_from_read(buf: bytes) -> list[bytes]:
+    """The IP packets carried by one TUN read (virtio_net_hdr first)."""
+    if len(buf) < VNET_HDR_SIZE + 20:
+        raise OffloadError("short_read")
+    flags, gso_type, _hdr_len, gso_size, csum_start, csum_offset = VNET_HDR.unpack_from(buf)
+    packet = memoryview(buf)[VNET_HDR_SIZE:]
+    if gso_type == GSO_NONE:
+        if flags & F_NEEDS_CSUM:
+            return [complete_checksum(packet, csum_start, csum_offset)]
+        return [buf[VNET_HDR_SIZE:]]
+    kind = GSO_TYPES.get(gso_type)
+    if kind is None:
+        raise OffloadError("unknown_gso_type")
+    version = packet[0] >> 4
+    if kind[0] and version != kind[0]:
+        raise OffloadError("gso_type_ip_version_mismatch")
+    return split(packet, version, kind[1], csum_start, gso_size)
+
+
+def complete_checksum(packet, start: int, offset: int) -> bytes:
+    """Fill in a partial checksum: the field holds the pseudo-header sum, the rest is summed here."""
+    at = start + offset
+    if start < 20 or at + 2 > len(packet):
+        raise OffloadError("bad_checksum_offset")
+    value = checksum(fold(packet, start))
+    if value == 0 and offset == 6:  # UDP sends 0xFFFF for a zero sum (RFC 768)
+        value = 0xFFFF
+    out = bytearray(packet)
+    _u16.pack_into(out, at, value)
+    return bytes(out)
+
+
+def split(packet, version: int, proto: int, l4: int, mss: int) -> list[bytes]:
+    """Cut a GSO super-packet into `mss`-byte segments, every header and checksum complete."""
+    size = len(packet)
+    if version == 4:
+        if l4 != (packet[0] & 0x0F) * 4 or packet[9] != proto:
+            raise OffloadError("bad_gso_headers")
+    elif version != 6 or l4 < 40:
+        raise OffloadError("bad_gso_headers")
+    if proto == PROTO_TCP:
+        if l4 + 20 > size:
+            raise OffloadError("bad_gso_headers")
+        thl = (packet[l4 + 12] >> 4) * 4
+        if thl < 20:
+            raise OffloadError("bad_gso_headers")
+    else:
+        thl = 8
+    hlen = l4 + thl
+    if mss == 0 or hlen >= size:
+        raise OffloadError("bad_gso_size")
+    count = -(-(size - hlen) // mss)
+    header = bytearray(packet[:hlen])
+    if proto == PROTO_TCP:
+        seq0 = _u32.unpack_from(header, l4 + 4)[0]
+        flags = header[l4 + 13]
+        header[l4 + 4:l4 + 8] = bytes(4)
+        header[l4 + 13] = 0
+        header[l4 + 16:l4 + 18] = b"\0\0"  # checksum
+    else:
+        header[l4 + 4:l4 + 8] = bytes(4)  # length, checksum
+    l4_base = int.from_bytes(header[l4:hlen], "big") + pseudo_header(header, version, proto, 0)
+    if version == 4:
+        id0 = _u16.unpack_from(header, 4)[0]
+        header[2:6] = bytes(4)
+        header[10:12] = b"\0\0"
+        ip_base = int.from_bytes(header[:l4], "big")
+    if mss & 1:
+        sums = [fold(packet[a:a + mss]) for a in range(hlen, size, mss)]
+    else:
+        sums = segment_sums(packet, hlen, mss)
+    segments = []
+    join = b"".join
+    for i in range(count):
+        a = hlen + i * mss
+        seg_len = min(mss, size - a)
+        l4_len = thl + seg_len
+        total = hlen + seg_len
+        if version == 4:
+            ip_id = (id0 + i) & 0xFFFF
+            _v4_len_id.pack_into(header, 2, total, ip_id)
+            _u16.pack_into(header, 10, checksum(ip_base + total + ip_id))
+        else:
+            _u16.pack_into(header, 4, total - 40)
+        if proto == PROTO_TCP:
+            seq = (seq0 + i * mss) & 0xFFFFFFFF
+            f = flags if i == count - 1 else flags & ~(FIN | PSH)
+            if i:
+                f &= ~CWR
+            _u32.pack_into(header, l4 + 4, seq)
+            header[l4 + 13] = f
+            _u16.pack_into(header, l4 + 16, checksum(l4_base + l4_len + (seq >> 16) + (seq & 0xFFFF) + f + sums[i]))
+        else:
+            _u16.pack_into(header, l4 + 4, l4_len)
+            value = checksum(l4_base + l4_len + l4_len + sums[i])
+            _u16.pack_into(header, l4 + 6, value or 0xFFFF)
+        segments.append(join((header, packet[a:a + seg_len])))
+    return segments
