@@ -177,13 +177,22 @@ def test_split_then_coalesce_gives_back_one_super_packet():
     assert rfc1071(bytes(ip)) == 0xFFFF
 
 
-def test_coalesce_keeps_a_segment_with_a_bad_checksum_apart():
-    segments = packets_from_read(read_of(ipv4(6, tcp(PAYLOAD[:5 * 1368], flags=0x10)), GSO_TCPV4, 1368, 20))
-    bad = bytearray(segments[2])
-    bad[-1] ^= 1
-    segments[2] = bytes(bad)
-    writes = coalesce(segments)
-    sizes = [len(w) - 3 if len(w) > 2 else 1 for w in writes]  # [vnet, ip, tcp, bodies...] or [vnet, packet]
-    assert sizes == [2, 1, 2]  # two merged, the bad one alone, two merged
-    assert writes[1][1] == segments[2]
+def test_coalesce_breaks_runs_where_the_kernel_would():
+    """tcp_gro_receive's rules: another flow, a gap in sequence, a PSH or a short segment ends a run."""
+    m = 1368
 
+    def segs(seq, payload, flags=0x10, sport=40000):
+        l4 = struct.pack("!H", sport) + tcp(payload, seq=seq, flags=flags)[2:]
+        return packets_from_read(read_of(ipv4(6, l4), GSO_TCPV4, m, 20))
+
+    a = segs(0, PAYLOAD[:3 * m])  # flow 1: [0, 3m)
+    other = segs(3 * m, PAYLOAD[:2 * m], sport=40001)  # contiguous, but flow 2: [3m, 5m)
+    gap = segs(6 * m, PAYLOAD[:2 * m], sport=40001)  # flow 2 after a missing segment: [6m, 8m)
+    psh = segs(8 * m, PAYLOAD[:3 * m], flags=0x18, sport=40001)  # contiguous, PSH on its last: [8m, 11m)
+    after = segs(11 * m, PAYLOAD[:2 * m], sport=40001)  # contiguous, but the PSH ended the run
+    short = segs(13 * m, PAYLOAD[:m + 100], sport=40001)  # contiguous; its short last segment ends the run
+    writes = coalesce(a + other + gap + psh + after + short)
+    sizes = [len(w) - 3 if len(w) > 2 else 1 for w in writes]  # [vnet, ip, tcp, bodies...] or [vnet, packet]
+    assert sizes == [3, 2, 5, 4]
+    assert writes[2][2][13] == 0x18  # the merged header carries the last segment's PSH
+    assert [len(b) for b in writes[3][3:]] == [m, m, m, 100]

@@ -42,8 +42,8 @@ class ReceivePath:
         return self.receive_datagrams((data,), endpoint, now)
 
     def receive_datagrams(self, datagrams, endpoint: tuple, now: float) -> list:
-        """UDP datagrams from one `endpoint`, in the order they came (a GRO receive gives many at
-        once). Each is handled exactly as alone would be, except that the timer hooks of a run
+        """UDP datagrams (bytes-like) from one `endpoint`, in the order they came (a GRO receive
+        gives many at once). Each is handled exactly as alone would be, except that the timer hooks of a run
         of transport packets of one peer run once, after the run (WG-GO runs them per packet
         with the same effect: with one `now` they are idempotent after two calls)."""
         out = self._out = []
@@ -55,6 +55,7 @@ class ReceivePath:
                 continue
             if authenticated:
                 self._after_transport(now)
+            data = bytes(data)  # a GRO receive hands memoryviews; handshake code keeps and hashes bytes
             try:
                 kind = message_type(data)
             except MessageError as e:

@@ -145,6 +145,7 @@ class LiveNode:
             if bus.tapping:  # a capture's verdict is the events of one core call: one datagram per call
                 here = local or (("::" if sock is udp.v6 else "0.0.0.0"), udp.port)
                 for data in datagrams:
+                    data = bytes(data)
                     actions += device.receive_datagram(data, remote, now)
                     bus.tap_datagram("in", remote, here, data, now)
             else:

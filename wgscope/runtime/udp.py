@@ -130,7 +130,8 @@ class UdpTransport:
     # ---------------------------------------------------------------- receiving
     def receive(self, sock: socket.socket, limit: int) -> Iterator[tuple[list[bytes], tuple, tuple | None]]:
         """What waits on `sock`, one receive at a time (up to `limit` receives): (datagrams,
-        remote (host, port), local (ip, port)); a GRO receive carries many datagrams of one sender."""
+        remote (host, port), local (ip, port)); a GRO receive carries many datagrams of one sender,
+        handed on as memoryview slices of the one buffer (no copy)."""
         v6 = sock is self.v6
         port = self.port
         for _ in range(limit):
@@ -158,7 +159,7 @@ class UdpTransport:
             local = (local[0], port) if local else None
             if segment and len(data) > segment:
                 view = memoryview(data)
-                yield [bytes(view[start:start + segment]) for start in range(0, len(data), segment)], remote, local
+                yield [view[start:start + segment] for start in range(0, len(data), segment)], remote, local
             else:
                 yield [data], remote, local
 
