@@ -68,13 +68,8 @@ def KDF3(key: bytes, data: bytes) -> tuple[bytes, bytes, bytes]:
     return t1, t2, t3
 
 
-_NONCE_PREFIX = b"\x00\x00\x00\x00"
-_pack_q = struct.Struct("<Q").pack
-
-
-def nonce(counter: int) -> bytes:
-    """32 zero bits then the 64-bit little-endian counter (WP §5.4, AEAD)."""
-    return _NONCE_PREFIX + _pack_q(counter)
+nonce = struct.Struct("<4xQ").pack
+"""nonce(counter): 32 zero bits then the 64-bit little-endian counter (WP §5.4, AEAD)."""
 
 
 def AEAD(key: bytes, counter: int, plaintext: bytes, ad: bytes) -> bytes:

@@ -68,6 +68,7 @@ class Device(SendPath, ReceivePath, TimerHooks):
         self.drops: Counter[str] = Counter()  # drops not attributable to a peer
         self._out: list = []
         self._authenticated: dict = {}  # receive path: peers with transport packets awaiting their timer hooks
+        self._owners: dict = {}  # receive path: inner source address -> allowed-IPs owner, for one batch
         self.set_private_key(private_key, 0.0)
 
     # ---------------------------------------------------------------- clock

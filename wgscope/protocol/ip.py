@@ -26,14 +26,6 @@ def version(packet: bytes) -> int:
     raise InvalidPacket(f"not an IPv4/IPv6 packet (version {v}, {len(packet)} bytes)")
 
 
-def destination(packet: bytes) -> tuple[int, int]:
-    """(ip version, destination address as int)."""
-    v = version(packet)
-    if v == 4:
-        return 4, int.from_bytes(packet[16:20], "big")
-    return 6, int.from_bytes(packet[24:40], "big")
-
-
 def source(packet: bytes) -> tuple[int, int]:
     v = version(packet)
     if v == 4:
@@ -41,18 +33,31 @@ def source(packet: bytes) -> tuple[int, int]:
     return 6, int.from_bytes(packet[8:24], "big")
 
 
-def true_length(packet: bytes) -> int:
-    """Length from the IP header, to strip transport padding (WP §5.4.6)."""
-    v = version(packet)
-    if v == 4:
-        n = int.from_bytes(packet[2:4], "big")
-        if n < 20 or n > len(packet):
-            raise InvalidPacket(f"IPv4 total length {n} does not fit {len(packet)} bytes")
-        return n
-    n = 40 + int.from_bytes(packet[4:6], "big")
-    if n > len(packet):
-        raise InvalidPacket(f"IPv6 length {n} does not fit {len(packet)} bytes")
-    return n
+def outbound(packet: bytes) -> tuple[int, bytes]:
+    """For a packet read from the TUN: (ip version, destination address bytes)."""
+    v = packet[0] >> 4 if packet else 0
+    if v == 4 and len(packet) >= 20:
+        return 4, packet[16:20]
+    if v == 6 and len(packet) >= 40:
+        return 6, packet[24:40]
+    raise InvalidPacket(f"not an IPv4/IPv6 packet (version {v}, {len(packet)} bytes)")
+
+
+def inbound(packet: bytes) -> tuple[int, int, bytes]:
+    """For a decrypted packet: (true length, ip version, source address bytes), in one look."""
+    v = packet[0] >> 4 if packet else 0
+    size = len(packet)
+    if v == 4 and size >= 20:
+        n = (packet[2] << 8) | packet[3]
+        if n < 20 or n > size:
+            raise InvalidPacket(f"IPv4 total length {n} does not fit {size} bytes")
+        return n, 4, packet[12:16]
+    if v == 6 and size >= 40:
+        n = 40 + ((packet[4] << 8) | packet[5])
+        if n > size:
+            raise InvalidPacket(f"IPv6 length {n} does not fit {size} bytes")
+        return n, 6, packet[8:24]
+    raise InvalidPacket(f"not an IPv4/IPv6 packet (version {v}, {size} bytes)")
 
 
 def address_text(ver: int, addr: int) -> str:

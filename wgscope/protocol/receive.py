@@ -32,6 +32,7 @@ from . import ip
 
 _head = struct.Struct("<I").unpack_from  # type + reserved: exactly 4 for a transport message
 _transport_header = struct.Struct("<4xIQ").unpack_from  # receiver index, counter
+_UNKNOWN = object()
 
 
 class ReceivePath:
@@ -49,6 +50,7 @@ class ReceivePath:
         out = self._out = []
         authenticated = self._authenticated  # peer -> data packets, for _after_transport
         authenticated.clear()
+        self._owners.clear()
         for data in datagrams:
             if len(data) >= TRANSPORT_MIN_SIZE and _head(data)[0] == MESSAGE_TRANSPORT:
                 self._receive_transport(data, endpoint, now)
@@ -275,19 +277,24 @@ class ReceivePath:
             self.bus.emit(TRANSPORT_RECEIVED, now, peer.name, receiver_index=receiver, counter=counter,
                           size=len(plain))
         try:
-            plain = plain[:ip.true_length(plain)]
-            ver, src = ip.source(plain)
+            length, ver, source = ip.inbound(plain)
         except ip.InvalidPacket:
             self._drop(peer, "invalid_inner_packet", "transport", endpoint, now)
             return
-        owner = (self.allowed_ips.lookup_v4 if ver == 4 else self.allowed_ips.lookup_v6)(src)
+        if length != len(plain):
+            plain = plain[:length]  # the padding (WP §5.4.6)
+        owners = self._owners  # a batch's sources are looked up once (4 or 16 bytes: no clash)
+        owner = owners.get(source, _UNKNOWN)
+        if owner is _UNKNOWN:
+            src = int.from_bytes(source, "big")
+            owner = owners[source] = (self.allowed_ips.lookup_v4 if ver == 4 else self.allowed_ips.lookup_v6)(src)
         if owner is not peer:
             peer.drops["source_not_allowed"] += 1
-            self.bus.emit(SOURCE_REJECTED, now, peer.name, src=ip.address_text(ver, src),
+            self.bus.emit(SOURCE_REJECTED, now, peer.name, src=ip.address_text(ver, int.from_bytes(source, "big")),
                           owner=owner.name if owner is not None else None)
             return
         if self.bus.trace:
-            self.bus.emit(SOURCE_ALLOWED, now, peer.name, src=ip.address_text(ver, src))
+            self.bus.emit(SOURCE_ALLOWED, now, peer.name, src=ip.address_text(ver, int.from_bytes(source, "big")))
         self._out.append(WritePacket(plain))
 
     def confirm_next(self, peer, keypair, now: float) -> None:

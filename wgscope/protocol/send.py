@@ -15,13 +15,13 @@ from .constants import (
     MESSAGE_TRANSPORT, PADDING_MULTIPLE, REJECT_AFTER_MESSAGES, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME,
     REKEY_TIMEOUT,
 )
+from .crypto import nonce
 from .messages import pack_initiation
 from .noise import HandshakeError, create_initiation
 from .peer import endpoint_text
 from . import ip
 
 _header = struct.Struct("<IIQ").pack  # type+reserved as one word, receiver, counter
-_nonce = struct.Struct("<4xQ").pack  # 32 zero bits then the 64-bit little-endian counter (crypto.nonce)
 
 
 def padded_length(length: int, mtu: int) -> int:
@@ -51,16 +51,17 @@ class SendPath:
         bus = self.bus
         lookup_v4, lookup_v6 = self.allowed_ips.lookup_v4, self.allowed_ips.lookup_v6
         routed: list = []  # peers that staged packets in this batch, in order
-        last_ver = last_dst = peer = None
+        last_dst = peer = None
         for packet in packets:
             try:
-                ver, dst = ip.destination(packet)
+                ver, dst_bytes = ip.outbound(packet)
             except ip.InvalidPacket as e:
                 self.drops["invalid_inner_packet"] += 1
                 bus.emit(PACKET_DROPPED, now, None, reason="invalid_inner_packet", kind=str(e), endpoint=None)
                 continue
-            if dst != last_dst or ver != last_ver:  # a run of packets to one address is routed once
+            if dst_bytes != last_dst:  # a run of packets to one address is routed once (4 or 16 bytes)
                 last_dst = None
+                dst = int.from_bytes(dst_bytes, "big")
                 peer = (lookup_v4 if ver == 4 else lookup_v6)(dst)
                 if peer is None:
                     self.drops["no_route"] += 1
@@ -73,9 +74,9 @@ class SendPath:
                     bus.emit(NO_ENDPOINT, now, peer.name, dst=ip.address_text(ver, dst))
                     self._icmp_unreachable(packet)
                     continue
-                last_ver, last_dst = ver, dst
+                last_dst = dst_bytes
             if bus.trace:
-                bus.emit(ROUTE_FOUND, now, peer.name, dst=ip.address_text(ver, dst))
+                bus.emit(ROUTE_FOUND, now, peer.name, dst=ip.address_text(ver, int.from_bytes(dst_bytes, "big")))
             self._stage(peer, packet, now)
             if peer not in routed:
                 routed.append(peer)
@@ -155,7 +156,7 @@ class SendPath:
                 target = padded_length(length, mtu)
                 if target != length:
                     packet = packet + bytes(target - length)
-            data = _header(MESSAGE_TRANSPORT, remote, counter) + seal(_nonce(counter), packet, None)
+            data = _header(MESSAGE_TRANSPORT, remote, counter) + seal(nonce(counter), packet, None)
             out.append(SendDatagram(data, endpoint))
             sent_bytes += len(data)
             if trace:

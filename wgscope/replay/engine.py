@@ -574,8 +574,8 @@ class Engine:
     def _inner(self, plain: bytes, sender: Party, sess: Session, receiver: int, counter: int) -> None:
         now = self.now
         try:
-            plain = plain[:ipmod.true_length(plain)]
-            ver, src_addr = ipmod.source(plain)
+            length, ver, source = ipmod.inbound(plain)
+            plain = plain[:length]
         except ipmod.InvalidPacket:
             self._find("malformed", [self.frame], "decrypted transport data is not an IP packet", sender)
             return
@@ -595,7 +595,7 @@ class Engine:
         if sender.public_key is not None:
             nets = self.keyring.allowed(sender.public_key)
             if nets is not None:
-                addr = ipmod.address_text(ver, src_addr)
+                addr = ipmod.address_text(ver, int.from_bytes(source, "big"))
                 import ipaddress
 
                 a = ipaddress.ip_address(addr)
