@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from pathlib import Path
 
@@ -32,19 +33,33 @@ def test_two_namespaces_ping_tcp_ipv6_and_unreachable(tmp_path):
         cb = wgscope_config(tmp_path / "b.conf", kb, listen_port=51821, addresses=["10.8.0.2/24", "fd00:8::2/64"],
                             peers=[dict(public_key=ka.public_b64, allowed_ips=["10.8.0.1/32", "fd00:8::1/128"],
                                         psk=shared)])
-        na = start_wgscope(a, tmp_path, ifa, ca)
-        nb = start_wgscope(b, tmp_path, ifb, cb)
+        na = start_wgscope(a, tmp_path, ifa, ca, "--metrics", "127.0.0.1:9586")
+        nb = start_wgscope(b, tmp_path, ifb, cb, "--metrics", "127.0.0.1:9586")
         ping(a, "10.8.0.2")
         ping(b, "10.8.0.1")
         ping(b, "fd00:8::1")
         tcp_transfer(a, b, "10.8.0.1", size=4 << 20)
         tcp_transfer(b, a, "fd00:8::2", size=1 << 20, port=5202)
+        for ns in (a, b):  # each end sent one flow and received the other: TSO reads and GRO writes, v4 and v6
+            m = scrape(ns, 9586)
+            assert m['wgscope_tun_offload{interface="%s",offload="tso6"}' % (ifa if ns is a else ifb)] == 1
+            assert sum(v for k, v in m.items() if k.startswith("wgscope_tun_reads_total") and 'kind="gso"' in k) > 0
+            assert sum(v for k, v in m.items() if k.startswith("wgscope_tun_gso_writes_total")) > 0
+            assert all(v == 0 for k, v in m.items() if k.startswith("wgscope_tun_offload_drops_total"))
         r = a.run("ping -c 1 -W 2 10.8.0.77", check=False)  # inside 10.8.0.0/24, but no peer's
         assert r.returncode != 0 and "Destination Host Unreachable" in r.stdout, r.stdout
         assert f"endpoint [2001:db8:1::2]:51821" in na.output()
         for n in (na, nb):
             assert n.terminate() == 0
         assert a.run(f"ip link show {ifa}", check=False).returncode != 0
+
+
+def scrape(ns, port: int) -> dict[str, float]:
+    """The node's Prometheus metrics, read from inside its namespace."""
+    code = f"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:{port}/metrics').read().decode())"
+    out = ns.run(f"{sys.executable} -c \"{code}\"").stdout
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in out.splitlines()
+            if line and not line.startswith("#")}
 
 
 @contextlib.contextmanager

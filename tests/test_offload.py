@@ -162,19 +162,29 @@ def test_random_headers_never_raise_anything_else():
         assert all(isinstance(p, bytes) for p in out)
 
 
-def test_split_then_coalesce_gives_back_one_super_packet():
+@pytest.mark.parametrize("family", [4, 6])
+def test_split_then_coalesce_gives_back_one_super_packet(family):
     """What the sender cuts, the receiver merges again: one GSO write carrying every byte."""
     payload = PAYLOAD[:30 * 1368]
-    packet = ipv4(6, tcp(payload, seq=1000, flags=0x10))
-    segments = packets_from_read(read_of(packet, GSO_TCPV4, 1368, 20))
+    seg = tcp(payload, seq=1000, flags=0x10)
+    packet, l4, gso = (ipv4(6, seg), 20, GSO_TCPV4) if family == 4 else (ipv6(6, seg), 40, GSO_TCPV6)
+    segments = packets_from_read(read_of(packet, gso, 1368, l4))
     writes = coalesce(segments)
     assert len(writes) == 1
     vnet, ip, th, *bodies = writes[0]
     flags, gso_type, hdr_len, gso_size, start, offset = VNET_HDR.unpack(vnet)
-    assert (flags, gso_type, hdr_len, gso_size, start, offset) == (F_NEEDS_CSUM, GSO_TCPV4, 52, 1368, 20, 16)
+    assert (flags, gso_type, hdr_len, gso_size, start, offset) == (F_NEEDS_CSUM, gso, l4 + 32, 1368, l4, 16)
     assert b"".join(bytes(b) for b in bodies) == payload
-    assert struct.unpack_from("!H", ip, 2)[0] == 52 + len(payload)
-    assert rfc1071(bytes(ip)) == 0xFFFF
+    if family == 4:
+        assert struct.unpack_from("!H", ip, 2)[0] == 52 + len(payload)
+        assert rfc1071(bytes(ip)) == 0xFFFF
+    else:
+        assert struct.unpack_from("!H", ip, 4)[0] == 32 + len(payload)
+    # NEEDS_CSUM: the field holds the pseudo-header sum, so summing the whole gives the checksum
+    whole = bytes(ip) + bytes(th) + payload
+    pseudo_sum = struct.unpack_from("!H", th, 16)[0]
+    assert pseudo_sum == rfc1071((whole[12:20] if family == 4 else whole[8:40])
+                                 + struct.pack("!HH", 6, 32 + len(payload)))
 
 
 def test_coalesce_breaks_runs_where_the_kernel_would():

@@ -244,7 +244,8 @@ class LiveNode:
         io = {"udp_gso": udp.gso, "udp_send_errors": udp.send_errors, "tun_write_drops": self.tun_write_drops}
         if tun is not None:
             io.update(tun_offload=tun.offload_names(), tun_reads=tun.reads, tun_gso_reads=tun.gso_reads,
-                      tun_packets=tun.segments, tun_offload_drops=dict(tun.offload_drops))
+                      tun_packets=tun.segments, tun_offload_drops=dict(tun.offload_drops),
+                      tun_gso_writes=tun.gso_writes, tun_coalesced=tun.coalesced)
         return io
 
     def _in_loop_thread(self) -> bool:

@@ -154,6 +154,14 @@ def _io_families(dev: list[str], io: dict | None) -> Iterator[Metric]:
         for reason, n in sorted(io["tun_offload_drops"].items()):
             c.add_metric(dev + [reason], n)
         yield c
+        c = CounterMetricFamily("wgscope_tun_gso_writes", "Writes to the TUN of a TCP super-packet coalesced from "
+                                "decrypted segments.", labels=["interface"])
+        c.add_metric(dev, io["tun_gso_writes"])
+        yield c
+        c = CounterMetricFamily("wgscope_tun_coalesced_packets", "Decrypted packets written as part of a "
+                                "super-packet.", labels=["interface"])
+        c.add_metric(dev, io["tun_coalesced"])
+        yield c
         g = GaugeMetricFamily("wgscope_tun_offload", "1 for each TUN offload the kernel granted (TUNSETOFFLOAD).",
                               labels=["interface", "offload"])
         for name in io["tun_offload"]:
