@@ -8,6 +8,7 @@ S (static), Q (pre-shared key).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 from enum import Enum
 
 from .constants import CONSTRUCTION, IDENTIFIER, LABEL_COOKIE, LABEL_MAC1, TIMESTAMP_SIZE
@@ -124,8 +125,13 @@ class OpenedInitiation:
     hash: bytes
 
 
-def open_initiation(local: StaticIdentity, msg: Initiation) -> OpenedInitiation:
-    """Responder, first half of WP §5.4.2: decrypt the initiator's identity and timestamp."""
+def open_initiation(local: StaticIdentity, msg: Initiation,
+                    static_static: Callable[[bytes], bytes | None] | None = None) -> OpenedInitiation:
+    """Responder, first half of WP §5.4.2: decrypt the initiator's identity and timestamp.
+
+    `static_static(remote_static)` gives the peer's precomputed DH(S_priv, S_pub_remote), or None
+    for a key that is no configured peer: then the initiation is refused (unknown_peer) before
+    the second DH and the timestamp, as WG-GO ConsumeMessageInitiation does."""
     C = INITIAL_CHAIN_KEY
     H = HASH(INITIAL_HASH + local.public)
     C = KDF1(C, msg.ephemeral)
@@ -134,7 +140,15 @@ def open_initiation(local: StaticIdentity, msg: Initiation) -> OpenedInitiation:
         C, k = KDF2(C, DH(local.private, msg.ephemeral))
         remote_static = AEAD_OPEN(k, 0, msg.encrypted_static, H)
         H = HASH(H + msg.encrypted_static)
-        C, k = KDF2(C, DH(local.private, remote_static))
+        if static_static is None:
+            ss = DH(local.private, remote_static)
+        else:
+            ss = static_static(remote_static)
+            if ss is None:
+                raise HandshakeError("unknown_peer")
+            if not ss:  # the peer's key gave an all-zero DH (precompute)
+                raise DHError("low-order remote static")
+        C, k = KDF2(C, ss)
         timestamp = AEAD_OPEN(k, 0, msg.encrypted_timestamp, H)
     except (AuthenticationError, DHError):
         raise HandshakeError("decryption_failed") from None

@@ -128,16 +128,12 @@ class ReceivePath:
         ep = endpoint_text(endpoint)
         self.bus.emit(HANDSHAKE_INITIATION_RECEIVED, now, None, endpoint=ep, sender_index=msg.sender)
         try:
-            opened = open_initiation(self.identity, msg)
+            opened = open_initiation(self.identity, msg, self._static_static)
         except HandshakeError as e:
             self.drops[e.reason] += 1
             self.bus.emit(HANDSHAKE_INITIATION_REJECTED, now, None, endpoint=ep, reason=e.reason)
             return
-        peer = self.peers.get(opened.remote_static)
-        if peer is None:
-            self.drops["unknown_peer"] += 1
-            self.bus.emit(HANDSHAKE_INITIATION_REJECTED, now, None, endpoint=ep, reason="unknown_peer")
-            return
+        peer = self.peers[opened.remote_static]
         hs = peer.handshake
         try:
             accept_initiation(hs, opened, now, HANDSHAKE_INITIATION_RATE)
@@ -150,6 +146,10 @@ class ReceivePath:
         self.timers_any_authenticated_packet_traversal(peer, now)
         self.timers_any_authenticated_packet_received(peer, now)
         self._send_response(peer, now)
+
+    def _static_static(self, remote_static: bytes) -> bytes | None:
+        peer = self.peers.get(remote_static)
+        return None if peer is None else peer.handshake.precomputed_static_static
 
     def _send_response(self, peer, now: float) -> None:
         hs = peer.handshake
