@@ -142,7 +142,7 @@ s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(1)
 print('listening', flush=True)
 s.settimeout(20)
-c, _ = s.accept(); c.settimeout(15)
+c, _ = s.accept(); c.settimeout(float(sys.argv[3]))
 h = hashlib.sha256(); n = 0
 while True:
     d = c.recv(65536)
@@ -156,11 +156,11 @@ import hashlib, os, socket, sys, time
 data = os.urandom(int(sys.argv[3]))
 for _ in range(50):
     try:
-        c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10); break
+        c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[4])); break
     except OSError:
         time.sleep(0.1)
-if len(sys.argv) > 4:  # pace: sleep between chunks so a mid-flow event (roaming, rekey) can happen
-    pause = float(sys.argv[4])
+if len(sys.argv) > 5:  # pace: sleep between chunks so a mid-flow event (roaming, rekey) can happen
+    pause = float(sys.argv[5])
     for i in range(0, len(data), 65536):
         c.sendall(data[i:i + 65536]); time.sleep(pause)
 else:
@@ -171,11 +171,14 @@ print(len(data), hashlib.sha256(data).hexdigest(), flush=True)
 
 
 def tcp_transfer(server_ns: Namespace, client_ns: Namespace, server_ip: str, size: int = 4 << 20,
-                 port: int = 5201, pace: float | None = None, during=None, timeout: float = 40) -> str:
-    """Send `size` random bytes over TCP through the tunnel; the sha256 on both ends must match."""
-    server = server_ns.popen([PYTHON, "-c", TCP_SERVER, server_ip, str(port)], stdout=subprocess.PIPE, text=True)
+                 port: int = 5201, pace: float | None = None, during=None, timeout: float = 40,
+                 stall: float = 12) -> str:
+    """Send `size` random bytes over TCP through the tunnel; the sha256 on both ends must match.
+    `stall`: how long either end may wait for progress (a lossy path backs TCP off for long)."""
+    server = server_ns.popen([PYTHON, "-c", TCP_SERVER, server_ip, str(port), str(stall + 3)],
+                             stdout=subprocess.PIPE, text=True)
     assert server.stdout.readline().strip() == "listening"
-    args = [PYTHON, "-c", TCP_CLIENT, server_ip, str(port), str(size)] + ([str(pace)] if pace else [])
+    args = [PYTHON, "-c", TCP_CLIENT, server_ip, str(port), str(size), str(stall)] + ([str(pace)] if pace else [])
     client = client_ns.popen(args, stdout=subprocess.PIPE, text=True)
     if during is not None:
         during()

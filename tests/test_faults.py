@@ -221,7 +221,9 @@ def _live_transfer(tmp_path, p, impair) -> None:
     try:
         impair()
         ping(p.a, "10.9.0.2", count=3, timeout=30)  # the handshake gets through the faults (retries)
-        digest = tcp_transfer(p.a, p.b, "10.9.0.1", size=2 << 20, port=5299, timeout=120)
+        # 20% loss each way: a retransmission lost again and again backs TCP off exponentially
+        # (0.2, 0.4, ... 6.4 s), so a lossy run may sit idle for well over 10 s and still be correct
+        digest = tcp_transfer(p.a, p.b, "10.9.0.1", size=2 << 20, port=5299, timeout=150, stall=60)
         assert digest.startswith(str(2 << 20))
         text = events.read_text()
         assert '"reason": "counter_replayed"' in text  # duplicated datagrams refused by the replay window
