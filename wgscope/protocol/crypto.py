@@ -108,16 +108,25 @@ def generate_private_key() -> bytes:
     return clamp(os.urandom(KEY_SIZE))
 
 
-def public_key(private: bytes) -> bytes:
-    return X25519PrivateKey.from_private_bytes(private).public_key().public_bytes_raw()
+def private_key_object(private: bytes | X25519PrivateKey) -> X25519PrivateKey:
+    """A key object for repeated use. Building one costs a scalar multiplication (OpenSSL derives
+    the public key at once), as much as a DH: keep it rather than the bytes where a key is used
+    twice (the static key, a handshake's ephemeral)."""
+    if isinstance(private, X25519PrivateKey):
+        return private
+    return X25519PrivateKey.from_private_bytes(private)
+
+
+def public_key(private: bytes | X25519PrivateKey) -> bytes:
+    return private_key_object(private).public_key().public_bytes_raw()
 
 
 class DHError(Exception):
     """The DH result was all zeros (a low-order point)."""
 
 
-def DH(private: bytes, public: bytes) -> bytes:
+def DH(private: bytes | X25519PrivateKey, public: bytes) -> bytes:
     try:
-        return X25519PrivateKey.from_private_bytes(private).exchange(X25519PublicKey.from_public_bytes(public))
+        return private_key_object(private).exchange(X25519PublicKey.from_public_bytes(public))
     except ValueError:  # cryptography refuses an all-zero shared secret
         raise DHError("X25519 produced an all-zero shared secret") from None

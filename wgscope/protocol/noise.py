@@ -14,7 +14,7 @@ from enum import Enum
 from .constants import CONSTRUCTION, IDENTIFIER, LABEL_COOKIE, LABEL_MAC1, TIMESTAMP_SIZE
 from .crypto import (
     AEAD, AEAD_OPEN, DH, HASH, KDF1, KDF2, KDF3, AuthenticationError, DHError, generate_private_key,
-    public_key,
+    private_key_object, public_key,
 )
 from .messages import Initiation, Response
 from . import tai64n
@@ -49,9 +49,11 @@ class StaticIdentity:
     public: bytes = b""
     mac1_key: bytes = b""  # HASH(LABEL_MAC1 || S_pub) — checks mac1 of messages sent to us
     cookie_key: bytes = b""  # HASH(LABEL_COOKIE || S_pub) — encrypts our cookie replies
+    key: object = field(default=None, repr=False)  # the private key object, built once (crypto.private_key_object)
 
     def __post_init__(self) -> None:
-        self.public = public_key(self.private)
+        self.key = private_key_object(self.private)
+        self.public = public_key(self.key)
         self.mac1_key = HASH(LABEL_MAC1 + self.public)
         self.cookie_key = HASH(LABEL_COOKIE + self.public)
 
@@ -67,6 +69,7 @@ class Handshake:
     hash: bytes = b""
     chaining_key: bytes = b""
     local_ephemeral: bytes = b""  # private
+    local_ephemeral_key: object = field(default=None, repr=False)  # the same as a key object
     remote_ephemeral: bytes = b""
     local_index: int = 0
     remote_index: int = 0
@@ -79,12 +82,13 @@ class Handshake:
     def zero(self) -> None:
         self.state = State.ZEROED
         self.hash = self.chaining_key = self.local_ephemeral = self.remote_ephemeral = b""
+        self.local_ephemeral_key = None
         self.local_index = self.remote_index = 0
 
 
 def precompute(local: StaticIdentity, hs: Handshake) -> None:
     try:
-        hs.precomputed_static_static = DH(local.private, hs.remote_static)
+        hs.precomputed_static_static = DH(local.key, hs.remote_static)
     except DHError:
         hs.precomputed_static_static = b""
 
@@ -97,17 +101,18 @@ def create_initiation(local: StaticIdentity, hs: Handshake, sender_index: int, w
     C = INITIAL_CHAIN_KEY
     H = HASH(INITIAL_HASH + hs.remote_static)
     E_priv = ephemeral_private or generate_private_key()
-    E_pub = public_key(E_priv)
+    E_key = private_key_object(E_priv)
+    E_pub = public_key(E_key)
     C = KDF1(C, E_pub)
     H = HASH(H + E_pub)
-    C, k = KDF2(C, DH(E_priv, hs.remote_static))
+    C, k = KDF2(C, DH(E_key, hs.remote_static))
     enc_static = AEAD(k, 0, local.public, H)
     H = HASH(H + enc_static)
     C, k = KDF2(C, hs.precomputed_static_static)
     enc_ts = AEAD(k, 0, tai64n.stamp(wall_time), H)
     H = HASH(H + enc_ts)
     hs.chaining_key, hs.hash = C, H
-    hs.local_ephemeral = E_priv
+    hs.local_ephemeral, hs.local_ephemeral_key = E_priv, E_key
     hs.local_index = sender_index
     hs.state = State.INITIATION_CREATED
     return Initiation(sender_index, E_pub, enc_static, enc_ts, _ZERO_MAC, _ZERO_MAC)
@@ -137,11 +142,11 @@ def open_initiation(local: StaticIdentity, msg: Initiation,
     C = KDF1(C, msg.ephemeral)
     H = HASH(H + msg.ephemeral)
     try:
-        C, k = KDF2(C, DH(local.private, msg.ephemeral))
+        C, k = KDF2(C, DH(local.key, msg.ephemeral))
         remote_static = AEAD_OPEN(k, 0, msg.encrypted_static, H)
         H = HASH(H + msg.encrypted_static)
         if static_static is None:
-            ss = DH(local.private, remote_static)
+            ss = DH(local.key, remote_static)
         else:
             ss = static_static(remote_static)
             if ss is None:
@@ -176,12 +181,13 @@ def create_response(hs: Handshake, sender_index: int, ephemeral_private: bytes |
         raise HandshakeError("wrong_state")
     C, H = hs.chaining_key, hs.hash
     E_priv = ephemeral_private or generate_private_key()
-    E_pub = public_key(E_priv)
+    E_key = private_key_object(E_priv)
+    E_pub = public_key(E_key)
     C = KDF1(C, E_pub)
     H = HASH(H + E_pub)
     try:
-        C = KDF1(C, DH(E_priv, hs.remote_ephemeral))
-        C = KDF1(C, DH(E_priv, hs.remote_static))
+        C = KDF1(C, DH(E_key, hs.remote_ephemeral))
+        C = KDF1(C, DH(E_key, hs.remote_static))
     except DHError:
         raise HandshakeError("invalid_public_key") from None
     C, tau, k = KDF3(C, hs.preshared_key)
@@ -189,7 +195,7 @@ def create_response(hs: Handshake, sender_index: int, ephemeral_private: bytes |
     enc_nothing = AEAD(k, 0, b"", H)
     H = HASH(H + enc_nothing)
     hs.chaining_key, hs.hash = C, H
-    hs.local_ephemeral = E_priv
+    hs.local_ephemeral, hs.local_ephemeral_key = E_priv, E_key
     hs.local_index = sender_index
     hs.state = State.RESPONSE_CREATED
     return Response(sender_index, hs.remote_index, E_pub, enc_nothing, _ZERO_MAC, _ZERO_MAC)
@@ -203,8 +209,8 @@ def consume_response(local: StaticIdentity, hs: Handshake, msg: Response) -> Non
     C = KDF1(C, msg.ephemeral)
     H = HASH(H + msg.ephemeral)
     try:
-        C = KDF1(C, DH(hs.local_ephemeral, msg.ephemeral))
-        C = KDF1(C, DH(local.private, msg.ephemeral))
+        C = KDF1(C, DH(hs.local_ephemeral_key or hs.local_ephemeral, msg.ephemeral))
+        C = KDF1(C, DH(local.key, msg.ephemeral))
     except DHError:
         raise HandshakeError("decryption_failed") from None
     C, tau, k = KDF3(C, hs.preshared_key)
@@ -231,5 +237,6 @@ def derive_transport_keys(hs: Handshake) -> tuple[bytes, bytes, bool]:
     t1, t2 = KDF2(hs.chaining_key, b"")
     send, recv = (t1, t2) if initiator else (t2, t1)
     hs.chaining_key = hs.hash = hs.local_ephemeral = hs.remote_ephemeral = b""
+    hs.local_ephemeral_key = None
     hs.state = State.ZEROED
     return send, recv, initiator
