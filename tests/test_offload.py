@@ -11,19 +11,15 @@ import struct
 
 import pytest
 
+from test_pcap_frames import ref_checksum
 from wgscope.runtime.gso_split import OffloadError, complete_checksum, packets_from_read
 from wgscope.runtime.tcp_coalesce import coalesce
 from wgscope.runtime.vnet import F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, VNET_HDR
 
 
 def rfc1071(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = 0
-    for k in range(0, len(data), 2):
-        total += (data[k] << 8) | data[k + 1]
-        total = (total & 0xFFFF) + (total >> 16)
-    return total
+    """The one's-complement sum of the 16-bit words (not complemented), summed word by word."""
+    return ~ref_checksum(data) & 0xFFFF
 
 
 def transport_ok(packet: bytes) -> bool:

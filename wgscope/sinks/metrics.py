@@ -135,46 +135,42 @@ class SnapshotCollector(Collector):
         yield from (drops, last, since, staged, staged_limit, ages, up)
 
 
+_IO_COUNTERS = (  # (metric, help, snapshot key); the tun_* ones only where the node has a TUN
+    ("wgscope_tun_packets", "IP packets taken from the TUN (after segmentation).", "tun_packets"),
+    ("wgscope_tun_gso_writes", "Writes to the TUN of a TCP super-packet coalesced from decrypted segments.",
+     "tun_gso_writes"),
+    ("wgscope_tun_coalesced_packets", "Decrypted packets written as part of a super-packet.", "tun_coalesced"),
+    ("wgscope_tun_write_drops", "Decrypted packets the TUN refused (queue full, link down).", "tun_write_drops"),
+    ("wgscope_udp_send_errors", "Datagrams the UDP sockets failed to send.", "udp_send_errors"),
+)
+
+
 def _io_families(dev: list[str], io: dict | None) -> Iterator[Metric]:
     """The live node's TUN and socket counters (absent for lab nodes)."""
     if not io:
         return
-    if "tun_reads" in io:
-        c = CounterMetricFamily("wgscope_tun_reads", "Reads from the TUN that returned data, by kind "
-                                "(gso: a TSO/USO super-packet cut into segments).", labels=["interface", "kind"])
-        c.add_metric(dev + ["gso"], io["tun_gso_reads"])
-        c.add_metric(dev + ["single"], io["tun_reads"] - io["tun_gso_reads"])
-        yield c
-        c = CounterMetricFamily("wgscope_tun_packets", "IP packets taken from the TUN (after segmentation).",
-                                labels=["interface"])
-        c.add_metric(dev, io["tun_packets"])
-        yield c
-        c = CounterMetricFamily("wgscope_tun_offload_drops", "TUN reads whose virtio_net_hdr made no sense, by "
-                                "reason.", labels=["interface", "reason"])
-        for reason, n in sorted(io["tun_offload_drops"].items()):
-            c.add_metric(dev + [reason], n)
-        yield c
-        c = CounterMetricFamily("wgscope_tun_gso_writes", "Writes to the TUN of a TCP super-packet coalesced from "
-                                "decrypted segments.", labels=["interface"])
-        c.add_metric(dev, io["tun_gso_writes"])
-        yield c
-        c = CounterMetricFamily("wgscope_tun_coalesced_packets", "Decrypted packets written as part of a "
-                                "super-packet.", labels=["interface"])
-        c.add_metric(dev, io["tun_coalesced"])
-        yield c
-        g = GaugeMetricFamily("wgscope_tun_offload", "1 for each TUN offload the kernel granted (TUNSETOFFLOAD).",
-                              labels=["interface", "offload"])
-        for name in io["tun_offload"]:
-            g.add_metric(dev + [name], 1)
-        yield g
-    c = CounterMetricFamily("wgscope_tun_write_drops", "Decrypted packets the TUN refused (queue full, link "
-                            "down).", labels=["interface"])
-    c.add_metric(dev, io["tun_write_drops"])
+    for name, doc, key in _IO_COUNTERS:
+        if key in io:
+            c = CounterMetricFamily(name, doc, labels=["interface"])
+            c.add_metric(dev, io[key])
+            yield c
+    if "tun_reads" not in io:
+        return
+    c = CounterMetricFamily("wgscope_tun_reads", "Reads from the TUN that returned data, by kind "
+                            "(gso: a TSO/USO super-packet cut into segments).", labels=["interface", "kind"])
+    c.add_metric(dev + ["gso"], io["tun_gso_reads"])
+    c.add_metric(dev + ["single"], io["tun_reads"] - io["tun_gso_reads"])
     yield c
-    c = CounterMetricFamily("wgscope_udp_send_errors", "Datagrams the UDP sockets failed to send.",
-                            labels=["interface"])
-    c.add_metric(dev, io["udp_send_errors"])
+    c = CounterMetricFamily("wgscope_tun_offload_drops", "TUN reads whose virtio_net_hdr made no sense, by "
+                            "reason.", labels=["interface", "reason"])
+    for reason, n in sorted(io["tun_offload_drops"].items()):
+        c.add_metric(dev + [reason], n)
     yield c
+    g = GaugeMetricFamily("wgscope_tun_offload", "1 for each TUN offload the kernel granted (TUNSETOFFLOAD).",
+                          labels=["interface", "offload"])
+    for name in io["tun_offload"]:
+        g.add_metric(dev + [name], 1)
+    yield g
 
 
 class MetricsServer:

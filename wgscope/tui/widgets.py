@@ -27,6 +27,12 @@ class NodeBar(Static):
             drops = snapshot.get("drops")
             if drops:
                 text.append(f"node drops {sum(drops.values())}  ", style="red")
+            io = snapshot.get("io")
+            if io and io.get("tun_reads"):  # a live node: how much each TUN read and write carried
+                writes = io["tun_gso_writes"]
+                text.append(f"tun {io['tun_packets'] / io['tun_reads']:.1f} pkt/read"
+                            + (f", {io['tun_coalesced'] / writes:.1f} pkt/GRO write" if writes else "") + "  ",
+                            style="dim")
         text.append("● " if connected else "○ ", style="green" if connected else "bold red")
         text.append(status, style="" if connected else "bold red")
         if paused:
