@@ -15,6 +15,7 @@ from wgscope.runtime.lab import Lab
 from wgscope.tui import formatting as fmt
 from wgscope.tui.app import DetailScreen, TopApp
 from wgscope.tui.lab_runner import LabDriver, run_demo_tui, serve_lab
+from wgscope.tui.widgets import NodeBar
 
 
 def lab_pair():
@@ -219,6 +220,8 @@ def test_dashboard_attached_to_live_node(tmp_path):
                 await until(pilot, lambda: app.snapshot is not None, timeout=10)
                 assert cell(app, kb.public_b64, "state") == "established"
                 assert app.peer(kb.public_b64)["rx_packets"] >= 2
+                bar = str(app.query_one(NodeBar).content)
+                assert "pkt/read" in bar, bar  # the live node's TUN counters reach the node bar
                 node.terminate()
                 await until(pilot, lambda: not app.connected, timeout=10)
                 assert "node gone" in app.status
