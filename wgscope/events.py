@@ -204,7 +204,9 @@ PACKET_DROPPED = _define(
     "packet_dropped", INFO, "data",
     "A datagram or packet was refused. Reasons include invalid messages (truncated, oversized, unknown_type, "
     "reserved_nonzero), unknown_index, decryption_failed, counter_replayed, counter_too_old, counter_limit, "
-    "keypair_expired, invalid_inner_packet.", reason="str", kind="str: message kind", endpoint="str|None")
+    "keypair_expired, invalid_inner_packet; for a TUN read whose offload header makes no sense (kind tun_read): "
+    "short_read, unknown_gso_type, gso_type_ip_version_mismatch, bad_gso_headers, bad_gso_size, "
+    "bad_checksum_offset.", reason="str", kind="str: message kind", endpoint="str|None")
 
 # ---------------------------------------------------------------- configuration
 PEER_ADDED = _define("peer_added", INFO, "config", "A peer was configured.", allowed_ips="list[str]",

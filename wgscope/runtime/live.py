@@ -26,10 +26,11 @@ import threading
 import time
 from typing import Callable
 
-from ..events import INTERFACE_DOWN, INTERFACE_UP, EventBus
+from ..events import INTERFACE_DOWN, INTERFACE_UP, PACKET_DROPPED, EventBus
 from ..keys import encode
 from ..protocol.actions import SendDatagram, WritePacket
 from ..protocol.device import Device
+from .gso_split import OffloadError
 from .tun import Tun
 from .udp import UdpTransport
 
@@ -122,6 +123,10 @@ class LiveNode:
         while len(batch) < BATCH and reads < BATCH:  # one read may carry a 64 KB TSO super-packet
             try:
                 packets = tun.read()
+            except OffloadError as e:
+                self.bus.emit(PACKET_DROPPED, self.now(), None, reason=e.reason, kind="tun_read", endpoint=None)
+                reads += 1
+                continue
             except OSError as e:
                 self.loop.remove_reader(tun.fileno())
                 self.stop(f"interface gone ({e.strerror})")
@@ -218,7 +223,8 @@ class LiveNode:
 
     def snapshot(self, now: float | None = None) -> dict:
         """Device.snapshot plus the I/O counters, safe to call from another thread (the metrics
-        server's): the snapshot is taken on the loop, between two packets."""
+        server's): the snapshot is taken on the loop, between two packets, at the node's own
+        clock (`now`, which the control server passes, is not needed)."""
         loop = self.loop
         if loop is None or not loop.is_running() or self._in_loop_thread():
             return self._snapshot()

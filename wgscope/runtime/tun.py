@@ -45,7 +45,7 @@ class TunError(OSError):
 
 
 class Tun:
-    """One open TUN interface. `read()` returns a packet or None when drained."""
+    """One open TUN interface. `read()` returns the packets of one read, or None when drained."""
 
     def __init__(self, name: str, vnet_hdr: bool = True, offload: bool | None = None) -> None:
         if not name or len(name.encode()) >= IFNAMSIZ or "/" in name or name in (".", ".."):
@@ -106,7 +106,8 @@ class Tun:
 
     def read(self) -> list[bytes] | None:
         """The packets of one read (a GSO super-packet gives many), or None when drained.
-        OSError (EBADFD, EIO) means the interface was deleted."""
+        OffloadError: the read's virtio_net_hdr made no sense (counted, the read is dropped);
+        another OSError (EBADFD, EIO) means the interface was deleted."""
         try:
             if not self.vnet:
                 data = os.read(self.fd, MAX_PACKET)
@@ -124,7 +125,7 @@ class Tun:
             packets = packets_from_read(data)
         except OffloadError as e:
             self.offload_drops[e.reason] = self.offload_drops.get(e.reason, 0) + 1
-            return []
+            raise
         if data[1]:
             self.gso_reads += 1
         self.segments += len(packets)
