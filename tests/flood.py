@@ -31,6 +31,7 @@ from wgscope.protocol.crypto import AuthenticationError  # noqa: E402
 from wgscope.protocol.messages import MessageError, message_type, parse_cookie_reply  # noqa: E402
 
 BODY = 148 - 4 - 32  # sender index, ephemeral, encrypted static and timestamp: all random
+KEEP_MAC1S = 256  # initiations per source whose cookie reply may still be on its way
 
 
 class Flooder:
@@ -40,6 +41,7 @@ class Flooder:
         self.responder_public = responder_public
         self.rng = random.Random(seed)
         self.sources: dict[object, CookieGenerator] = {}
+        self.sent_mac1s: dict[object, list[bytes]] = {}  # per source, the mac1s of the latest initiations
         self.cookies_earned = 0
 
     def initiation(self, source, now: float) -> bytes:
@@ -48,6 +50,9 @@ class Flooder:
             gen = self.sources[source] = CookieGenerator(self.responder_public)
         msg = bytes([MESSAGE_INITIATION, 0, 0, 0]) + self.rng.randbytes(BODY) + bytes(32)
         data, _ = gen.add_macs(msg, now)
+        recent = self.sent_mac1s.setdefault(source, [])
+        recent.append(gen.last_mac1)
+        del recent[:-KEEP_MAC1S]
         return data
 
     def take_reply(self, source, data: bytes, now: float) -> bool:
@@ -60,12 +65,21 @@ class Flooder:
         gen = self.sources.get(source)
         if gen is None:
             return False
-        try:
-            gen.consume_reply(parse_cookie_reply(data), now)
-        except AuthenticationError:
-            return False
-        self.cookies_earned += 1
-        return True
+        # A reply answers one of the latest initiations, not necessarily the last (at hundreds per
+        # second the next one has often left before the reply is back): try each, newest first.
+        reply = parse_cookie_reply(data)
+        last = gen.last_mac1
+        for mac1 in reversed(self.sent_mac1s.get(source, [])):
+            gen.last_mac1 = mac1
+            try:
+                gen.consume_reply(reply, now)
+            except AuthenticationError:
+                continue
+            gen.last_mac1 = last
+            self.cookies_earned += 1
+            return True
+        gen.last_mac1 = last
+        return False
 
 
 def flood_udp(host: str, port: int, responder_public: bytes, count: int, rate: float, earn_cookies: bool,
