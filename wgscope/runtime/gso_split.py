@@ -12,13 +12,17 @@ offloads), so every segment must be a packet a host accepts. A non-GSO read flag
 NEEDS_CSUM gets its checksum completed the same way. wireguard-go's tun/offload_linux.go does
 the same in Go (read for reference, not copied).
 
-The transport checksums of all segments of a read are summed in one numpy `add.reduceat` over
-the payload (runtime/vnet.py); only the headers' words are added per segment in Python.
+All headers of a read are built at once: a numpy array with one row per segment, the fields
+that differ (lengths, IDs, sequence numbers, flags, checksums) written as whole columns; the
+payload words of all segments are summed in one `add.reduceat` (runtime/vnet.py). What is left
+per segment in Python is joining its header row to its payload.
 """
 
 from __future__ import annotations
 
 import struct
+
+import numpy as np
 
 from .vnet import (
     F_NEEDS_CSUM, GSO_NONE, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, PROTO_TCP, PROTO_UDP, VNET_HDR,
@@ -28,7 +32,6 @@ from .vnet import (
 FIN, PSH, CWR = 0x01, 0x08, 0x80
 _u16 = struct.Struct("!H")
 _u32 = struct.Struct("!I")
-_v4_len_id = struct.Struct("!HH")
 GSO_TYPES = {GSO_TCPV4: (4, PROTO_TCP), GSO_TCPV6: (6, PROTO_TCP), GSO_UDP_L4: (0, PROTO_UDP)}
 
 
@@ -101,40 +104,45 @@ def split(packet, version: int, proto: int, l4: int, mss: int) -> list[bytes]:
         header[l4 + 16:l4 + 18] = b"\0\0"  # checksum
     else:
         header[l4 + 4:l4 + 8] = bytes(4)  # length, checksum
-    l4_base = int.from_bytes(header[l4:hlen], "big") + pseudo_header(header, version, proto, 0)
+    l4_base = (int.from_bytes(header[l4:hlen], "big") + pseudo_header(header, version, proto, 0)) % 0xFFFF
     if version == 4:
         id0 = _u16.unpack_from(header, 4)[0]
         header[2:6] = bytes(4)
         header[10:12] = b"\0\0"
-        ip_base = int.from_bytes(header[:l4], "big")
-    if mss & 1:
-        sums = [fold(packet[a:a + mss]) for a in range(hlen, size, mss)]
+        ip_base = int.from_bytes(header[:l4], "big") % 0xFFFF
+    # Every segment's header is a row of one array; the fields that differ are whole columns.
+    i = np.arange(count, dtype=np.int64)
+    l4_len = np.full(count, thl + mss, dtype=np.int64)
+    l4_len[-1] = size - hlen - mss * (count - 1) + thl
+    rows = np.tile(np.frombuffer(bytes(header), dtype=np.uint8), (count, 1))
+
+    def put16(col: int, values) -> None:
+        rows[:, col] = values >> 8
+        rows[:, col + 1] = values & 0xFF
+
+    if version == 4:
+        total = l4_len + l4
+        ids = (id0 + i) & 0xFFFF
+        put16(2, total)
+        put16(4, ids)
+        put16(10, -(ip_base + total + ids) % 0xFFFF)
     else:
-        sums = segment_sums(packet, hlen, mss)
-    segments = []
-    join = b"".join
-    for i in range(count):
-        a = hlen + i * mss
-        seg_len = min(mss, size - a)
-        l4_len = thl + seg_len
-        total = hlen + seg_len
-        if version == 4:
-            ip_id = (id0 + i) & 0xFFFF
-            _v4_len_id.pack_into(header, 2, total, ip_id)
-            _u16.pack_into(header, 10, checksum(ip_base + total + ip_id))
-        else:
-            _u16.pack_into(header, 4, total - 40)
-        if proto == PROTO_TCP:
-            seq = (seq0 + i * mss) & 0xFFFFFFFF
-            f = flags if i == count - 1 else flags & ~(FIN | PSH)
-            if i:
-                f &= ~CWR
-            _u32.pack_into(header, l4 + 4, seq)
-            header[l4 + 13] = f
-            _u16.pack_into(header, l4 + 16, checksum(l4_base + l4_len + (seq >> 16) + (seq & 0xFFFF) + f + sums[i]))
-        else:
-            _u16.pack_into(header, l4 + 4, l4_len)
-            value = checksum(l4_base + l4_len + l4_len + sums[i])
-            _u16.pack_into(header, l4 + 6, value or 0xFFFF)
-        segments.append(join((header, packet[a:a + seg_len])))
-    return segments
+        put16(4, l4_len + (l4 - 40))
+    sums = segment_sums(packet, hlen, mss)
+    if proto == PROTO_TCP:
+        seq = (seq0 + i * mss) & 0xFFFFFFFF
+        f = np.full(count, flags & ~(FIN | PSH), dtype=np.int64)
+        f[-1] = flags  # FIN and PSH on the last segment only
+        f[1:] &= ~CWR  # CWR on the first only
+        put16(l4 + 4, seq >> 16)
+        put16(l4 + 6, seq & 0xFFFF)
+        rows[:, l4 + 13] = f
+        put16(l4 + 16, -(l4_base + l4_len + (seq >> 16) + (seq & 0xFFFF) + f + sums) % 0xFFFF)
+    else:
+        put16(l4 + 4, l4_len)
+        value = -(l4_base + 2 * l4_len + sums) % 0xFFFF  # the length is in the pseudo-header and the header
+        value[value == 0] = 0xFFFF  # UDP sends 0xFFFF for a zero sum (RFC 768)
+        put16(l4 + 6, value)
+    heads = rows.tobytes()
+    return [heads[k * hlen:(k + 1) * hlen] + packet[a:a + mss]
+            for k, a in enumerate(range(hlen, size, mss))]
