@@ -5,6 +5,7 @@
 Throughput: iperf3 TCP, A -> B, `--seconds` each, `--reps` runs, median; ping RTT A -> B.
     veth                      the bare veth pair (the ceiling)
     wgscope -> wgscope        both ends wgscope up (default event level, info)
+    wgscope, TUN offload      the same with --tun-offload (TSO reads cut in userspace) on both
     wgscope -> wireguard-go   wgscope sends, wireguard-go receives
     wireguard-go -> wgscope   and the other way round
     wireguard-go -> wireguard-go
@@ -37,6 +38,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 PAIRS = [
     ("veth", VETH, VETH, ()),
     ("wgscope -> wgscope", WGSCOPE, WGSCOPE, ()),
+    ("wgscope -> wgscope, TUN offload", WGSCOPE, WGSCOPE, ("offload",)),
     ("wgscope -> wireguard-go", WGSCOPE, WGGO, ()),
     ("wireguard-go -> wgscope", WGGO, WGSCOPE, ()),
     ("wireguard-go -> wireguard-go", WGGO, WGGO, ()),
@@ -73,13 +75,15 @@ def throughput(tmp: Path, seconds: float, reps: int, pairs) -> list[dict]:
         if "trace" in flags:
             extra_a = ("--events", str(tmp / "trace-a.jsonl"), "--events-format", "json", "--events-level", "trace")
             extra_b = ("--events", str(tmp / "trace-b.jsonl"), "--events-format", "json", "--events-level", "trace")
+        if "offload" in flags:
+            extra_a = extra_b = ("--tun-offload",)
         print(f"  {label} ...", flush=True)
         with tunnel(impl_a, impl_b, tmp / label.replace(" ", "_").replace(">", "").replace(",", ""),
                     extra_a, extra_b) as setup:
             rtt = ping_rtt(setup)
             rss = {side: _rss_kib(pid) for side, pid in setup.pids.items()}  # before the traffic, as the responders'
             tp = iperf_median(setup, seconds, reps)
-        row = {"label": label, "a": impl_a, "b": impl_b, **tp, "rtt": rtt, "rss_kib": rss}
+        row = {"label": label, "a": impl_a, "b": impl_b, "flags": list(flags), **tp, "rtt": rtt, "rss_kib": rss}
         if "trace" in flags:
             row["trace_event_bytes"] = sum(p.stat().st_size for p in tmp.glob("trace-*.jsonl"))
             for p in tmp.glob("trace-*.jsonl"):
@@ -145,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=10)
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="3 s x 1 run, small handshake and replay runs")
-    p.add_argument("--skip", default="", help="comma list of: throughput, trace, handshakes, replay, memory")
+    p.add_argument("--skip", default="", help="comma list of: throughput, trace, offload, handshakes, replay, memory")
     p.add_argument("--only", help="comma list of throughput row labels to run (substring match)")
     p.add_argument("--out", type=Path, default=RESULTS, help="directory for the JSON result")
     a = p.parse_args(argv)
@@ -158,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     skip = set(filter(None, a.skip.split(",")))
     seconds, reps = (3, 1) if a.quick else (a.seconds, a.reps)
-    pairs = [pr for pr in PAIRS if "trace" not in skip or "trace" not in pr[3]]
+    pairs = [pr for pr in PAIRS if not skip & set(pr[3])]
     if a.only:
         pairs = [pr for pr in pairs if any(o in pr[0] for o in a.only.split(","))]
     started = time.time()
@@ -192,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             hs = result.get("handshakes") or {}
             for impl in (WGSCOPE, WGGO):
                 one = next((r["rss_kib"].get("b") for r in result["throughput"] if r["b"] == impl and r["a"] == impl
-                            and "trace" not in r["label"]), None)
+                            and not r.get("flags")), None)
                 many = (hs.get(impl) or {}).get("responder_rss_kib")
                 if one and many:
                     rss[impl] = (many - one) * 1024 / (handshakes.PEERS - 1)

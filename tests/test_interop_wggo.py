@@ -101,6 +101,18 @@ def test_wgscope_initiates_ping_and_tcp(tmp_path, with_psk):
         assert int(dump[5]) > 4 << 20  # wireguard-go received the transfer
 
 
+def test_tun_offload_segments_reach_wireguard_go_intact(tmp_path):
+    """With --tun-offload wgscope reads 64 KB TCP super-packets and cuts them itself; the 2022
+    wireguard-go writes what it decrypts to its TUN as it is, so every segment must be whole."""
+    with wggo_pair(tmp_path, extra=("--tun-offload",)) as p:
+        ping(p.a, "10.9.0.2")
+        tcp_transfer(p.b, p.a, "10.9.0.2", size=4 << 20)
+        tcp_transfer(p.b, p.a, "fd00:9::2", size=2 << 20, port=5203)
+        assert "tun offload  csum tso4 tso6" in p.node.output()
+        dump = wg_dump(p.b, p.ifb)[0]
+        assert int(dump[5]) > 6 << 20
+
+
 @pytest.mark.parametrize("with_psk", [False, True], ids=["no-psk", "psk"])
 def test_wireguard_go_initiates(tmp_path, with_psk):
     with wggo_pair(tmp_path, with_psk=with_psk, wgscope_knows=False, wggo_knows=True) as p:

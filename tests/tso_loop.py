@@ -84,7 +84,7 @@ def udp(tun: Tun, family: int, data: bytes) -> dict:
 
 def main() -> None:
     family, size = int(sys.argv[1]), int(sys.argv[2])
-    tun = Tun("tso0")
+    tun = Tun("tso0", offload=True)
     sh("ip link set lo up")
     sh("ip link set tso0 mtu 1420 up")
     sh(f"ip {'-6 ' if family == 6 else ''}addr add {LOCAL[family]}/{24 if family == 4 else 64} dev tso0"

@@ -44,6 +44,9 @@ def register(sub) -> None:
                       help="detach; return once the interface and UAPI socket are ready")
     p.add_argument("--force-under-load", action="store_true",
                    help="act as if under handshake load: demand mac2, answer with cookie replies")
+    p.add_argument("--tun-offload", action="store_true",
+                   help="ask the kernel for TSO/checksum offload on the TUN: 64 KB TCP reads cut into packets "
+                        "in userspace (measured to cost more CPU than it saves on a 2-vCPU VM; see bench/README.md)")
     p.add_argument("--timer-scale", type=float, default=None, help=argparse.SUPPRESS)
     try:
         from ..sinks.setup import add_sink_arguments
@@ -152,7 +155,7 @@ def build_node(args, start: Startup):
         start.warnings += [str(w) for w in getattr(cfg, "warnings", [])]
 
     try:
-        start.tun = Tun(name)
+        start.tun = Tun(name, offload=getattr(args, "tun_offload", False))
     except TunError as e:
         raise UserError(e.strerror or str(e)) from None
     port = (iface.listen_port or 0) if iface else 0
@@ -205,6 +208,10 @@ def build_node(args, start: Startup):
         keep = f", keepalive {peer.persistent_keepalive}s" if peer.persistent_keepalive else ""
         psk = ", psk" if peer.handshake.preshared_key != bytes(32) else ""
         lines.append(f"  peer         {peer.label or peer.name[:8]}: endpoint {ep}, allowed ips {nets}{keep}{psk}")
+    if getattr(args, "tun_offload", False):
+        granted = start.tun.offload_names()
+        lines.append("  tun offload  " + (" ".join(granted) + ": TCP/UDP super-packets are cut in userspace"
+                                          if granted else "not granted by this kernel (or no IFF_VNET_HDR)"))
     if scale != 1.0:
         lines.append(f"  TEST ONLY    protocol timers scaled by {scale}")
     if args.force_under_load:

@@ -5,13 +5,15 @@ exactly what `Device.send_packet` takes, and `WritePacket` goes back unchanged.
 Constants from linux/if_tun.h.
 
 With IFF_VNET_HDR (tried first, `vnet` tells), every read and write carries a 10-byte
-virtio_net_hdr in front, and TUNSETOFFLOAD asks for checksum offload and TSO4/TSO6 (plus
-USO4/USO6 where the kernel has them; `offload` holds what was granted). The kernel then hands
-one TCP super-packet of up to 64 KB per read, checksums partial; `read` cuts it back into
-MTU-sized packets with complete checksums (runtime/gso_split.py), so the core never sees an
-offload. Writes use the header the other way: `write_many` merges consecutive segments of a
-TCP flow into one GSO write (runtime/tcp_coalesce.py), so the kernel's TCP receive path runs
-once per batch. WGSCOPE_TUN_OFFLOAD=0 turns the read offloads off (for comparison).
+virtio_net_hdr in front. Writes use it: `write_many` merges consecutive segments of a TCP flow
+into one GSO write (runtime/tcp_coalesce.py), so the kernel's TCP receive path runs once per
+batch. Reads use it only with `offload` (`wgscope up --tun-offload`): TUNSETOFFLOAD asks for
+checksum offload and TSO4/TSO6 (plus USO4/USO6 where the kernel has them; `offload` then holds
+what was granted), the kernel hands one TCP super-packet of up to 64 KB per read with
+checksums partial, and `read` cuts it back into MTU-sized packets with complete checksums
+(runtime/gso_split.py), so the core never sees an offload. It is off by default because on
+the machine we measure on it costs more CPU than it saves (bench/README.md): the cutting, and
+completing the checksum of every locally sent packet (ACKs too), happen in Python.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ class TunError(OSError):
 class Tun:
     """One open TUN interface. `read()` returns the packets of one read, or None when drained."""
 
-    def __init__(self, name: str, vnet_hdr: bool = True, offload: bool | None = None) -> None:
+    def __init__(self, name: str, vnet_hdr: bool = True, offload: bool = False) -> None:
         if not name or len(name.encode()) >= IFNAMSIZ or "/" in name or name in (".", ".."):
             raise TunError(errno.EINVAL, f"invalid interface name {name!r} (1-15 characters)")
         try:
@@ -83,8 +85,6 @@ class Tun:
         self.gso_writes = 0  # writes of a coalesced TCP super-packet
         self.coalesced = 0  # packets carried by them
         self.offload_drops: dict[str, int] = {}  # reads whose virtio_net_hdr made no sense, by reason
-        if offload is None:
-            offload = os.environ.get("WGSCOPE_TUN_OFFLOAD", "1") != "0"
         if self.vnet and offload:
             self._set_offload()
 
