@@ -46,7 +46,7 @@ def register(sub) -> None:
                    help="act as if under handshake load: demand mac2, answer with cookie replies")
     p.add_argument("--tun-offload", action="store_true",
                    help="ask the kernel for TSO/checksum offload on the TUN: 64 KB TCP reads cut into packets "
-                        "in userspace (measured to cost more CPU than it saves on a 2-vCPU VM; see bench/README.md)")
+                        "in userspace (on a 2-vCPU VM: more CPU at moderate load, a draw at full load; bench/README.md)")
     p.add_argument("--timer-scale", type=float, default=None, help=argparse.SUPPRESS)
     try:
         from ..sinks.setup import add_sink_arguments
