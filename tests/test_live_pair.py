@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 import time
 from pathlib import Path
@@ -63,7 +64,7 @@ def scrape(ns, port: int) -> dict[str, float]:
 
 
 @contextlib.contextmanager
-def wgscope_pair(tmp_path: Path, *, a_knows: str | None = None, b_knows: str | None = None):
+def wgscope_pair(tmp_path: Path, *, a_knows: str | None = None, b_knows: str | None = None, events: bool = False):
     """wgscope in A (192.0.2.1 and .11, 2001:db8:1::1) and B (192.0.2.2, 2001:db8:1::2); tunnel 10.8.0.0/24."""
     with namespaces("A", "B") as (a, b):
         va, vb = veth(a, "192.0.2.1/24", b, "192.0.2.2/24")
@@ -77,7 +78,10 @@ def wgscope_pair(tmp_path: Path, *, a_knows: str | None = None, b_knows: str | N
                             peers=[dict(public_key=kb.public_b64, allowed_ips=["10.8.0.2/32"], endpoint=a_knows)])
         cb = wgscope_config(tmp_path / "b.conf", kb, listen_port=51821, addresses=["10.8.0.2/24"],
                             peers=[dict(public_key=ka.public_b64, allowed_ips=["10.8.0.1/32"], endpoint=b_knows)])
-        nodes = start_wgscope(a, tmp_path, ifa, ca), start_wgscope(b, tmp_path, ifb, cb)
+        def extra(ifname: str) -> tuple:
+            return ("--events", str(tmp_path / f"{ifname}.events.jsonl"), "--events-format", "json") if events else ()
+
+        nodes = start_wgscope(a, tmp_path, ifa, ca, *extra(ifa)), start_wgscope(b, tmp_path, ifb, cb, *extra(ifb))
         yield a, b, va, ifa, ifb, ka, kb
         for n in nodes:
             assert n.terminate() == 0, n.output()
@@ -109,11 +113,15 @@ def test_outer_family_switched_at_run_time(tmp_path):
 
 
 def test_mtu_raised_at_run_time_carries_34k_packets(tmp_path):
-    with wgscope_pair(tmp_path, a_knows="192.0.2.2:51821") as (a, b, va, ifa, ifb, ka, kb):
+    with wgscope_pair(tmp_path, a_knows="192.0.2.2:51821", events=True) as (a, b, va, ifa, ifb, ka, kb):
         a.run(f"ip link set {ifa} mtu 34000")
         b.run(f"ip link set {ifb} mtu 34000")
         r = a.run("ping -c 2 -i 0.3 -W 3 -M do -s 33900 10.8.0.2", check=False)
         assert r.returncode == 0 and "33908 bytes from 10.8.0.2" in r.stdout, r.stdout + r.stderr
+    # both nodes saw the change (rtnetlink), so their padding follows the new MTU as wireguard-go's does
+    for log in (tmp_path / f"{ifa}.events.jsonl", tmp_path / f"{ifb}.events.jsonl"):
+        changes = [json.loads(line) for line in log.read_text().splitlines() if '"config_changed"' in line]
+        assert any(c["setting"] == "mtu" and c["value"] == "34000" for c in changes), changes
 
 
 @contextlib.contextmanager

@@ -213,7 +213,8 @@ PEER_ADDED = _define("peer_added", INFO, "config", "A peer was configured.", all
                      endpoint="str|None", persistent_keepalive="int", has_psk="bool")
 PEER_REMOVED = _define("peer_removed", INFO, "config", "A peer was removed; its keys are zeroed.")
 CONFIG_CHANGED = _define(
-    "config_changed", INFO, "config", "A setting changed at run time (UAPI, configuration file).",
+    "config_changed", INFO, "config", "A setting changed at run time (UAPI, configuration file; the interface MTU, "
+    "followed through rtnetlink, as setting mtu).",
     setting="str", value="str: the new value; keys are never shown")
 UAPI_GET = _define("uapi_get", DEBUG, "config", "wg show/showconf read the configuration over the UAPI socket.",
                    peers="int", lines="int: key=value lines answered")

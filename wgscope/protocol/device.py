@@ -247,6 +247,12 @@ class Device(SendPath, ReceivePath, TimerHooks):
                 self.bus.emit(UNDER_LOAD_LEFT, now, None, forced=forced)
         return loaded
 
+    def set_mtu(self, mtu: int, now: float) -> None:
+        """The interface MTU changed: padding follows it (WG-GO send.go calculatePaddingSize)."""
+        if mtu != self.mtu:
+            self.mtu = mtu
+            self.bus.emit(CONFIG_CHANGED, now, None, setting="mtu", value=str(mtu))
+
     def initiate_handshake(self, peer: Peer, now: float, is_retry: bool = False) -> list:
         """Start a handshake now, as the timers or a staged packet would (subject to REKEY_TIMEOUT)."""
         self._out = []

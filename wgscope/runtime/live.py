@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import signal
 import socket
 import threading
@@ -30,6 +31,7 @@ from ..events import INTERFACE_DOWN, INTERFACE_UP, PACKET_DROPPED, EventBus
 from ..keys import encode
 from ..protocol.actions import SendDatagram, WritePacket
 from ..protocol.device import Device
+from . import netlink
 from .gso_split import OffloadError
 from .tun import Tun
 from .udp import UdpTransport
@@ -57,6 +59,7 @@ class LiveNode:
         self._stopped: asyncio.Future | None = None
         self.stop_reason = "stopped"
         self.tun_write_drops = 0
+        self.link: asyncio.Task | None = None  # follows the TUN's MTU (rtnetlink), while running
         self._route_cache: dict[tuple, tuple] = {}
         self._route_cache_time = 0.0
         self._thread: int | None = None
@@ -182,10 +185,20 @@ class LiveNode:
             self._route_cache[key] = src
         return src
 
+    async def _follow_mtu(self) -> None:
+        """The MTU may change under us (`ip link set`); the padding must follow it."""
+        try:
+            await netlink.watch_mtu(self.tun.name, lambda mtu: self.device.set_mtu(mtu, self.now()))
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - no netlink here (or it went away): padding keeps the last MTU
+            pass
+
     def _watch(self) -> None:
         loop = self.loop
         if self.tun is not None:
             loop.add_reader(self.tun.fileno(), self._on_tun_readable)
+            self.link = loop.create_task(self._follow_mtu())
         for sock in self.udp.sockets():
             loop.add_reader(sock.fileno(), self._on_udp_readable, sock)
 
@@ -303,6 +316,11 @@ class LiveNode:
                 pass
         if self.tun is not None and self.tun.fd >= 0:
             loop.remove_reader(self.tun.fileno())
+        if self.link is not None:
+            self.link.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.link
+            self.link = None
         self._unwatch_udp()
         self.udp.close()
         if self.tun is not None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import ipaddress
 from typing import Iterable
 
-from pyroute2 import IPRoute
+from pyroute2 import AsyncIPRoute, IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl import RTMGRP_LINK
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
@@ -96,3 +97,27 @@ def delete(ifname: str) -> bool:
 def exists(ifname: str) -> bool:
     with IPRoute() as ipr:
         return _index(ipr, ifname) is not None
+
+
+
+async def watch_mtu(ifname: str, changed) -> None:
+    """Call `changed(mtu)` each time rtnetlink announces a new MTU for `ifname` (`ip link set wg0
+    mtu N`), as wireguard-go's Linux TUN listens for RTM_NEWLINK. Runs until cancelled; returns
+    at once if the interface is not in this namespace."""
+    async with AsyncIPRoute() as ipr:
+        found = await ipr.link_lookup(ifname=ifname)
+    if not found:
+        return
+    index = found[0]
+    ipr = AsyncIPRoute()
+    try:
+        await ipr.setup_endpoint()
+        await ipr.bind(groups=RTMGRP_LINK)  # this socket then carries only link notifications
+        while True:
+            async for msg in ipr.get():
+                if msg.get("event") == "RTM_NEWLINK" and msg.get("index") == index:
+                    mtu = msg.get_attr("IFLA_MTU")
+                    if mtu:
+                        changed(mtu)
+    finally:
+        ipr.close()
