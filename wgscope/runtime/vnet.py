@@ -23,14 +23,13 @@ NO_OFFLOAD = bytes(VNET_HDR_SIZE)
 
 # virtio_net_hdr.flags
 F_NEEDS_CSUM = 1  # VIRTIO_NET_HDR_F_NEEDS_CSUM: checksum from csum_start, stored at +csum_offset
-F_DATA_VALID = 2  # VIRTIO_NET_HDR_F_DATA_VALID
 # virtio_net_hdr.gso_type
 GSO_NONE = 0
 GSO_TCPV4 = 1
-GSO_UDP = 3  # UFO, never requested
 GSO_TCPV6 = 4
 GSO_UDP_L4 = 5  # USO (kernel >= 6.2)
-GSO_ECN = 0x80  # only with TUN_F_TSO_ECN, never requested
+# (UFO, type 3, and the ECN bit 0x80 come only with TUN_F_UFO / TUN_F_TSO_ECN, never requested:
+# a read carrying them is refused as unknown_gso_type)
 
 # TUNSETOFFLOAD = _IOW('T', 208, unsigned int) and its flags
 TUNSETOFFLOAD = 0x400454D0
