@@ -65,6 +65,8 @@ _response = struct.Struct("<B3xII32s16s16s16s")
 _cookie = struct.Struct("<B3xI24s32s")
 _transport = struct.Struct("<B3xIQ")
 _head = struct.Struct("<I")  # type + reserved, as one little-endian word
+head_word = _head.unpack_from  # (word,): exactly MESSAGE_TRANSPORT for a transport message
+transport_fields = struct.Struct("<4xIQ").unpack_from  # (receiver index, counter), no tuple type on the hot path
 
 assert _initiation.size == INITIATION_SIZE and _response.size == RESPONSE_SIZE
 assert _cookie.size == COOKIE_REPLY_SIZE and _transport.size == TRANSPORT_HEADER_SIZE
@@ -76,7 +78,7 @@ def message_type(data: bytes) -> int:
     """Validate the 4-byte header and length; return the message type."""
     if len(data) < 4:
         raise MessageError("truncated", f"{len(data)} bytes is shorter than a message header")
-    word = _head.unpack_from(data)[0]
+    word = head_word(data)[0]
     kind = word & 0xFF
     if kind not in KIND_NAMES:
         raise MessageError("unknown_type", f"message type {kind} is not 1-4")
@@ -106,7 +108,7 @@ def parse_cookie_reply(data: bytes) -> CookieReply:
 
 
 def parse_transport_header(data: bytes) -> TransportHeader:
-    return TransportHeader(*_transport.unpack_from(data)[1:])
+    return TransportHeader(*transport_fields(data))
 
 
 def parse(data: bytes):

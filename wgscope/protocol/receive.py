@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import struct
-
 from cryptography.exceptions import InvalidTag
 
 from ..events import (
@@ -24,14 +22,13 @@ from .cookie import endpoint_bytes
 from .crypto import AuthenticationError, nonce
 from .keypair import Keypair
 from .messages import (
-    MessageError, kind_name, message_type, pack_response, parse_cookie_reply, parse_initiation, parse_response,
+    MessageError, head_word, kind_name, message_type, pack_response, parse_cookie_reply, parse_initiation,
+    parse_response, transport_fields,
 )
 from .noise import Handshake, HandshakeError, accept_initiation, consume_response, create_response, open_initiation
 from .peer import endpoint_text
 from . import ip
 
-_head = struct.Struct("<I").unpack_from  # type + reserved: exactly 4 for a transport message
-_transport_header = struct.Struct("<4xIQ").unpack_from  # receiver index, counter
 _UNKNOWN = object()
 
 
@@ -52,7 +49,7 @@ class ReceivePath:
         authenticated.clear()
         self._owners.clear()
         for data in datagrams:
-            if len(data) >= TRANSPORT_MIN_SIZE and _head(data)[0] == MESSAGE_TRANSPORT:
+            if len(data) >= TRANSPORT_MIN_SIZE and head_word(data)[0] == MESSAGE_TRANSPORT:
                 self._receive_transport(data, endpoint, now)
                 continue
             if authenticated:
@@ -231,7 +228,7 @@ class ReceivePath:
 
     # ---------------------------------------------------------------- transport data
     def _receive_transport(self, data: bytes, endpoint: tuple, now: float) -> None:
-        receiver, counter = _transport_header(data)
+        receiver, counter = transport_fields(data)
         entry = self.index_table.get(receiver)
         if entry is None or type(entry[1]) is not Keypair:
             self._drop(None, "unknown_index", "transport", endpoint, now)
