@@ -12,6 +12,8 @@ import socket
 import struct
 from typing import NamedTuple
 
+from ..protocol.ip import checksum as internet_checksum  # RFC 1071
+
 __all__ = [
     "FrameError",
     "UdpDatagram",
@@ -84,20 +86,6 @@ class UdpDatagram(NamedTuple):
 
 
 # --------------------------------------------------------------------------- build
-
-
-def internet_checksum(data: bytes) -> int:
-    """RFC 1071 ones'-complement checksum of `data` (odd length padded with a zero byte)."""
-    if len(data) & 1:
-        data = bytes(data) + b"\x00"
-    # 2**16 == 1 (mod 0xffff), so the ones'-complement sum of the 16-bit words is the
-    # whole buffer as one big integer mod 0xffff -- except that a non-zero sum that is
-    # a multiple of 0xffff is 0xffff ("negative zero"), not 0.
-    value = int.from_bytes(data, "big")
-    total = value % 0xFFFF
-    if total == 0 and value:
-        total = 0xFFFF
-    return ~total & 0xFFFF
 
 
 def _pack_ip(host: str) -> tuple[int, bytes]:

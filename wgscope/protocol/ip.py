@@ -65,12 +65,17 @@ def address_text(ver: int, addr: int) -> str:
 
 
 def checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\x00"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
+    """RFC 1071 ones'-complement checksum of `data` (odd length padded with a zero byte)."""
+    if len(data) & 1:
+        data = bytes(data) + b"\x00"
+    # 2**16 == 1 (mod 0xffff), so the ones'-complement sum of the 16-bit words is the
+    # whole buffer as one big integer mod 0xffff -- except that a non-zero sum that is
+    # a multiple of 0xffff is 0xffff ("negative zero"), not 0.
+    value = int.from_bytes(data, "big")
+    total = value % 0xFFFF
+    if total == 0 and value:
+        total = 0xFFFF
+    return ~total & 0xFFFF
 
 
 def ipv4_header(src: bytes, dst: bytes, proto: int, payload_len: int, ttl: int = 64) -> bytes:

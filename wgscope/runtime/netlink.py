@@ -99,7 +99,6 @@ def exists(ifname: str) -> bool:
         return _index(ipr, ifname) is not None
 
 
-
 async def watch_mtu(ifname: str, changed) -> None:
     """Call `changed(mtu)` each time rtnetlink announces a new MTU for `ifname` (`ip link set wg0
     mtu N`), as wireguard-go's Linux TUN listens for RTM_NEWLINK. Runs until cancelled; returns

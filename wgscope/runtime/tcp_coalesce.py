@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import struct
 
-from .vnet import F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, NO_OFFLOAD, VNET_HDR, ip_header_checksum
+from ..protocol.ip import checksum
+from .vnet import F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, NO_OFFLOAD, VNET_HDR
 
 MAX_IP = 65535
 ACK, PSH_ACK = 0x10, 0x18
@@ -115,7 +116,7 @@ def coalesce(packets: list) -> list[list]:
         else:
             ip[2:4] = _u16.pack(total)
             ip[10:12] = b"\0\0"
-            ip[10:12] = _u16.pack(ip_header_checksum(ip))
+            ip[10:12] = _u16.pack(checksum(ip))
             pseudo = int.from_bytes(p[12:20], "big")
         tcp = bytearray(p[l4:hlen])
         tcp[13] = run[-1][l4 + 13]  # PSH of the last segment

@@ -56,11 +56,6 @@ def checksum(total: int) -> int:
     return -total % 0xFFFF
 
 
-def ip_header_checksum(header) -> int:
-    """IPv4 header checksum for `header` with its checksum field zeroed."""
-    return checksum(int.from_bytes(header, "big"))
-
-
 def pseudo_header(packet, version: int, proto: int, length: int) -> int:
     """The pseudo-header's sum (RFC 793 / RFC 8200 §8.1) for an upper-layer length `length`."""
     if version == 4:
