@@ -68,8 +68,7 @@ class Handshake:
     state: State = State.ZEROED
     hash: bytes = b""
     chaining_key: bytes = b""
-    local_ephemeral: bytes = b""  # private
-    local_ephemeral_key: object = field(default=None, repr=False)  # the same as a key object
+    local_ephemeral: object = field(default=None, repr=False)  # private, as a key object (crypto.private_key_object)
     remote_ephemeral: bytes = b""
     local_index: int = 0
     remote_index: int = 0
@@ -81,8 +80,8 @@ class Handshake:
 
     def zero(self) -> None:
         self.state = State.ZEROED
-        self.hash = self.chaining_key = self.local_ephemeral = self.remote_ephemeral = b""
-        self.local_ephemeral_key = None
+        self.hash = self.chaining_key = self.remote_ephemeral = b""
+        self.local_ephemeral = None
         self.local_index = self.remote_index = 0
 
 
@@ -112,7 +111,7 @@ def create_initiation(local: StaticIdentity, hs: Handshake, sender_index: int, w
     enc_ts = AEAD(k, 0, tai64n.stamp(wall_time), H)
     H = HASH(H + enc_ts)
     hs.chaining_key, hs.hash = C, H
-    hs.local_ephemeral, hs.local_ephemeral_key = E_priv, E_key
+    hs.local_ephemeral = E_key
     hs.local_index = sender_index
     hs.state = State.INITIATION_CREATED
     return Initiation(sender_index, E_pub, enc_static, enc_ts, _ZERO_MAC, _ZERO_MAC)
@@ -195,7 +194,7 @@ def create_response(hs: Handshake, sender_index: int, ephemeral_private: bytes |
     enc_nothing = AEAD(k, 0, b"", H)
     H = HASH(H + enc_nothing)
     hs.chaining_key, hs.hash = C, H
-    hs.local_ephemeral, hs.local_ephemeral_key = E_priv, E_key
+    hs.local_ephemeral = E_key
     hs.local_index = sender_index
     hs.state = State.RESPONSE_CREATED
     return Response(sender_index, hs.remote_index, E_pub, enc_nothing, _ZERO_MAC, _ZERO_MAC)
@@ -209,7 +208,7 @@ def consume_response(local: StaticIdentity, hs: Handshake, msg: Response) -> Non
     C = KDF1(C, msg.ephemeral)
     H = HASH(H + msg.ephemeral)
     try:
-        C = KDF1(C, DH(hs.local_ephemeral_key or hs.local_ephemeral, msg.ephemeral))
+        C = KDF1(C, DH(hs.local_ephemeral, msg.ephemeral))
         C = KDF1(C, DH(local.key, msg.ephemeral))
     except DHError:
         raise HandshakeError("decryption_failed") from None
@@ -236,7 +235,7 @@ def derive_transport_keys(hs: Handshake) -> tuple[bytes, bytes, bool]:
         raise HandshakeError("wrong_state")
     t1, t2 = KDF2(hs.chaining_key, b"")
     send, recv = (t1, t2) if initiator else (t2, t1)
-    hs.chaining_key = hs.hash = hs.local_ephemeral = hs.remote_ephemeral = b""
-    hs.local_ephemeral_key = None
+    hs.chaining_key = hs.hash = hs.remote_ephemeral = b""
+    hs.local_ephemeral = None
     hs.state = State.ZEROED
     return send, recv, initiator
