@@ -225,7 +225,7 @@ def build_node(args, start: Startup):
 def _sinks_attacher(args):
     """--events/--keylog/--capture/--metrics (wgscope/sinks/setup.py), closed when the node stops."""
     try:
-        from ..sinks.setup import attach_sinks
+        from ..sinks.setup import attach_sinks, flush_while_running
     except ModuleNotFoundError:
         return None
 
@@ -233,6 +233,7 @@ def _sinks_attacher(args):
         sinks = attach_sinks(bus, args, node.snapshot, node.name,
                              wall_offset=node.device.wall_offset)
         node.on_stop.append(lambda n: sinks.close())
+        flush_while_running(bus, node)
 
     return attach
 
