@@ -13,7 +13,7 @@ from enum import Enum
 
 from .constants import CONSTRUCTION, IDENTIFIER, LABEL_COOKIE, LABEL_MAC1, TIMESTAMP_SIZE
 from .crypto import (
-    AEAD, AEAD_OPEN, DH, HASH, KDF1, KDF2, KDF3, AuthenticationError, DHError, private_key_object, public_key,
+    AEAD, AEAD_OPEN, DH, HASH, KDF1, KDF2, KDF3, AuthenticationError, DHError, public_key,
 )
 from .messages import Initiation, Response
 from . import tai64n
@@ -48,11 +48,9 @@ class StaticIdentity:
     public: bytes = b""
     mac1_key: bytes = b""  # HASH(LABEL_MAC1 || S_pub) — checks mac1 of messages sent to us
     cookie_key: bytes = b""  # HASH(LABEL_COOKIE || S_pub) — encrypts our cookie replies
-    key: object = field(default=None, repr=False)  # the private key object, built once (crypto.private_key_object)
 
     def __post_init__(self) -> None:
-        self.key = private_key_object(self.private)
-        self.public = public_key(self.key)
+        self.public = public_key(self.private)
         self.mac1_key = HASH(LABEL_MAC1 + self.public)
         self.cookie_key = HASH(LABEL_COOKIE + self.public)
 
@@ -67,7 +65,7 @@ class Handshake:
     state: State = State.ZEROED
     hash: bytes = b""
     chaining_key: bytes = b""
-    local_ephemeral: object = field(default=None, repr=False)  # private, as a key object (crypto.private_key_object)
+    local_ephemeral: bytes | None = field(default=None, repr=False)  # the ephemeral private key
     remote_ephemeral: bytes = b""
     local_index: int = 0
     remote_index: int = 0
@@ -86,7 +84,7 @@ class Handshake:
 
 def precompute(local: StaticIdentity, hs: Handshake) -> None:
     try:
-        hs.precomputed_static_static = DH(local.key, hs.remote_static)
+        hs.precomputed_static_static = DH(local.private, hs.remote_static)
     except DHError:
         hs.precomputed_static_static = b""
 
@@ -99,18 +97,17 @@ def create_initiation(local: StaticIdentity, hs: Handshake, sender_index: int, e
         raise HandshakeError("invalid_public_key")
     C = INITIAL_CHAIN_KEY
     H = HASH(INITIAL_HASH + hs.remote_static)
-    E_key = private_key_object(ephemeral_private)
-    E_pub = public_key(E_key)
+    E_pub = public_key(ephemeral_private)
     C = KDF1(C, E_pub)
     H = HASH(H + E_pub)
-    C, k = KDF2(C, DH(E_key, hs.remote_static))
+    C, k = KDF2(C, DH(ephemeral_private, hs.remote_static))
     enc_static = AEAD(k, 0, local.public, H)
     H = HASH(H + enc_static)
     C, k = KDF2(C, hs.precomputed_static_static)
     enc_ts = AEAD(k, 0, timestamp, H)
     H = HASH(H + enc_ts)
     hs.chaining_key, hs.hash = C, H
-    hs.local_ephemeral = E_key
+    hs.local_ephemeral = ephemeral_private
     hs.local_index = sender_index
     hs.state = State.INITIATION_CREATED
     return Initiation(sender_index, E_pub, enc_static, enc_ts, _ZERO_MAC, _ZERO_MAC)
@@ -140,11 +137,11 @@ def open_initiation(local: StaticIdentity, msg: Initiation,
     C = KDF1(C, msg.ephemeral)
     H = HASH(H + msg.ephemeral)
     try:
-        C, k = KDF2(C, DH(local.key, msg.ephemeral))
+        C, k = KDF2(C, DH(local.private, msg.ephemeral))
         remote_static = AEAD_OPEN(k, 0, msg.encrypted_static, H)
         H = HASH(H + msg.encrypted_static)
         if static_static is None:
-            ss = DH(local.key, remote_static)
+            ss = DH(local.private, remote_static)
         else:
             ss = static_static(remote_static)
             if ss is None:
@@ -178,13 +175,12 @@ def create_response(hs: Handshake, sender_index: int, ephemeral_private: bytes) 
     if hs.state is not State.INITIATION_CONSUMED:
         raise HandshakeError("wrong_state")
     C, H = hs.chaining_key, hs.hash
-    E_key = private_key_object(ephemeral_private)
-    E_pub = public_key(E_key)
+    E_pub = public_key(ephemeral_private)
     C = KDF1(C, E_pub)
     H = HASH(H + E_pub)
     try:
-        C = KDF1(C, DH(E_key, hs.remote_ephemeral))
-        C = KDF1(C, DH(E_key, hs.remote_static))
+        C = KDF1(C, DH(ephemeral_private, hs.remote_ephemeral))
+        C = KDF1(C, DH(ephemeral_private, hs.remote_static))
     except DHError:
         raise HandshakeError("invalid_public_key") from None
     C, tau, k = KDF3(C, hs.preshared_key)
@@ -192,7 +188,7 @@ def create_response(hs: Handshake, sender_index: int, ephemeral_private: bytes) 
     enc_nothing = AEAD(k, 0, b"", H)
     H = HASH(H + enc_nothing)
     hs.chaining_key, hs.hash = C, H
-    hs.local_ephemeral = E_key
+    hs.local_ephemeral = ephemeral_private
     hs.local_index = sender_index
     hs.state = State.RESPONSE_CREATED
     return Response(sender_index, hs.remote_index, E_pub, enc_nothing, _ZERO_MAC, _ZERO_MAC)
@@ -207,7 +203,7 @@ def consume_response(local: StaticIdentity, hs: Handshake, msg: Response) -> Non
     H = HASH(H + msg.ephemeral)
     try:
         C = KDF1(C, DH(hs.local_ephemeral, msg.ephemeral))
-        C = KDF1(C, DH(local.key, msg.ephemeral))
+        C = KDF1(C, DH(local.private, msg.ephemeral))
     except DHError:
         raise HandshakeError("decryption_failed") from None
     C, tau, k = KDF3(C, hs.preshared_key)

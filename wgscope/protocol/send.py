@@ -188,7 +188,7 @@ class SendPath:
         if self.bus.wants_secrets:
             role = "initiator" if kind == "initiation" else "responder"
             self.bus.publish_secret(HandshakeSecrets(now, self.identity.private, peer.public_key,
-                                                     hs.local_ephemeral.private_bytes_raw(), hs.preshared_key, role))
+                                                     hs.local_ephemeral, hs.preshared_key, role))
         data, mac2 = peer.cookies.add_macs(message, now)
         if mac2:
             self.bus.emit(COOKIE_USED, now, peer.name, message=kind,
