@@ -34,7 +34,7 @@ def load_events(path, kinds: list[str] | None = None, peer: str | None = None, l
         row.update(ev.fields)
         rows.append(row)
     df = pd.DataFrame.from_records(rows, columns=HEAD + [f for f in fields if f not in HEAD])
-    df = df.convert_dtypes(convert_string=False)  # integer fields stay integers beside NA
+    df = df.convert_dtypes()  # integer fields stay integers beside NA
     df["wall"] = pd.to_datetime(df["wall"], unit="s", utc=True)
     for column in ("event", "level", "category"):
         df[column] = df[column].astype("category")
