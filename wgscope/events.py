@@ -16,6 +16,7 @@ capture writer, which exist only when the user asked for keys.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
@@ -257,16 +258,21 @@ class HandshakeSecrets(NamedTuple):
 
 Sink = Callable[[Event], None]
 
+STRICT_ENV = "WGSCOPE_STRICT_EVENTS"  # "1": every bus checks each event's fields against the catalogue
+
 
 class EventBus:
-    """One bus per node. Sinks subscribe with a level; the bus keeps the lowest as `level`."""
+    """One bus per node. Sinks subscribe with a level; the bus keeps the lowest as `level`.
 
-    def __init__(self, level: int = INFO, strict: bool = False) -> None:
+    A strict bus raises TypeError for an event whose fields are not exactly its catalogue entry's;
+    strict defaults to on when the environment has WGSCOPE_STRICT_EVENTS=1 (the test suite)."""
+
+    def __init__(self, level: int = INFO, strict: bool | None = None) -> None:
         self._sinks: list[tuple[int, Sink]] = []
         self._secret_sinks: list[Callable[[HandshakeSecrets], None]] = []
         self._taps: list[Callable[[str, tuple, tuple, bytes, float], None]] = []
         self.tapping = False  # adapters check this before calling tap_datagram
-        self.strict = strict
+        self.strict = os.environ.get(STRICT_ENV) == "1" if strict is None else strict
         self.floor = level  # the level at which events are built even with no sink (history)
         self.level = level
         self.trace = level <= TRACE
@@ -276,10 +282,6 @@ class EventBus:
         self.level = min([self.floor] + [lvl for lvl, _ in self._sinks])
         self.trace = self.level <= TRACE
         self.debug = self.level <= DEBUG
-
-    def set_floor(self, level: int) -> None:
-        self.floor = level
-        self._relevel()
 
     def subscribe(self, sink: Sink, level: int = INFO) -> Callable[[], None]:
         entry = (level, sink)
