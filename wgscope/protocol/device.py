@@ -30,7 +30,8 @@ from .cookie import CookieChecker
 from .entropy import Entropy
 from .keypair import Keypair
 from .noise import ZERO_PSK, State, StaticIdentity, derive_transport_keys, precompute
-from .peer import Peer, endpoint_text
+from .endpoint import endpoint_text
+from .peer import Peer
 from .ratelimiter import RateLimiter
 from .receive import ReceivePath
 from .send import SendPath

@@ -25,11 +25,13 @@ _ZERO_MAC = bytes(16)
 
 
 class HandshakeError(Exception):
-    """A handshake message that does not authenticate or does not fit the state. `reason` is stable."""
+    """A handshake message that does not authenticate or does not fit the state. `reason` is stable;
+    `remote_static` is the initiator's static public key when it decrypted (unknown_peer), else b""."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, remote_static: bytes = b""):
         super().__init__(reason)
         self.reason = reason
+        self.remote_static = remote_static
 
 
 class State(Enum):
@@ -148,7 +150,7 @@ def open_initiation(local: StaticIdentity, msg: Initiation,
         else:
             ss = static_static(remote_static)
             if ss is None:
-                raise HandshakeError("unknown_peer")
+                raise HandshakeError("unknown_peer", remote_static)
             if not ss:  # the peer's key gave an all-zero DH (precompute)
                 raise DHError("low-order remote static")
         C, k = KDF2(C, ss)

@@ -10,14 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..keys import encode
+from ..protocol.endpoint import endpoint_text as _endpoint_text
 from ..protocol.replay import ReplayWindow
 
 
 def endpoint_text(ep: tuple | None) -> str:
-    if ep is None:
-        return "?"
-    host, port = ep[0], ep[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return _endpoint_text(ep, unknown="?")
 
 
 @dataclass(eq=False)

@@ -127,7 +127,8 @@ class LiveNode:
             try:
                 packets = tun.read()
             except OffloadError as e:
-                self.bus.emit(PACKET_DROPPED, self.now(), None, reason=e.reason, kind="tun_read", endpoint=None)
+                self.bus.emit(PACKET_DROPPED, self.now(), None, reason=e.reason, kind="tun_read", endpoint=None,
+                              receiver_index=None)
                 reads += 1
                 continue
             except OSError as e:
