@@ -2,7 +2,7 @@
 
 from lab_helpers import pair
 
-from wgscope.keys import encode
+from wgscope.keytext import encode
 from wgscope.protocol.constants import INITIATION_SIZE, RESPONSE_SIZE, REKEY_TIMEOUT
 
 

@@ -147,11 +147,6 @@ pack_transport_header = partial(_transport.pack, MESSAGE_TRANSPORT)
 """pack_transport_header(receiver, counter): the 16-byte header of a transport message."""
 
 
-# Offsets of mac1/mac2 inside the handshake messages (WP §5.4.4: msg_alpha / msg_beta).
-def mac1_offset(kind: int) -> int:
-    return (INITIATION_SIZE if kind == MESSAGE_INITIATION else RESPONSE_SIZE) - 32
-
-
 def kind_name(data: bytes) -> str:
     """Best-effort name for a datagram's first byte, for drop events on invalid input."""
     return KIND_NAMES.get(data[0], "unknown") if data else "empty"

@@ -8,9 +8,9 @@ from .constants import QUEUE_STAGED_SIZE
 from .cookie import CookieGenerator
 from .endpoint import endpoint_text
 from .keypair import Keypairs
-from .noise import ZERO_PSK, Handshake
+from .noise import ZERO_PSK, HandshakeState
 from .timers import TIMER_NAMES, Timer
-from ..keys import encode
+from ..keytext import encode
 
 
 class Peer:
@@ -19,7 +19,7 @@ class Peer:
         self.public_key = public_key
         self.name = encode(public_key)  # how events and sinks name the peer
         self.label = label  # a human name from the configuration, if any
-        self.handshake = Handshake(remote_static=public_key, preshared_key=preshared_key or ZERO_PSK)
+        self.handshake = HandshakeState(remote_static=public_key, preshared_key=preshared_key or ZERO_PSK)
         self.cookies = CookieGenerator(public_key)
         self.endpoint = endpoint
         self.persistent_keepalive = persistent_keepalive

@@ -29,9 +29,9 @@ from .messages import (
     Initiation, MessageError, Response, head_word, kind_name, message_type, pack_response, parse_cookie_reply,
     parse_initiation, parse_response, transport_fields,
 )
-from .noise import Handshake, HandshakeError, accept_initiation, consume_response, create_response, open_initiation
+from .noise import HandshakeError, HandshakeState, accept_initiation, consume_response, create_response, open_initiation
 from .endpoint import endpoint_text
-from ..keys import encode
+from ..keytext import encode
 from . import ip
 
 _UNKNOWN = object()
@@ -185,7 +185,7 @@ class ReceivePath:
         self.bus.emit(HANDSHAKE_RESPONSE_RECEIVED, now, None, endpoint=ep, sender_index=msg.sender,
                       receiver_index=msg.receiver)
         entry = self.index_table.get(msg.receiver)
-        if entry is None or not isinstance(entry[1], Handshake):
+        if entry is None or not isinstance(entry[1], HandshakeState):
             # an index that names a session already (a replayed response) is as unknown as a made-up one
             reason = "unknown_index" if entry is None else "wrong_state"
             self.drops[reason] += 1

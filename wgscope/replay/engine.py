@@ -2,7 +2,7 @@
 
 The engine is an observer on the wire, not one of the two nodes: it parses every datagram
 with protocol/messages.py, computes the handshake with whatever keys it has (passive.py, on
-protocol/crypto.py), checks counters with protocol/replay.py's window, decrypts transport
+protocol/crypto.py), checks counters with protocol/antireplay.py's window, decrypts transport
 data with the derived keys, and emits the same events (events.py) the receiving node would.
 What it concludes lands in a `Replay` (model.py objects plus findings).
 """
@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from .. import events as ev
 from ..events import EventBus
-from ..keys import encode
+from ..keytext import encode
 from ..protocol import ip as ipmod
 from ..protocol.constants import (
     KEEPALIVE_TIMEOUT, MAX_TIMER_HANDSHAKES, MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE,
@@ -26,7 +26,7 @@ from ..protocol.constants import (
 )
 from ..protocol.crypto import MAC, XAEAD_OPEN, AuthenticationError, nonce
 from ..protocol.messages import MessageError, message_type, parse_cookie_reply, parse_initiation, parse_response
-from ..protocol.replay import DUPLICATE, TOO_OLD
+from ..protocol.antireplay import DUPLICATE, TOO_OLD
 from ..protocol import tai64n
 from ..runtime.packets import summarize
 from .findings import Finding, frame_ranges

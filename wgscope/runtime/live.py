@@ -28,7 +28,7 @@ import time
 from typing import Callable
 
 from ..events import INTERFACE_DOWN, INTERFACE_UP, PACKET_DROPPED, EventBus
-from ..keys import encode
+from ..keytext import encode
 from ..protocol.actions import SendDatagram, WritePacket
 from ..protocol.device import Device
 from . import netlink
