@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import struct
 
 from wgscope.protocol.constants import (
@@ -22,7 +21,7 @@ from wgscope.protocol.constants import (
 )
 from wgscope.protocol.crypto import HASH, MAC
 from wgscope.protocol.keypair import Keypair
-from wgscope.protocol.noise import Handshake
+from wgscope.protocol.noise import HandshakeState
 from wgscope.runtime import packets
 from wgscope.runtime.lab import Lab
 
@@ -135,7 +134,7 @@ def consistency_problems(device, now: float) -> list[str]:
         peer, obj = entry
         if id(peer) not in peers:
             bad.append(f"index {index:#x} names a removed peer")
-        elif isinstance(obj, Handshake):
+        elif isinstance(obj, HandshakeState):
             if obj is not peer.handshake or obj.local_index != index:
                 bad.append(f"index {index:#x} names a handshake that does not own it")
         elif isinstance(obj, Keypair):

@@ -1,4 +1,4 @@
-"""Replaying lab captures reproduces what the nodes reported (issue #6)."""
+"""Replaying lab captures reproduces what the nodes reported."""
 
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def test_partial_decryption_still_yields_headers(clean, tmp_path):
     """Without the DSB: no keys at all, then static keys only."""
     from wgscope.replay.alter import alter_capture
     from wgscope.replay.keys import KeyRing
-    from wgscope.keys import encode
+    from wgscope.keytext import encode
 
     path, lab, a, b = clean
     bare = tmp_path / "bare.pcapng"

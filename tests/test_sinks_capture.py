@@ -79,7 +79,7 @@ def test_comments_tell_the_story(capture):
     assert story[-3:] == [("in", "initiation", "dropped", "bad_mac1"), ("in", "unknown", "dropped", "unknown_type"),
                           ("in", "transport", "dropped", "unknown_index")]
     bravo = b.device.public_key
-    from wgscope.keys import short
+    from wgscope.keytext import short
     assert rows[0]["peer"] == short(bravo)
     assert all(r["peer"] == short(bravo) for r in rows if r["kind"] == "transport" and r["verdict"] != "dropped")
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
@@ -100,7 +101,9 @@ HANDSHAKE_INITIATION_REJECTED = _define(
     "handshake_initiation_rejected", INFO, "handshake",
     "An initiation was dropped. Reasons: bad_mac1, bad_mac2 (answered with a cookie), rate_limited, "
     "decryption_failed, unknown_peer, stale_timestamp (replay), flood (more than 50/s for a peer).",
-    endpoint=ep, reason="str")
+    endpoint=ep, reason="str",
+    public_key="str|None: the static public key the initiator presented (base64), once it decrypted: for "
+    "unknown_peer the only name of the sender (a public key is not a secret)")
 HANDSHAKE_RESPONSE_CREATED = _define(
     "handshake_response_created", INFO, "handshake",
     "We answered a consumed initiation with a response.", sender_index="int: our receiver index",
@@ -196,7 +199,8 @@ SOURCE_ALLOWED = _define(
 SOURCE_REJECTED = _define(
     "source_rejected", INFO, "routing",
     "Decrypted packet's source is not in the sending peer's allowed IPs; dropped.", src="str", owner="str|None: "
-    "the peer that does own the source, if any")
+    "the peer that does own the source, if any", endpoint=ep,
+    receiver_index="int: the receiver index the transport message named (our keypair's)")
 ENDPOINT_CHANGED = _define(
     "endpoint_changed", INFO, "routing", "The peer's endpoint moved (roaming, or set by configuration).",
     old="str|None", new="str", cause="str: roaming | config")
@@ -223,7 +227,8 @@ PACKET_DROPPED = _define(
     "reserved_nonzero), unknown_index, decryption_failed, counter_replayed, counter_too_old, counter_limit, "
     "keypair_expired, invalid_inner_packet; for a TUN read whose offload header makes no sense (kind tun_read): "
     "short_read, unknown_gso_type, gso_type_ip_version_mismatch, bad_gso_headers, bad_gso_size, "
-    "bad_checksum_offset.", reason="str", kind="str: message kind", endpoint="str|None")
+    "bad_checksum_offset.", reason="str", kind="str: message kind", endpoint="str|None: where the datagram came from",
+    receiver_index="int|None: for a transport message, the receiver index it named")
 
 # ---------------------------------------------------------------- configuration
 PEER_ADDED = _define("peer_added", INFO, "config", "A peer was configured.", allowed_ips="list[str]",
@@ -312,6 +317,8 @@ FLUSH_INTERVAL = 1.0  # protocol seconds: a quiet node's records still leave wit
 def _same_clock(now: float) -> float:
     return now
 
+STRICT_ENV = "WGSCOPE_STRICT_EVENTS"  # "1": every bus checks each event's fields against the catalogue
+
 
 class EventBus:
     """One bus per node. Sinks subscribe with a level; the bus keeps the lowest as `level`.
@@ -326,15 +333,17 @@ class EventBus:
     costs one tuple appended to a list when only record sinks want them (an Event is built
     only if an Event sink subscribed at TRACE). `wall(now)` is the node's wall clock (the
     Device sets it to `Device.wall`), stamped on every Event.
-    """
 
-    def __init__(self, level: int = INFO, strict: bool = False) -> None:
+    A strict bus raises TypeError for an event whose fields are not exactly its catalogue entry's;
+    strict defaults to on when the environment has WGSCOPE_STRICT_EVENTS=1 (the test suite)."""
+
+    def __init__(self, level: int = INFO, strict: bool | None = None) -> None:
         self._sinks: list[tuple[int, Sink]] = []
         self._record_sinks: list[tuple[int, RecordSink]] = []
         self._secret_sinks: list[Callable[[HandshakeSecrets], None]] = []
         self._taps: list[Callable[[str, tuple, tuple, bytes, float], None]] = []
         self.tapping = False  # adapters check this before calling tap_datagram
-        self.strict = strict
+        self.strict = os.environ.get(STRICT_ENV) == "1" if strict is None else strict
         self.wall: Callable[[float], float] = _same_clock
         self.records: list[tuple] = []
         self.generic: list[Event] = []
@@ -355,10 +364,6 @@ class EventBus:
             self.record = self._record
         else:
             self.record = self._record_nothing
-
-    def set_floor(self, level: int) -> None:
-        self.floor = level
-        self._relevel()
 
     def subscribe(self, sink: Sink, level: int = INFO) -> Callable[[], None]:
         return self._add(self._sinks, (level, sink))

@@ -21,8 +21,6 @@ from nacl.bindings import (
 from nacl.exceptions import CryptoError
 from nacl.exceptions import RuntimeError as NaclRuntimeError
 
-from .constants import KEY_SIZE
-
 __all__ = [
     "AuthenticationError", "HASH", "MAC", "HMAC", "KDF1", "KDF2", "KDF3", "AEAD", "AEAD_OPEN",
     "XAEAD", "XAEAD_OPEN", "DH", "public_key", "clamp", "nonce",

@@ -19,10 +19,10 @@ from __future__ import annotations
 import heapq
 import ipaddress
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
-from ..events import DEBUG, INFO, EventBus, EventRecorder
+from ..events import DEBUG, EventBus, EventRecorder
 from ..protocol.actions import SendDatagram, WritePacket
 from ..protocol.device import Device
 from ..protocol.entropy import Entropy
