@@ -241,7 +241,9 @@ class ReceivePath:
     def _receive_transport(self, data: bytes, endpoint: tuple, now: float, out: list, authenticated: dict,
                            owners: dict) -> None:
         """One transport message; the timer hooks of the authenticated ones wait in `authenticated`
-        for _after_transport (receive_datagrams)."""
+        for _after_transport (receive_datagrams). Longer than 60 lines on purpose: it runs once per
+        datagram received, and each function call split out of it costs receive throughput
+        (bench/README.md, "Where the time per packet goes")."""
         receiver, counter = transport_fields(data)
         entry = self.index_table.get(receiver)
         if entry is None or type(entry[1]) is not Keypair:
