@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from lab_helpers import pair
+
 from wgscope.events import DEBUG
 from wgscope.replay import replay_capture
 from wgscope.replay.labcapture import LabCapture
@@ -11,11 +13,7 @@ from wgscope.runtime.lab import Lab
 
 
 def two_nodes(seed=1, **kw):
-    lab = Lab(seed=seed, level=DEBUG)
-    a = lab.add_node("alpha", "192.0.2.1", 51820, tunnel="10.0.0.1/24")
-    b = lab.add_node("bravo", "192.0.2.2", 51820, tunnel="10.0.0.2/24")
-    lab.connect(a, b, **kw)
-    return lab, a, b
+    return pair(seed=seed, level=DEBUG, **kw)
 
 
 def busy_then_rekey(lab, a):
