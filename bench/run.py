@@ -158,6 +158,9 @@ def handshakes_alternating(tmp: Path, reps: int, rounds: int) -> dict:
         out[impl] = {**median, "runs_per_second": [round(r) for r in rates]}
     out["per_round"] = [round(x["handshakes_per_second"] / y["handshakes_per_second"], 3)
                         for x, y in zip(runs[WGSCOPE], runs[WGGO])]
+    cpu = {impl: statistics.median(h["cpu_us_per_handshake"] or float("inf") for h in hs) for impl, hs in runs.items()}
+    out["cpu_us_per_handshake"] = cpu
+    out["cpu_ratio_wggo_to_wgscope"] = round(cpu[WGGO] / cpu[WGSCOPE], 3)
     return out
 
 
@@ -283,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"handshakes/s wgscope / wireguard-go: "
               f"{hs[WGSCOPE]['handshakes_per_second'] / hs[WGGO]['handshakes_per_second']:.2f} "
               f"(per round {hs['per_round']}) (goal >= 1.0)")
+        print(f"responder CPU per handshake: wgscope {hs['cpu_us_per_handshake'][WGSCOPE]:.0f} us, wireguard-go "
+              f"{hs['cpu_us_per_handshake'][WGGO]:.0f} us (wireguard-go / wgscope {hs['cpu_ratio_wggo_to_wgscope']:.2f})")
     rtt = next((r["rtt"]["avg_ms"] for r in rows if r["label"] == "wgscope -> wgscope"), None)
     base_rtt = next((r["rtt"]["avg_ms"] for r in rows if r["label"] == BASELINE), None)
     if rtt and base_rtt:
