@@ -12,7 +12,7 @@ from typing import Iterable
 
 from pyroute2 import AsyncIPRoute, IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.rtnl import RTMGRP_LINK
+from pyroute2.netlink.rtnl import RTMGRP_IPV4_IFADDR, RTMGRP_IPV6_IFADDR, RTMGRP_LINK
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
@@ -99,24 +99,31 @@ def exists(ifname: str) -> bool:
         return _index(ipr, ifname) is not None
 
 
-async def watch_mtu(ifname: str, changed) -> None:
-    """Call `changed(mtu)` each time rtnetlink announces a new MTU for `ifname` (`ip link set wg0
-    mtu N`), as wireguard-go's Linux TUN listens for RTM_NEWLINK. Runs until cancelled; returns
-    at once if the interface is not in this namespace."""
-    async with AsyncIPRoute() as ipr:
-        found = await ipr.link_lookup(ifname=ifname)
-    if not found:
-        return
-    index = found[0]
+async def watch(ifname: str | None, mtu_changed, address_removed) -> None:
+    """Follow rtnetlink in this namespace until cancelled: `mtu_changed(mtu)` each time the MTU
+    of `ifname` changes (`ip link set wg0 mtu N`), as wireguard-go's Linux TUN listens for
+    RTM_NEWLINK; `address_removed(ip)` for each address deleted from any interface
+    (RTM_DELADDR), so no reply stays pinned to a source the host no longer has. A TUN that is
+    not (or no longer) in this namespace is simply not followed."""
+    index = None
+    if ifname is not None:
+        async with AsyncIPRoute() as ipr:
+            found = await ipr.link_lookup(ifname=ifname)
+        index = found[0] if found else None
     ipr = AsyncIPRoute()
     try:
         await ipr.setup_endpoint()
-        await ipr.bind(groups=RTMGRP_LINK)  # this socket then carries only link notifications
+        await ipr.bind(groups=RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR)
         while True:
             async for msg in ipr.get():
-                if msg.get("event") == "RTM_NEWLINK" and msg.get("index") == index:
+                event = msg.get("event")
+                if event == "RTM_NEWLINK" and index is not None and msg.get("index") == index:
                     mtu = msg.get_attr("IFLA_MTU")
                     if mtu:
-                        changed(mtu)
+                        mtu_changed(mtu)
+                elif event == "RTM_DELADDR":
+                    address = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
+                    if address:
+                        address_removed(address)
     finally:
         ipr.close()
