@@ -43,6 +43,9 @@ UDP_GRO = 104  # linux/udp.h: receive coalesced datagrams; cmsg carries the segm
 GSO_MAX_SEGMENTS = 64  # UDP_MAX_SEGMENTS on older kernels (128 since 6.x)
 GSO_MAX_BYTES = 65000  # a UDP payload must stay under 65507 bytes
 GSO_RETRY = 30.0  # seconds before a segment size refused to an endpoint is tried as GSO again
+SOCKET_BUFFER = 7 << 20  # WG-GO conn/controlfns.go socketBufferSize
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # asm-generic/socket.h
+SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
 _u16 = struct.Struct("=H")
 _int = struct.Struct("=i")
 
@@ -67,10 +70,23 @@ def _bind(family: int, port: int, fwmark: int) -> socket.socket:
             sock.setsockopt(SOL_UDP, UDP_GRO, 1)
         except OSError:
             pass  # no UDP GRO in this kernel: one datagram per recvmsg
+        _size_buffers(sock)
     except OSError:
         sock.close()
         raise
     return sock
+
+
+def _size_buffers(sock: socket.socket) -> None:
+    """Socket buffers of SOCKET_BUFFER bytes, as WG-GO conn/controlfns_linux.go: up to
+    net.core.{r,w}mem_max, then beyond it with SO_*BUFFORCE where CAP_NET_ADMIN allows. A
+    burst larger than the default buffer is otherwise lost in the kernel (UdpRcvbufErrors)."""
+    for plain, force in ((socket.SO_RCVBUF, SO_RCVBUFFORCE), (socket.SO_SNDBUF, SO_SNDBUFFORCE)):
+        for option in (plain, force):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+            except OSError:
+                pass  # no CAP_NET_ADMIN for the FORCE variant: the plain one's size stands (slower, not wrong)
 
 
 class UdpTransport:
