@@ -1,4 +1,4 @@
-"""Resource bounds (issue 7, part 4): nothing grows without limit, thousands of peers work.
+"""Resource bounds: nothing grows without limit, thousands of peers work.
 
 Per-peer staged queues hold at most QUEUE_STAGED_SIZE packets (WG-GO QueueStagedSize), so
 total staged memory is bounded by peers x 128 x MTU; a peer that never answers, fed constant
@@ -18,7 +18,8 @@ from lab_helpers import pair
 
 from wgscope.events import INFO
 from wgscope.protocol.constants import QUEUE_STAGED_SIZE
-from wgscope.protocol.crypto import generate_private_key, public_key
+from wgscope.protocol.crypto import public_key
+from wgscope.protocol.entropy import generate_private_key
 from wgscope.runtime import packets
 from wgscope.runtime.lab import Lab
 from wgscope.protocol.timers import TIMER_NAMES

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..events import INFO, EventBus
-from ..keys import encode
+from ..keytext import encode
 from . import upconfig
 
 
@@ -59,7 +59,7 @@ def _resolve(peer_config, path: str):
 
 
 def _key(value) -> bytes | None:
-    from ..keys import decode
+    from ..keytext import decode
 
     if value is None or isinstance(value, bytes):
         return value
@@ -119,9 +119,7 @@ def build_node(args, plan: Plan, start: Startup, scale: float):
     except BindError as e:
         raise UserError(e.strerror) from None
     node = LiveNode(name, device, start.tun, start.udp, bus, timer_scale=scale)
-    attach = _sinks_attacher(args)
-    if attach is not None:
-        attach(bus, node)
+    _sinks_attacher(args)(bus, node)
     _add_peers(device, plan, node.now())
     _configure_link(plan)
     if args.force_under_load:
@@ -195,10 +193,7 @@ def summary(args, plan: Plan, device, start: Startup, has_key: bool, scale: floa
 
 def _sinks_attacher(args):
     """--events/--keylog/--capture/--metrics (wgscope/sinks/setup.py), closed when the node stops."""
-    try:
-        from ..sinks.setup import attach_sinks
-    except ModuleNotFoundError:
-        return None
+    from ..sinks.setup import attach_sinks
 
     def attach(bus, node):
         sinks = attach_sinks(bus, args, node.snapshot, node.name,
@@ -209,7 +204,7 @@ def _sinks_attacher(args):
 
 
 def _attach_uapi(node, start: Startup) -> None:
-    """The `wg` tool's socket, /var/run/wireguard/NAME.sock (wgscope/uapi.py, runtime/uapi_socket.py).
+    """The `wg` tool's socket, /var/run/wireguard/NAME.sock (wgscope/uapi/, runtime/uapi_socket.py).
 
     Deleting the socket file stops the node, as the cross-platform page asks of implementations."""
     from ..runtime import uapi_socket
@@ -232,10 +227,7 @@ def _attach_uapi(node, start: Startup) -> None:
 
 def _attach_control(node, start: Startup) -> None:
     """The dashboard's read-only control socket (wgscope/sinks/control.py); optional, a warning if taken."""
-    try:
-        from ..sinks.control import start_control_server
-    except ImportError:
-        return
+    from ..sinks.control import start_control_server
 
     async def begin(n) -> None:
         try:

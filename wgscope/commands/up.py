@@ -49,12 +49,9 @@ def register(sub) -> None:
                    help="ask the kernel for TSO/checksum offload on the TUN: 64 KB TCP reads cut into packets "
                         "in userspace (on a 2-vCPU VM: more CPU at moderate load, a draw at full load; bench/README.md)")
     p.add_argument("--timer-scale", type=float, default=None, help=argparse.SUPPRESS)
-    try:
-        from ..sinks.setup import add_sink_arguments
-    except ModuleNotFoundError:
-        pass
-    else:
-        add_sink_arguments(p)
+    from ..sinks.setup import add_sink_arguments
+
+    add_sink_arguments(p)
     p.set_defaults(func=up)
 
     d = sub.add_parser("down", help="stop the wgscope node serving an interface")

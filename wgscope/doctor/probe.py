@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 
 from ..events import DEBUG, EventBus, EventRecorder
 from ..protocol.actions import SendDatagram
-from ..protocol.constants import REKEY_TIMEOUT
 from ..protocol.device import Device
+from ..protocol.endpoint import endpoint_text
 
 # Linux socket options Python does not name (linux/in.h, linux/in6.h).
 IP_MTU_DISCOVER, IP_PMTUDISC_DO, IP_MTU = 10, 2, 14
@@ -71,25 +71,16 @@ def resolve(host: str, port: int) -> tuple[int, tuple] | None:
 
 
 class _Clock:
-    """The protocol clock for the probe's Device.
-
-    A retry must not wait REKEY_TIMEOUT (the core allows one initiation per 5 s, WP §6.1), so
-    each retry moves the protocol clock forward by REKEY_TIMEOUT and the wall offset back by
-    the same amount: the Device sees 5 s pass, the TAI64N timestamps stay true wall time."""
+    """The protocol clock for the probe's Device: seconds since the probe started."""
 
     def __init__(self) -> None:
         self.t0 = time.monotonic()
-        self.skew = 0.0
 
     def now(self) -> float:
-        return time.monotonic() - self.t0 + self.skew
+        return time.monotonic() - self.t0
 
     def wall_offset(self) -> float:
         return time.time() - self.now()
-
-    def skip_rekey_timeout(self, device: Device) -> None:
-        self.skew += REKEY_TIMEOUT
-        device.wall_offset -= REKEY_TIMEOUT
 
 
 class HandshakeProbe:
@@ -114,8 +105,9 @@ class HandshakeProbe:
                 self.sock.send(action.data)
 
     def _initiate(self) -> None:
-        """One initiation, via the core's own send path (so mac1/mac2 and events are the real ones)."""
-        actions = self.device.initiate_handshake(self.peer, self.clock.now(), is_retry=self.result.initiations > 0)
+        """One initiation, via the core's own send path (so mac1/mac2 and events are the real ones).
+        A retry must not wait REKEY_TIMEOUT (the timers' one initiation per 5 s, WP §6.1): forced."""
+        actions = self.device.force_handshake(self.peer, self.clock.now())
         sent = [a for a in actions if isinstance(a, SendDatagram)]
         self.result.initiations += len(sent)
         self._send(actions)
@@ -129,7 +121,7 @@ class HandshakeProbe:
             return ProbeResult("no_endpoint", evidence=["the peer has no Endpoint = line; it can only be reached "
                                                         "after it contacts us"])
         host, port = self.endpoint
-        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        shown = endpoint_text((host, port))
         resolved = resolve(host, port)
         if resolved is None:
             return ProbeResult("endpoint_unresolved", shown, evidence=[f"{host} does not resolve"])
@@ -171,8 +163,6 @@ class HandshakeProbe:
             if mono >= deadline:
                 break
             if mono >= next_initiation:
-                if result.initiations:
-                    self.clock.skip_rekey_timeout(self.device)
                 try:
                     self._initiate()
                 except OSError as e:
@@ -215,7 +205,6 @@ class HandshakeProbe:
                     return
                 result.evidence.append("the peer answered with a cookie reply: it is under load and wants mac2")
                 cookie_retry_done = True
-                self.clock.skip_rekey_timeout(self.device)
                 self._initiate()
                 if not self._seen("cookie_used"):
                     result.evidence.append("(the retry did not carry mac2)")

@@ -1,5 +1,8 @@
 """The inbound path: message dispatch, handshake consumption, cookies, transport data
-(WP §5.3–5.4; WG-GO device/receive.go; kernel receive.c)."""
+(WP §5.3–5.4; WG-GO device/receive.go; kernel receive.c).
+
+The methods that cause actions append them to an `out` list the entry point made and returns.
+"""
 
 from __future__ import annotations
 
@@ -15,18 +18,20 @@ from ..events import (
 )
 from .actions import SendDatagram, WritePacket
 from .constants import (
-    HANDSHAKE_INITIATION_RATE, MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_TRANSPORT,
+    HANDSHAKE_INITIATION_RATE, INITIATION_SIZE, MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_TRANSPORT,
+    RESPONSE_SIZE,
     REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_ON_RECEIVE_AGE, TRANSPORT_HEADER_SIZE, TRANSPORT_MIN_SIZE,
 )
 from .cookie import endpoint_bytes
 from .crypto import AuthenticationError, nonce
 from .keypair import Keypair
 from .messages import (
-    MessageError, head_word, kind_name, message_type, pack_response, parse_cookie_reply, parse_initiation,
-    parse_response, transport_fields,
+    Initiation, MessageError, Response, head_word, kind_name, message_type, pack_response, parse_cookie_reply,
+    parse_initiation, parse_response, transport_fields,
 )
-from .noise import Handshake, HandshakeError, accept_initiation, consume_response, create_response, open_initiation
-from .peer import endpoint_text
+from .noise import HandshakeError, HandshakeState, accept_initiation, consume_response, create_response, open_initiation
+from .endpoint import endpoint_text
+from ..keytext import encode
 from . import ip
 
 _UNKNOWN = object()
@@ -44,16 +49,16 @@ class ReceivePath:
         gives many at once). Each is handled exactly as alone would be, except that the timer hooks of a run
         of transport packets of one peer run once, after the run (WG-GO runs them per packet
         with the same effect: with one `now` they are idempotent after two calls)."""
-        out = self._out = []
-        authenticated = self._authenticated  # peer -> data packets, for _after_transport
-        authenticated.clear()
-        self._owners.clear()
+        out: list = []
+        authenticated: dict = {}  # peer -> data packets authenticated since the last _after_transport
+        owners: dict = {}  # inner source address -> allowed-IPs owner, looked up once per batch
+        receive_transport = self._receive_transport
         for data in datagrams:
             if len(data) >= TRANSPORT_MIN_SIZE and head_word(data)[0] == MESSAGE_TRANSPORT:
-                self._receive_transport(data, endpoint, now)
+                receive_transport(data, endpoint, now, out, authenticated, owners)
                 continue
             if authenticated:
-                self._after_transport(now)
+                self._after_transport(now, out, authenticated)
             data = bytes(data)  # a GRO receive hands memoryviews; handshake code keeps and hashes bytes
             try:
                 kind = message_type(data)
@@ -63,19 +68,18 @@ class ReceivePath:
             if kind == MESSAGE_COOKIE_REPLY:
                 self._receive_cookie_reply(data, endpoint, now)
             else:
-                self._receive_handshake(kind, data, endpoint, now)
+                self._receive_handshake(kind, data, endpoint, now, out)
         if authenticated:
-            self._after_transport(now)
+            self._after_transport(now, out, authenticated)
         return out
 
-    def _after_transport(self, now: float) -> None:
+    def _after_transport(self, now: float, out: list, authenticated: dict) -> None:
         """The per-packet bookkeeping of WG-GO RoutineSequentialReceiver for the transport packets
         authenticated since the last call: keepKeyFreshReceiving and the timers, per peer."""
-        authenticated = self._authenticated
         batch = list(authenticated.items())
         authenticated.clear()
         for peer, data_packets in batch:
-            self._keep_key_fresh_receiving(peer, now)
+            self._keep_key_fresh_receiving(peer, now, out)
             self.timers_any_authenticated_packet_traversal(peer, now)
             self.timers_any_authenticated_packet_received(peer, now)
             if data_packets:
@@ -83,17 +87,19 @@ class ReceivePath:
                 if data_packets > 1:
                     self.timers_data_received(peer, now)  # a second data packet finds the timer pending
 
-    def _drop(self, peer, reason: str, kind: str, endpoint, now: float) -> None:
+    def _drop(self, peer, reason: str, kind: str, endpoint, now: float, receiver_index: int | None = None) -> None:
         (peer.drops if peer is not None else self.drops)[reason] += 1
         self.bus.emit(PACKET_DROPPED, now, peer.name if peer is not None else None, reason=reason, kind=kind,
-                      endpoint=endpoint_text(endpoint))
+                      endpoint=endpoint_text(endpoint), receiver_index=receiver_index)
 
     # ---------------------------------------------------------------- handshake messages
-    def _receive_handshake(self, kind: int, data: bytes, endpoint: tuple, now: float) -> None:
+    def _receive_handshake(self, kind: int, data: bytes, endpoint: tuple, now: float, out: list) -> None:
         """WG-GO RoutineHandshake: mac1, then under load mac2 (else a cookie reply), then rate limit."""
-        rejected = HANDSHAKE_INITIATION_REJECTED if kind == MESSAGE_INITIATION else HANDSHAKE_RESPONSE_REJECTED
-        sender_index = int.from_bytes(data[4:8], "little")
-        extra = {} if kind == MESSAGE_INITIATION else {"receiver_index": int.from_bytes(data[8:12], "little")}
+        if kind == MESSAGE_INITIATION:
+            msg, rejected, extra = parse_initiation(data), HANDSHAKE_INITIATION_REJECTED, {"public_key": None}
+        else:
+            msg, rejected = parse_response(data), HANDSHAKE_RESPONSE_REJECTED
+            extra = {"receiver_index": msg.receiver}
         ep = endpoint_text(endpoint)
         self.note_handshake_message(now)
         if not self.cookie_checker.check_mac1(data):
@@ -103,10 +109,10 @@ class ReceivePath:
         if self.is_under_load(now):
             src = endpoint_bytes(endpoint[0], endpoint[1])
             if not self.cookie_checker.check_mac2(data, src, now):
-                reply = self.cookie_checker.create_reply(data, sender_index, src, now)
-                self._out.append(SendDatagram(reply, endpoint))
+                reply = self.cookie_checker.create_reply(data, msg.sender, src, now)
+                out.append(SendDatagram(reply, endpoint))
                 self.cookies_sent += 1
-                self.bus.emit(COOKIE_REPLY_SENT, now, None, endpoint=ep, receiver_index=sender_index,
+                self.bus.emit(COOKIE_REPLY_SENT, now, None, endpoint=ep, receiver_index=msg.sender,
                               message="initiation" if kind == MESSAGE_INITIATION else "response")
                 self.drops["bad_mac2"] += 1
                 self.bus.emit(rejected, now, None, endpoint=ep, reason="bad_mac2", **extra)
@@ -116,19 +122,19 @@ class ReceivePath:
                 self.bus.emit(rejected, now, None, endpoint=ep, reason="rate_limited", **extra)
                 return
         if kind == MESSAGE_INITIATION:
-            self._receive_initiation(data, endpoint, now)
+            self._receive_initiation(msg, endpoint, now, out)
         else:
-            self._receive_response(data, endpoint, now)
+            self._receive_response(msg, endpoint, now, out)
 
-    def _receive_initiation(self, data: bytes, endpoint: tuple, now: float) -> None:
-        msg = parse_initiation(data)
+    def _receive_initiation(self, msg: Initiation, endpoint: tuple, now: float, out: list) -> None:
         ep = endpoint_text(endpoint)
         self.bus.emit(HANDSHAKE_INITIATION_RECEIVED, now, None, endpoint=ep, sender_index=msg.sender)
         try:
             opened = open_initiation(self.identity, msg, self._static_static)
         except HandshakeError as e:
             self.drops[e.reason] += 1
-            self.bus.emit(HANDSHAKE_INITIATION_REJECTED, now, None, endpoint=ep, reason=e.reason)
+            presented = encode(e.remote_static) if e.remote_static else None  # a public key: not a secret
+            self.bus.emit(HANDSHAKE_INITIATION_REJECTED, now, None, endpoint=ep, reason=e.reason, public_key=presented)
             return
         peer = self.peers[opened.remote_static]
         hs = peer.handshake
@@ -136,48 +142,50 @@ class ReceivePath:
             accept_initiation(hs, opened, now, HANDSHAKE_INITIATION_RATE)
         except HandshakeError as e:
             peer.drops[e.reason] += 1
-            self.bus.emit(HANDSHAKE_INITIATION_REJECTED, now, peer.name, endpoint=ep, reason=e.reason)
+            self.bus.emit(HANDSHAKE_INITIATION_REJECTED, now, peer.name, endpoint=ep, reason=e.reason,
+                          public_key=peer.name)
             return
+        peer.rx_bytes += INITIATION_SIZE  # WG-GO receive.go counts a consumed initiation in rxBytes
         self.bus.emit(HANDSHAKE_INITIATION_CONSUMED, now, peer.name, endpoint=ep, sender_index=msg.sender)
         self._update_endpoint(peer, endpoint, now)
         self.timers_any_authenticated_packet_traversal(peer, now)
         self.timers_any_authenticated_packet_received(peer, now)
-        self._send_response(peer, now)
+        self._send_response(peer, now, out)
 
     def _static_static(self, remote_static: bytes) -> bytes | None:
         peer = self.peers.get(remote_static)
         return None if peer is None else peer.handshake.precomputed_static_static
 
-    def _send_response(self, peer, now: float) -> None:
+    def _send_response(self, peer, now: float, out: list) -> None:
         hs = peer.handshake
         if hs.local_index:
             self.index_table.pop(hs.local_index, None)
-        index = self.new_index((peer, hs))
+        index = self.new_index((peer, hs), "response")
         try:
-            msg = create_response(hs, index, self.ephemeral_source())
+            msg = create_response(hs, index, self.entropy.ephemeral_private("response", peer.public_key))
         except HandshakeError as e:
             self.index_table.pop(index, None)
             peer.drops[e.reason] += 1
             self.bus.emit(HANDSHAKE_INITIATION_REJECTED, now, peer.name, endpoint=endpoint_text(peer.endpoint),
-                          reason=e.reason)
+                          reason=e.reason, public_key=peer.name)
             return
         self.bus.emit(HANDSHAKE_RESPONSE_CREATED, now, peer.name, sender_index=index, receiver_index=hs.remote_index)
         data, _ = self.seal_handshake_message(peer, pack_response(msg), "response", now)
         remote_index = hs.remote_index
         self.begin_session(peer, now)  # responder: keypair goes to "next"
-        self._out.append(SendDatagram(data, peer.endpoint))
+        out.append(SendDatagram(data, peer.endpoint))
+        peer.tx_bytes += len(data)  # WG-GO peer.SendBuffers counts every datagram sent to the peer
         self.bus.emit(HANDSHAKE_RESPONSE_SENT, now, peer.name, endpoint=endpoint_text(peer.endpoint),
                       sender_index=index, receiver_index=remote_index)
         self.timers_any_authenticated_packet_traversal(peer, now)
         self.timers_any_authenticated_packet_sent(peer, now)
 
-    def _receive_response(self, data: bytes, endpoint: tuple, now: float) -> None:
-        msg = parse_response(data)
+    def _receive_response(self, msg: Response, endpoint: tuple, now: float, out: list) -> None:
         ep = endpoint_text(endpoint)
         self.bus.emit(HANDSHAKE_RESPONSE_RECEIVED, now, None, endpoint=ep, sender_index=msg.sender,
                       receiver_index=msg.receiver)
         entry = self.index_table.get(msg.receiver)
-        if entry is None or not isinstance(entry[1], Handshake):
+        if entry is None or not isinstance(entry[1], HandshakeState):
             # an index that names a session already (a replayed response) is as unknown as a made-up one
             reason = "unknown_index" if entry is None else "wrong_state"
             self.drops[reason] += 1
@@ -192,6 +200,8 @@ class ReceivePath:
             self.bus.emit(HANDSHAKE_RESPONSE_REJECTED, now, peer.name, endpoint=ep, reason=e.reason,
                           receiver_index=msg.receiver)
             return
+        peer.rx_bytes += RESPONSE_SIZE  # WG-GO receive.go counts a consumed response in rxBytes
+        peer.unanswered_initiations = 0
         self.bus.emit(HANDSHAKE_RESPONSE_CONSUMED, now, peer.name, endpoint=ep, sender_index=msg.sender,
                       receiver_index=msg.receiver)
         self._update_endpoint(peer, endpoint, now)
@@ -203,7 +213,7 @@ class ReceivePath:
         self.bus.emit(HANDSHAKE_COMPLETED, now, peer.name, role="initiator", rtt=rtt)
         self.timers_session_derived(peer, now)
         self.timers_handshake_complete(peer, now)
-        self.send_keepalive(peer, now, "handshake_confirm")
+        self.send_keepalive(peer, now, "handshake_confirm", out)
 
     def _receive_cookie_reply(self, data: bytes, endpoint: tuple, now: float) -> None:
         msg = parse_cookie_reply(data)
@@ -218,20 +228,26 @@ class ReceivePath:
         try:
             peer.cookies.consume_reply(msg, now)
         except AuthenticationError as e:
-            reason = "no_mac1_sent" if "no_mac1_sent" in str(e) else "bad_tag"
+            reason = e.reason
             peer.drops["cookie_" + reason] += 1
             self.bus.emit(COOKIE_REPLY_REJECTED, now, peer.name, endpoint=ep, reason=reason,
                           receiver_index=msg.receiver)
             return
         peer.cookies_received += 1
+        peer.unanswered_initiations = 0  # the peer answered, if only with "under load"
         self.bus.emit(COOKIE_REPLY_RECEIVED, now, peer.name, endpoint=ep, receiver_index=msg.receiver)
 
     # ---------------------------------------------------------------- transport data
-    def _receive_transport(self, data: bytes, endpoint: tuple, now: float) -> None:
+    def _receive_transport(self, data: bytes, endpoint: tuple, now: float, out: list, authenticated: dict,
+                           owners: dict) -> None:
+        """One transport message; the timer hooks of the authenticated ones wait in `authenticated`
+        for _after_transport (receive_datagrams). Longer than 60 lines on purpose: it runs once per
+        datagram received, and each function call split out of it costs receive throughput
+        (bench/README.md, "Where the time per packet goes")."""
         receiver, counter = transport_fields(data)
         entry = self.index_table.get(receiver)
         if entry is None or type(entry[1]) is not Keypair:
-            self._drop(None, "unknown_index", "transport", endpoint, now)
+            self._drop(None, "unknown_index", "transport", endpoint, now, receiver)
             return
         peer, keypair = entry
         if keypair.recv is None or now - keypair.created >= REJECT_AFTER_TIME:
@@ -239,19 +255,19 @@ class ReceivePath:
                 keypair.expired_reported = True
                 self.bus.emit(KEYPAIR_EXPIRED, now, peer.name, local_index=keypair.local_index,
                               reason="reject_after_time", age=round(now - keypair.created, 3))
-            self._drop(peer, "keypair_expired", "transport", endpoint, now)
+            self._drop(peer, "keypair_expired", "transport", endpoint, now, receiver)
             return
         if counter >= REJECT_AFTER_MESSAGES:
-            self._drop(peer, "counter_limit", "transport", endpoint, now)
+            self._drop(peer, "counter_limit", "transport", endpoint, now, receiver)
             return
         try:
             plain = keypair.recv.decrypt(nonce(counter), data[TRANSPORT_HEADER_SIZE:], None)
         except InvalidTag:
-            self._drop(peer, "decryption_failed", "transport", endpoint, now)
+            self._drop(peer, "decryption_failed", "transport", endpoint, now, receiver)
             return
         refused = keypair.replay.check(counter)
         if refused:
-            self._drop(peer, refused, "transport", endpoint, now)
+            self._drop(peer, refused, "transport", endpoint, now, receiver)
             return
         if endpoint != peer.endpoint:
             self._update_endpoint(peer, endpoint, now)
@@ -259,10 +275,9 @@ class ReceivePath:
         peer.rx_packets += 1
         keypair.rx_packets += 1
         if keypair is peer.keypairs.next:
-            if self._authenticated:
-                self._after_transport(now)  # the packets before the confirmation keep their order
-            self.confirm_next(peer, keypair, now)
-        authenticated = self._authenticated
+            if authenticated:
+                self._after_transport(now, out, authenticated)  # the packets before the confirmation keep their order
+            self.confirm_next(peer, keypair, now, out)
         if not plain:
             authenticated.setdefault(peer, 0)
             peer.keepalives_received += 1
@@ -276,25 +291,25 @@ class ReceivePath:
         try:
             length, ver, source = ip.inbound(plain)
         except ip.InvalidPacket:
-            self._drop(peer, "invalid_inner_packet", "transport", endpoint, now)
+            self._drop(peer, "invalid_inner_packet", "transport", endpoint, now, receiver)
             return
         if length != len(plain):
             plain = plain[:length]  # the padding (WP §5.4.6)
-        owners = self._owners  # a batch's sources are looked up once (4 or 16 bytes: no clash)
-        owner = owners.get(source, _UNKNOWN)
+        owner = owners.get(source, _UNKNOWN)  # a batch's sources are looked up once (4 or 16 bytes: no clash)
         if owner is _UNKNOWN:
             src = int.from_bytes(source, "big")
             owner = owners[source] = (self.allowed_ips.lookup_v4 if ver == 4 else self.allowed_ips.lookup_v6)(src)
         if owner is not peer:
             peer.drops["source_not_allowed"] += 1
             self.bus.emit(SOURCE_REJECTED, now, peer.name, src=ip.address_text(ver, int.from_bytes(source, "big")),
-                          owner=owner.name if owner is not None else None)
+                          owner=owner.name if owner is not None else None, endpoint=endpoint_text(endpoint),
+                          receiver_index=receiver)
             return
         if self.bus.trace:
             self.bus.emit(SOURCE_ALLOWED, now, peer.name, src=ip.address_text(ver, int.from_bytes(source, "big")))
-        self._out.append(WritePacket(plain))
+        out.append(WritePacket(plain))
 
-    def confirm_next(self, peer, keypair, now: float) -> None:
+    def confirm_next(self, peer, keypair, now: float, out: list) -> None:
         """WG-GO ReceivedWithKeypair: the responder's next keypair is confirmed by data."""
         kps = peer.keypairs
         old = kps.previous
@@ -306,9 +321,9 @@ class ReceivePath:
         self.emit_rotation(peer, now)
         self.bus.emit(HANDSHAKE_COMPLETED, now, peer.name, role="responder", rtt=None)
         self.timers_handshake_complete(peer, now)
-        self.send_staged(peer, now)
+        self.send_staged(peer, now, out)
 
-    def _keep_key_fresh_receiving(self, peer, now: float) -> None:
+    def _keep_key_fresh_receiving(self, peer, now: float, out: list) -> None:
         """WG-GO keepKeyFreshReceiving: an initiator near REJECT_AFTER_TIME rekeys on receive."""
         if peer.sent_last_minute_handshake:
             return
@@ -317,7 +332,7 @@ class ReceivePath:
             peer.sent_last_minute_handshake = True
             self.bus.emit(REKEY_WANTED, now, peer.name, reason="reject_soon_on_receive",
                           age=round(now - kp.created, 3))
-            self.send_initiation(peer, now, is_retry=False)
+            self.send_initiation(peer, now, False, out)
 
     def _update_endpoint(self, peer, endpoint: tuple, now: float) -> None:
         """Roaming (WP §2.1): the endpoint is the source of the latest authenticated packet."""

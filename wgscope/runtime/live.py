@@ -28,7 +28,7 @@ import time
 from typing import Callable
 
 from ..events import INTERFACE_DOWN, INTERFACE_UP, PACKET_DROPPED, EventBus
-from ..keys import encode
+from ..keytext import encode
 from ..protocol.actions import SendDatagram, WritePacket
 from ..protocol.device import Device
 from . import netlink
@@ -132,7 +132,8 @@ class LiveNode:
             try:
                 packets = tun.read()
             except OffloadError as e:
-                self.bus.emit(PACKET_DROPPED, self.now(), None, reason=e.reason, kind="tun_read", endpoint=None)
+                self.bus.emit(PACKET_DROPPED, self.now(), None, reason=e.reason, kind="tun_read", endpoint=None,
+                              receiver_index=None)
                 reads += 1
                 continue
             except OSError as e:
@@ -238,10 +239,8 @@ class LiveNode:
         the interface comes up, as WG-GO device.go upLocked does (peer.SendKeepalive)."""
         now = self.now()
         for peer in list(self.device.peers.values()):
-            interval = peer.persistent_keepalive
-            if interval and peer.endpoint is not None:
-                peer.persistent_keepalive = 0  # set_persistent_keepalive sends when turned on
-                self.apply(self.device.set_persistent_keepalive(peer, interval, now))
+            if peer.persistent_keepalive and peer.endpoint is not None:
+                self.apply(self.device.send_keepalive_now(peer, now))
 
     def snapshot(self, now: float | None = None) -> dict:
         """Device.snapshot plus the I/O counters, safe to call from another thread (the metrics

@@ -2,8 +2,8 @@
 
 Every datagram the UDP sockets could not send (udp.py, reason send_<errno>) and every decrypted
 packet the TUN refused (tun.py, reason tun_write_<errno>) becomes a packet_dropped event and a
-drop count, of the peer where the endpoint names one; a lost transport message leaves the peer's
-tx counters, since WG-GO peer.SendBuffers adds txBytes only after a send succeeded.
+drop count, of the peer where the endpoint names one; a lost message leaves the peer's tx
+counters, since WG-GO peer.SendBuffers adds txBytes only after a send succeeded.
 
 Link-local and multicast packets the kernel sends on the TUN by itself (router solicitations
 to ff02::2, MLD reports) are not routing misses when no peer's allowed IPs cover them:
@@ -19,6 +19,8 @@ from typing import Callable
 from ..events import LOCAL_TRAFFIC_IGNORED, PACKET_DROPPED, EventBus
 from ..protocol.messages import KIND_NAMES
 from ..protocol.peer import endpoint_text
+
+_COUNTED_AS_SENT = ("transport", "initiation", "response")  # what the core adds to Peer.tx_bytes (not cookie replies)
 
 
 def kernel_scoped(packet) -> bool:
@@ -55,7 +57,8 @@ class Losses:
         return kept
 
     def datagrams_lost(self, datagrams: list, endpoint: tuple, reason: str) -> None:
-        """Datagrams the UDP sockets could not send to `endpoint` (reason send_<errno>)."""
+        """Datagrams the UDP sockets could not send to `endpoint` (reason send_<errno>); the core
+        counted them as sent (Peer.tx_bytes, and tx_packets for transport): taken back."""
         key = (endpoint[0], endpoint[1])
         peer = next((p for p in self.device.peers.values()
                      if p.endpoint is not None and (p.endpoint[0], p.endpoint[1]) == key), None)
@@ -63,11 +66,12 @@ class Losses:
         name, text, now = (peer.name if peer is not None else None), endpoint_text(endpoint), self.now()
         for data in datagrams:
             kind = KIND_NAMES.get(data[0], "unknown") if len(data) else "unknown"
-            if peer is not None and kind == "transport":
+            if peer is not None and kind in _COUNTED_AS_SENT:
                 peer.tx_bytes -= len(data)
-                peer.tx_packets -= 1
+                peer.tx_packets -= kind == "transport"
             drops[reason] += 1
-            self.bus.emit(PACKET_DROPPED, now, name, reason=reason, kind=kind, endpoint=text)
+            index = int.from_bytes(data[4:8], "little") if kind == "transport" and len(data) >= 8 else None
+            self.bus.emit(PACKET_DROPPED, now, name, reason=reason, kind=kind, endpoint=text, receiver_index=index)
 
     def packets_lost(self, count: int, reason: str) -> None:
         """Decrypted packets the TUN did not take (reason tun_write_<errno>)."""
@@ -75,4 +79,5 @@ class Losses:
         self.device.drops[reason] += count
         now = self.now()
         for _ in range(count):
-            self.bus.emit(PACKET_DROPPED, now, None, reason=reason, kind="inner_packet", endpoint=None)
+            self.bus.emit(PACKET_DROPPED, now, None, reason=reason, kind="inner_packet", endpoint=None,
+                          receiver_index=None)

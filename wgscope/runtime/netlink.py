@@ -107,14 +107,6 @@ def _route_mtu(ipr: IPRoute, route) -> int | None:
     return links[0].get_attr("IFLA_MTU") if links else None
 
 
-def mtu_of(ifname: str) -> int | None:
-    with IPRoute() as ipr:
-        index = _index(ipr, ifname)
-        if index is None:
-            return None
-        return ipr.get_links(index)[0].get_attr("IFLA_MTU")
-
-
 def delete(ifname: str) -> bool:
     """Delete the link if it is in this namespace (closing the TUN fd also removes it)."""
     with IPRoute() as ipr:

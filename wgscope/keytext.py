@@ -1,4 +1,4 @@
-"""Key text format shared with `wg genkey` / `wg pubkey`: 32 bytes, standard base64."""
+"""Keys as text, the format of `wg genkey` / `wg pubkey` / `wg genpsk`: 32 bytes, standard base64."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import base64
 import binascii
 
 from .protocol.constants import KEY_SIZE
-from .protocol.crypto import generate_private_key, public_key
+from .protocol.crypto import public_key
+from .protocol.entropy import SYSTEM
 
 
 class KeyFormatError(ValueError):
@@ -36,7 +37,11 @@ def short(key: bytes) -> str:
 
 
 def genkey() -> str:
-    return encode(generate_private_key())
+    return encode(SYSTEM.private_key())
+
+
+def genpsk() -> str:
+    return encode(SYSTEM.preshared_key())
 
 
 def pubkey(private_text: str) -> str:
