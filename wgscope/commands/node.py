@@ -159,7 +159,7 @@ def _configure_link(plan: Plan) -> None:
 
 
 def summary(args, plan: Plan, device, start: Startup, has_key: bool, scale: float) -> list[str]:
-    from ..protocol.peer import endpoint_text
+    from ..protocol.endpoint import endpoint_text
 
     udp, name = start.udp, plan.name
     families = " + ".join(f for f, s in (("IPv4", udp.v4), ("IPv6", udp.v6)) if s is not None)

@@ -18,7 +18,7 @@ from typing import Callable
 
 from ..events import LOCAL_TRAFFIC_IGNORED, PACKET_DROPPED, EventBus
 from ..protocol.messages import KIND_NAMES
-from ..protocol.peer import endpoint_text
+from ..protocol.endpoint import endpoint_text
 
 _COUNTED_AS_SENT = ("transport", "initiation", "response")  # what the core adds to Peer.tx_bytes (not cookie replies)
 
