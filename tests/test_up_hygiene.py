@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from livenet import WGSCOPE, Keys, wgscope_config
-from netns import namespaces, unique, wait_for
+from netns import namespaces, unique, veth, wait_for
 
 pytestmark = [pytest.mark.timeout(120)]
 PID_DIR = Path("/run/wgscope")
@@ -143,18 +143,27 @@ def _peer_config(tmp: Path, name: str, allowed: str, table: str | None, extra: s
 
 
 @pytest.mark.root
-def test_table_is_honoured(tmp_path):
+def test_table_is_honoured_and_the_mtu_chosen_as_wg_quick_does(tmp_path):
     """Table = off: no route for AllowedIPs; a number: the routes go in that table. (Unset, auto,
-    the main table: every live test with a configuration file routes through it.)"""
+    the main table: every live test with a configuration file routes through it.) None of the
+    files sets MTU: the route to the endpoint goes over a PPPoE-sized link (1492), so the
+    interface gets 1492 - 80, as wg-quick's set_mtu_up."""
     tables = {"off": unique("wst"), "1234": unique("wst")}
-    with namespaces("T") as (ns,):
-        confs = [_peer_config(tmp_path, name, f"10.7{i}.0.0/16", t) for i, (t, name) in enumerate(tables.items())]
+    with namespaces("T", "U") as (ns, other):
+        veth(ns, "192.0.2.1/24", other, "192.0.2.2/24", mtu=1492)
+        confs = []
+        for i, (t, name) in enumerate(tables.items()):
+            conf = _peer_config(tmp_path, name, f"10.7{i}.0.0/16", t)
+            conf.write_text(conf.read_text() + "Endpoint = 192.0.2.2:51820\n")
+            confs.append(conf)
         for r in run_all([["up", str(c), "--daemon"] for c in confs], ns.name):
             assert r.returncode == 0, r.stderr
+            assert "mtu 1412 (route to 192.0.2.2 mtu 1492 - 80)" in r.stdout, r.stdout
         main = ns.run("ip route show").stdout
         numbered = ns.run("ip route show table 1234").stdout
         assert "10.70.0.0/16" not in main + numbered  # off
         assert "10.71.0.0/16" in numbered and "10.71.0.0/16" not in main  # 1234
+        assert all("mtu 1412" in ns.run(f"ip link show {name}").stdout for name in tables.values())
         for r in run_all([["down", name] for name in tables.values()], ns.name):
             assert r.returncode == 0, r.stderr
 
