@@ -69,7 +69,7 @@ def _key(value) -> bytes | None:
 class Plan:
     """What the configuration asks for, decided before anything is created."""
 
-    def __init__(self, args, name: str, cfg, path: str | None) -> None:
+    def __init__(self, name: str, cfg, path: str | None) -> None:
         self.name = name
         self.cfg = cfg
         self.path = path
@@ -95,7 +95,7 @@ def plan(args) -> Plan:
     cfg = load_config(str(path)) if path else None
     if cfg:
         upconfig.refuse_wg_quick_only(cfg.interface, str(path))
-    return Plan(args, name, cfg, str(path) if path else None)
+    return Plan(name, cfg, str(path) if path else None)
 
 
 def build_node(args, plan: Plan, start: Startup, scale: float):
