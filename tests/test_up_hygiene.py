@@ -179,3 +179,16 @@ def test_what_only_wg_quick_does_is_refused_naming_it(refused, tmp_path, key, va
     line = refused(str(conf))
     assert "wg-quick" in line and "WG_QUICK_USERSPACE_IMPLEMENTATION=wgscope-userspace" in line
     assert (key or f"AllowedIPs {allowed}") in line
+
+
+@pytest.mark.parametrize("argv, env, expected", [
+    (["wg0"], {}, ["up", "--ifname", "wg0", "--daemon"]),
+    (["-f", "wg0"], {}, ["up", "--ifname", "wg0", "--foreground"]),
+    (["wg0"], {"WG_PROCESS_FOREGROUND": "1"}, ["up", "--ifname", "wg0", "--foreground"]),
+    (["--foreground", "wg0"], {}, ["up", "--ifname", "wg0", "--foreground"]),
+    (["wg0", "wg1"], {}, None), ([], {}, None), (["--verbose", "wg0"], {}, None)])
+def test_wgscope_userspace_takes_wireguard_gos_arguments(argv, env, expected):
+    """wireguard-go [-f/--foreground] INTERFACE-NAME, WG_PROCESS_FOREGROUND=1 (its main.go)."""
+    from wgscope.commands.userspace import argv_for_up
+
+    assert argv_for_up(argv, env) == expected
