@@ -40,23 +40,42 @@ def test_scrape_shows_per_peer_series():
     finally:
         sinks.close()
     peer = encode(b.public_key)
-    labels = {"interface": "alpha", "peer": peer, "name": "bravo"}
+    labels = {"interface": "alpha", "public_key": peer, "friendly_name": "bravo"}
+    exporter = dict(labels, allowed_ips="10.0.0.2/32")  # prometheus_wireguard_exporter's label set
     p = a.device.peers[b.public_key]
-    assert samples(fams["wgscope_peer_transmit_bytes"], **labels)[0].value == p.tx_bytes > 0
-    assert samples(fams["wgscope_peer_receive_bytes"], **labels)[0].value == p.rx_bytes > 0
+    sent = samples(fams["wireguard_sent_bytes"], **exporter)
+    assert len(sent) == 1 and sent[0].name == "wireguard_sent_bytes_total" and sent[0].value == p.tx_bytes > 0
+    assert samples(fams["wireguard_received_bytes"], **exporter)[0].value == p.rx_bytes > 0
+    assert fams["wireguard_sent_bytes"].type == "counter" and fams["wireguard_received_bytes"].type == "counter"
+    latest = fams["wireguard_latest_handshake_seconds"]
+    assert latest.type == "gauge" and samples(latest, **exporter)[0].value == int(p.last_handshake_wall)
     assert samples(fams["wgscope_peer_transmit_packets"], **labels)[0].value == 3
     assert samples(fams["wgscope_peer_receive_packets"], **labels)[0].value == 3
     assert samples(fams["wgscope_peer_handshakes"], **labels)[0].value == 1
     assert fams["wgscope_peer_handshakes"].type == "counter"
-    last = samples(fams["wgscope_peer_last_handshake_timestamp_seconds"], **labels)[0].value
-    assert last == pytest.approx(p.last_handshake_wall)
     ages = {s.labels["slot"]: s.value for s in samples(fams["wgscope_peer_keypair_age_seconds"], **labels)}
     assert set(ages) == {"current"} and 2.9 < ages["current"] < 4.1
+    timers = {s.labels["timer"]: s.value for s in samples(fams["wgscope_peer_timer_seconds"], **labels)}
+    assert set(timers) == {n for n, t in p.timers.items() if t.deadline is not None}
+    assert all(timers[n] == pytest.approx(p.timers[n].deadline - lab.now, abs=0.01) for n in timers)
     assert samples(fams["wgscope_peer_staged_packets"], **labels)[0].value == 0
     assert samples(fams["wgscope_peer_session_established"], **labels)[0].value == 1
     assert samples(fams["wgscope_drops"], interface="alpha", reason="bad_mac1")[0].value == 1
     assert samples(fams["wgscope_under_load"], interface="alpha")[0].value == 1
     assert samples(fams["wgscope_peers"], interface="alpha")[0].value == 1
+
+
+def test_exporter_series_without_name_or_handshake():
+    """An unnamed peer gets no friendly_name label; no handshake yet reads 0 (the exporter's 'never')."""
+    lab, a, b = pair()
+    a.device.peers[b.public_key].label = None
+    from wgscope.sinks.metrics import SnapshotCollector
+
+    fams = {f.name: f for f in SnapshotCollector(lambda: a.device.snapshot(lab.now), "alpha").collect()}
+    (sample,) = fams["wireguard_latest_handshake_seconds"].samples
+    assert sample.labels == {"interface": "alpha", "public_key": encode(b.public_key), "allowed_ips": "10.0.0.2/32"}
+    assert sample.value == 0
+    assert fams["wireguard_sent_bytes"].samples[0].value == 0
 
 
 def test_peer_drops_by_reason():
@@ -76,7 +95,7 @@ def test_peer_drops_by_reason():
         fams = scrape(sinks.metrics.url)
     finally:
         sinks.close()
-    drops = samples(fams["wgscope_peer_drops"], peer=encode(b.public_key), reason="decryption_failed")
+    drops = samples(fams["wgscope_peer_drops"], public_key=encode(b.public_key), reason="decryption_failed")
     assert drops and drops[0].value == 1
 
 
