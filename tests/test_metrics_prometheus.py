@@ -8,7 +8,7 @@ asks (prometheus_wireguard_exporter's series) and wgscope's own (drops by reason
 from __future__ import annotations
 
 import json
-import socket
+import shlex
 import sys
 import time
 import urllib.parse
@@ -16,6 +16,7 @@ import urllib.parse
 import pytest
 
 from conftest import require_tools
+from test_grafana_dashboard import dashboard_exprs
 from livenet import Keys, ping, start_wgscope, wg_dump, wgscope_config
 from netns import namespaces, unique, veth, wait_for
 
@@ -33,14 +34,18 @@ scrape_configs:
 
 
 def promql(ns, query: str) -> list[dict]:
-    """The instant vector Prometheus answers for `query` (its HTTP API, from inside the namespace)."""
+    """The instant vector Prometheus answers for `query` (its HTTP API, from inside the namespace).
+
+    A query Prometheus refuses (HTTP 400 with its error) fails the test; no answer yet gives []."""
     url = f"http://{PROM}/api/v1/query?" + urllib.parse.urlencode({"query": query})
-    code = f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=5).read().decode())"
-    r = ns.run(f"{sys.executable} -c \"{code}\"", check=False)
-    if r.returncode:
+    code = ("import sys, urllib.request, urllib.error\n"
+            "try: print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())\n"
+            "except urllib.error.HTTPError as e: print(e.read().decode())")
+    r = ns.run(f"{sys.executable} -c {shlex.quote(code)} {shlex.quote(url)}", check=False)
+    if r.returncode or not r.stdout.strip():
         return []
     body = json.loads(r.stdout)
-    assert body["status"] == "success", body
+    assert body["status"] == "success", (query, body)
     return body["data"]["result"]
 
 
@@ -103,3 +108,9 @@ def test_prometheus_answers_handshake_age_bytes_and_drops(tmp_path):
         drops = {r["metric"]["reason"]: float(r["value"][1]) for r in promql(a, "sum by (reason) (wgscope_drops_total)")}
         assert drops.get("bad_mac1") == 1, drops
         assert value(a, f'wgscope_peer_handshakes_total{{interface="{ifa}",public_key="{kb.public_b64}"}}') >= 1
+
+        # Every query of the shipped Grafana dashboard parses and evaluates on the real server
+        for expr in dashboard_exprs():
+            if expr.startswith("label_values("):
+                continue  # a Grafana templating function, not PromQL
+            promql(a, expr.replace("$interface", ".*").replace("$__rate_interval", "1m"))
