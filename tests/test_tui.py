@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -57,6 +58,28 @@ def test_formatting():
     assert fmt.session_state({"keypairs": {}, "timers": {"retransmit_handshake": 1.0}})[0] == "handshaking"
 
 
+def test_countdowns_churn_and_wall_clock_formatting():
+    mine = {"age": 20.0, "initiator": True}
+    theirs = {"age": 20.0, "initiator": False}
+    assert fmt.rekey_in(mine) == 100.0 and fmt.rekey_in(theirs) is None and fmt.rekey_in(None) is None
+    assert fmt.rekey_text(mine) == "in 1m40s (we initiated)" and "by the peer" in fmt.rekey_text(theirs)
+    assert fmt.rekey_text({"age": 130.0, "initiator": True}).startswith("due with our next packet")
+    assert fmt.keepalive_in({"timers": {"send_keepalive": 9.5, "persistent_keepalive": 3.0}}) == 3.0
+    assert fmt.keepalive_in({"timers": {"send_keepalive": None}}) is None
+    assert fmt.is_churn("timer_armed") and fmt.is_churn("transport_sent") and not fmt.is_churn("handshake_completed")
+    assert not fmt.is_churn("keepalive_sent") and not fmt.is_churn("route_missing")
+    assert not fmt.matches({"event": "timer_armed"}, None, [], show_churn=False)
+    assert fmt.matches({"event": "timer_armed"}, None, ["timer"], show_churn=False)  # asked for by name
+    assert fmt.matches({"event": "endpoint_changed"}, None, [], show_churn=False)
+    msg = {"event": "handshake_completed", "time": 1.5, "fields": {}}
+    assert fmt.event_text(msg, {}, wall_offset=1_767_225_600.0).plain.startswith("00:00:01.500 ")
+    assert fmt.event_text(dict(msg, wall=1_767_225_662.25), {}, None).plain.startswith("00:01:02.250 ")
+    assert fmt.event_text(msg, {}, wall_offset=1_767_225_600.0, wall=False).plain.split()[0] == "1.500"
+    counts = fmt.handshake_counts({"handshakes": 0, "initiations_sent": 3, "retries": 2,
+                                   "attempts_since_handshake": 3, "unanswered_initiations": 3})
+    assert counts.startswith("0 completed, 3 attempts since the last, 3 unanswered in a row")
+
+
 def test_dashboard_follows_traffic_and_clock_jump(tmp_path):
     lab, a, b = lab_pair()
     key = a.peer(b).name
@@ -77,6 +100,17 @@ def test_dashboard_follows_traffic_and_clock_jump(tmp_path):
                 assert cell(app, key, "reject").startswith("2m5")  # REJECT_AFTER_TIME - ~1 s
                 card = plain(app.main.query_one("#card").content)
                 assert "reject in 2m5" in card and "keepalive" in card and "staged 0/128" in card
+                assert "rekey      in 1m5" in card and "(we initiated)" in card  # alpha initiated
+                assert cell(app, key, "rekey").startswith("1m5")
+                # timer churn stays out of the default pane; `t` brings it in, `w` the protocol clock
+                assert "handshake_initiation_sent" in pane_text(app) and "timer_armed" not in pane_text(app)
+                await pilot.press("t")
+                await until(pilot, lambda: "timer_armed" in pane_text(app))
+                armed = next(line for line in pane_text(app).splitlines() if "timer_armed" in line)
+                assert armed.startswith("00:00:0")  # the lab's wall clock starts at 00:00:00 UTC
+                await pilot.press("w", "t")
+                await until(pilot, lambda: "timer_armed" not in pane_text(app))
+                assert "protocol clock" in app.main.query_one("#events").border_title
 
                 # Jump 100 s: countdowns move on, counters grow with new traffic.
                 lab.advance(100)
@@ -227,3 +261,15 @@ def test_dashboard_attached_to_live_node(tmp_path):
                 assert "node gone" in app.status
 
         asyncio.run(main())
+
+
+def test_readme_picture_is_the_demo(tmp_path):
+    """The screenshot helper draws `wgscope demo --tui`'s own lab after its story: peers the demo makes only."""
+    from wgscope.tui import screenshot
+
+    svg = asyncio.run(screenshot.capture((100, 30), settle=0.5)).replace("&#160;", " ")
+    assert "wgscope demo --tui — lab node alpha" in svg and "bravo" in svg and "charlie" not in svg
+    assert "handshake_completed" in svg and "cookie_used" in svg and "(we initiated)" in svg
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert "docs/dashboard.png" in readme
+    assert "charlie" not in (Path(__file__).resolve().parent.parent / "docs" / "dashboard.svg").read_text()

@@ -51,6 +51,7 @@ class DetailScreen(Screen):
         pane = self.query_one(EventPane)
         main = self.app.main.query_one("#events", EventPane)
         pane.labels = main.labels
+        pane.show_churn, pane.wall, pane.wall_offset = main.show_churn, main.wall, main.wall_offset
         pane.kept.extend(main.kept)
         pane.refilter(self.peer_key, [])
         pane.border_title = "events of this peer"
@@ -72,6 +73,8 @@ class TopApp(App):
         Binding("enter,d", "detail", "detail"),
         Binding("p", "peer_filter", "peer events"),
         Binding("slash", "kind_filter", "filter"),
+        Binding("t", "toggle_churn", "timers"),
+        Binding("w", "toggle_clock", "clock"),
         Binding("c", "clear_events", "clear"),
     ]
 
@@ -101,7 +104,7 @@ class TopApp(App):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.main.query_one("#events", EventPane).border_title = "events"
+        self._title_events()
         self.main.query_one("#card", PeerCard).border_title = "selected peer"
         self.redraw()
         self.run_worker(self._attach(), exclusive=True, group="control")
@@ -142,6 +145,8 @@ class TopApp(App):
             if pane is None:  # the app is closing: its widgets are gone
                 return
             labels = pane.labels
+            if isinstance(self.snapshot.get("wall"), (int, float)) and isinstance(self.snapshot.get("time"), (int, float)):
+                self._set_panes(wall_offset=self.snapshot["wall"] - self.snapshot["time"])
             for p in self.snapshot.get("peers", []):
                 if p.get("label"):
                     labels[p["public_key"]] = p["label"]
@@ -264,7 +269,39 @@ class TopApp(App):
             parts.append(f"peer {pane.labels.get(pane.peer_filter) or fmt.short_key(pane.peer_filter)}")
         if pane.terms:
             parts.append("kinds " + " ".join(pane.terms))
-        pane.border_title = "events" + (f" [{'; '.join(parts)}]" if parts else "")
+        if pane.show_churn:
+            parts.append("with timers")
+        parts.append("UTC" if pane.wall else "protocol clock")
+        pane.border_title = "events (" + "; ".join(parts) + ")"
+
+    def _panes(self) -> list[EventPane]:
+        panes = [self.main.query_one("#events", EventPane)]
+        if isinstance(self.screen, DetailScreen):
+            panes.append(self.screen.query_one(EventPane))
+        return panes
+
+    def _set_panes(self, **settings) -> None:
+        for pane in self._panes():
+            for name, value in settings.items():
+                setattr(pane, name, value)
+
+    def action_toggle_churn(self) -> None:
+        """Timer arming/cancelling and per-packet events in or out of the event panes."""
+        show = not self.main.query_one("#events", EventPane).show_churn
+        self._set_panes(show_churn=show)
+        self._refilter_all()
+        self._note("timer and per-packet events shown" if show else "timer and per-packet events hidden (t shows them)",
+                   "dim")
+
+    def action_toggle_clock(self) -> None:
+        """Event times as UTC wall clock (default) or as the node's protocol clock (seconds)."""
+        self._set_panes(wall=not self.main.query_one("#events", EventPane).wall)
+        self._refilter_all()
+
+    def _refilter_all(self) -> None:
+        for pane in self._panes():
+            pane.refilter(pane.peer_filter, pane.terms)
+        self._title_events()
 
     def action_clear_events(self) -> None:
         pane = self.main.query_one("#events", EventPane)
