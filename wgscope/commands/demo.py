@@ -148,7 +148,7 @@ def run(args) -> int:
     for step, ok in results.items():
         console.print(f"  {'[green]ok[/]' if ok else '[red]FAILED[/]'}  {step}")
     if args.capture:
-        console.print(f"\nalpha's traffic is in {args.capture}: it carries its own keys, so "
+        console.print(f"\nalpha's traffic is in {Path(args.capture).resolve()}: it carries its own keys, so "
                       f"`tshark -r {args.capture}` (or Wireshark) shows it decrypted, with wgscope's verdict "
                       f"as a comment on each packet.")
     if failed:
