@@ -97,6 +97,13 @@ def test_healthy(net):
     assert probe["outcome"] == "handshake_ok" and probe["rtt"] > 0
     assert rc == 0 and doc["status"] == "healthy" and doc["verdict"].startswith("healthy: handshake")
     assert probe["path_mtu"]["fits"] is True
+    # what the MTU check proved, exactly: the first hop by the DF send, the whole path by a full-size ping
+    echo = probe["path_mtu"]["echo"]
+    assert echo["small"]["reply"] and echo["full"]["reply"] and echo["full"]["size"] == 1420
+    assert echo["full"]["outer_size"] == 1480 and echo["full"]["reply_size"] == 1420
+    evidence = " ".join(doc["findings"][0]["evidence"])
+    assert "the first hop takes it" in evidence and "proves nothing about hops further on" in evidence
+    assert "the whole path carries MTU 1420 both ways" in evidence
     # the peer really has a session with us now
     assert "latest handshake" in net.peer.run(f"wg show {net.ifname}").stdout
 
