@@ -10,7 +10,7 @@ import re
 import pytest
 
 from wgscope.cli import main
-from wgscope.keys import encode
+from wgscope.keytext import encode
 from wgscope.replay.labcapture import LabCapture
 from wgscope.runtime.lab import Lab
 

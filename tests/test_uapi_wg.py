@@ -19,7 +19,7 @@ import time
 import pytest
 
 from wgscope.events import DEBUG, EventBus, EventRecorder
-from wgscope.keys import encode
+from wgscope.keytext import encode
 from wgscope.protocol.actions import SendDatagram
 from wgscope.protocol.crypto import public_key
 from wgscope.protocol.device import Device

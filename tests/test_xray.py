@@ -88,11 +88,11 @@ def test_render_redacts_secrets_unless_revealed():
 def test_trace_is_off_by_default():
     """The node's calls pass no trace: nothing is recorded, the handshake is the same."""
     me_i, me_r = noise.StaticIdentity(S_I), noise.StaticIdentity(S_R)
-    hs = noise.Handshake(remote_static=me_r.public)
+    hs = noise.HandshakeState(remote_static=me_r.public)
     noise.precompute(me_i, hs)
     plain = noise.create_initiation(me_i, hs, 7, E_I, tai64n.stamp(1_767_225_600.0))
     trace: list = []
-    hs2 = noise.Handshake(remote_static=me_r.public)
+    hs2 = noise.HandshakeState(remote_static=me_r.public)
     noise.precompute(me_i, hs2)
     traced = noise.create_initiation(me_i, hs2, 7, E_I, tai64n.stamp(1_767_225_600.0), trace=trace)
     assert plain == traced and hs.hash == hs2.hash and len(trace) == 12

@@ -28,7 +28,7 @@ import stat
 from dataclasses import dataclass, field
 from typing import Union
 
-from . import keys as _keys
+from . import keytext as _keys
 from .protocol.crypto import public_key as _public_key
 
 __all__ = [

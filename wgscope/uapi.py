@@ -38,6 +38,7 @@ from typing import Any, Iterable
 
 from .events import CONFIG_CHANGED, UAPI_GET, UAPI_REQUEST_REJECTED, UAPI_SET
 from .protocol.device import ConfigurationError
+from .protocol.endpoint import endpoint_text
 from .protocol.noise import ZERO_PSK
 from .protocol.peer import Peer
 
@@ -133,16 +134,6 @@ def parse_allowed_ip(value: str) -> ipaddress.IPv4Network | ipaddress.IPv6Networ
         except OSError:
             pass
     raise _invalid(f"allowed_ip: {value[:80]!r} is not ADDRESS/CIDR")
-
-
-def endpoint_text(endpoint: tuple | None) -> str | None:
-    """As wg(8) prints it: IPv6 in brackets; a v4-mapped address from a dual-stack socket as IPv4."""
-    if endpoint is None:
-        return None
-    host, port = endpoint[0], endpoint[1]
-    if host.startswith("::ffff:") and "." in host:
-        host = host[7:]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 # ---------------------------------------------------------------- get

@@ -98,8 +98,8 @@ def xray_handshake(initiator_private: bytes, responder_private: bytes, *, psk: b
     """A whole handshake from both sides' inputs, each side computing with the core's functions."""
     ini = noise.StaticIdentity(initiator_private)
     res = noise.StaticIdentity(responder_private)
-    hs_i = noise.Handshake(remote_static=res.public, preshared_key=psk)
-    hs_r = noise.Handshake(remote_static=ini.public, preshared_key=psk)
+    hs_i = noise.HandshakeState(remote_static=res.public, preshared_key=psk)
+    hs_r = noise.HandshakeState(remote_static=ini.public, preshared_key=psk)
     noise.precompute(ini, hs_i)
     noise.precompute(res, hs_r)
     xr = XRay()
@@ -145,7 +145,7 @@ def xray_from_messages(initiation: bytes, response: bytes | None, *, side: str, 
     side="initiator": with its ephemeral key the initiation is re-created (the timestamp is
     recovered from the message by the trace's own κ) and the response is consumed."""
     me = noise.StaticIdentity(private)
-    hs = noise.Handshake(remote_static=remote_public, preshared_key=psk)
+    hs = noise.HandshakeState(remote_static=remote_public, preshared_key=psk)
     noise.precompute(me, hs)
     msg_i = parse_initiation(initiation)
     xr = XRay(messages={"initiation": initiation, **({"response": response} if response else {})})
@@ -189,7 +189,7 @@ def _initiator_side(xr: XRay, me, hs, msg_i: Initiation, response: bytes | None,
     # First pass with a placeholder timestamp: the trace up to the timestamp's AEAD does not depend on
     # it, and gives the κ and Hi that open the captured one.
     trace: list = []
-    noise.create_initiation(me, noise.Handshake(remote_static=hs.remote_static, preshared_key=hs.preshared_key,
+    noise.create_initiation(me, noise.HandshakeState(remote_static=hs.remote_static, preshared_key=hs.preshared_key,
                                                 precomputed_static_static=hs.precomputed_static_static),
                             msg_i.sender, eph, bytes(12), trace=trace)
     ts_step = next(values for formula, values in trace if formula.startswith("msg.timestamp"))

@@ -2,7 +2,7 @@
 
 The engine is an observer on the wire, not one of the two nodes: it parses every datagram
 with protocol/messages.py, computes the handshake with whatever keys it has (passive.py, on
-protocol/crypto.py), checks counters with protocol/replay.py's window, decrypts transport
+protocol/crypto.py), checks counters with protocol/antireplay.py's window, decrypts transport
 data with the derived keys, and emits the same events (events.py) the receiving node would.
 What it concludes lands in a `Replay` (model.py objects plus findings).
 """
@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from .. import events as ev
 from ..events import EventBus
-from ..keys import encode
+from ..keytext import encode
 from ..protocol import ip as ipmod
 from ..protocol.constants import (
     KEEPALIVE_TIMEOUT, MAX_TIMER_HANDSHAKES, MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE,
@@ -26,7 +26,7 @@ from ..protocol.constants import (
 )
 from ..protocol.crypto import MAC, XAEAD_OPEN, AuthenticationError, nonce
 from ..protocol.messages import MessageError, message_type, parse_cookie_reply, parse_initiation, parse_response
-from ..protocol.replay import DUPLICATE, TOO_OLD
+from ..protocol.antireplay import DUPLICATE, TOO_OLD
 from ..protocol import tai64n
 from ..runtime.packets import summarize
 from .findings import Finding, frame_ranges
@@ -200,7 +200,7 @@ class Engine:
                 r.wireguard += 1
                 self._find("malformed", [frame], f"{e}", None)
                 self.bus.emit(ev.PACKET_DROPPED, time, None, reason=e.reason, kind="unknown",
-                              endpoint=endpoint_text(src))
+                              endpoint=endpoint_text(src), receiver_index=None)
             else:
                 r.other += 1
             return
@@ -245,6 +245,7 @@ class Engine:
             initiator_key = view.initiator
         initiator = self._party(src, initiator_key)
         initiator.initiations += 1
+        initiator.tx_bytes += len(data)  # as WG-GO's txBytes: handshake messages count too
         hs = Handshake(len(r.handshakes) + 1, frame, now, initiator, responder, msg.sender, src, dst, msg.ephemeral,
                        mac1_ok=mac1_ok, mac2=data[-16:] != bytes(16), identified=initiator_key is not None, view=view,
                        mac1_bytes=data[-32:-16])
@@ -272,7 +273,8 @@ class Engine:
             hs.outcome, hs.reason = "rejected", "bad_mac1"
             self._find("bad_mac1", [frame], f"initiation from {endpoint_text(src)}: mac1 does not match "
                        f"{responder.name}'s public key", responder)
-            self.bus.emit(ev.HANDSHAKE_INITIATION_REJECTED, now, None, endpoint=endpoint_text(src), reason="bad_mac1")
+            self.bus.emit(ev.HANDSHAKE_INITIATION_REJECTED, now, None, endpoint=endpoint_text(src), reason="bad_mac1",
+                          public_key=None)
             return
         if hs.mac2:
             self._check_mac2(hs, data, src, responder, "initiation")
@@ -280,13 +282,13 @@ class Engine:
             self._find("replayed", [dup, frame], f"initiation 0x{msg.sender:08x} repeated byte for byte", initiator)
             hs.outcome, hs.reason = "rejected", "replayed"
             self.bus.emit(ev.HANDSHAKE_INITIATION_REJECTED, now, initiator.key_text, endpoint=endpoint_text(src),
-                          reason="stale_timestamp")
+                          reason="stale_timestamp", public_key=initiator.key_text)
             return
         if view is not None and view.failure == "decryption_failed":
             self._find("decryption_failed", [frame], f"initiation to {responder.name} does not decrypt with its key",
                        responder)
             self.bus.emit(ev.HANDSHAKE_INITIATION_REJECTED, now, None, endpoint=endpoint_text(src),
-                          reason="decryption_failed")
+                          reason="decryption_failed", public_key=None)
         if hs.timestamp is not None and initiator_key is not None:
             last = self._last_timestamp.get(initiator_key)
             if last is not None and not tai64n.after(hs.timestamp, last):
@@ -294,7 +296,7 @@ class Engine:
                 self._find("replayed", [frame], f"initiation from {initiator.name} carries a timestamp not newer "
                            "than an earlier one (replay, WP §5.1)", initiator)
                 self.bus.emit(ev.HANDSHAKE_INITIATION_REJECTED, now, initiator.key_text,
-                              endpoint=endpoint_text(src), reason="stale_timestamp")
+                              endpoint=endpoint_text(src), reason="stale_timestamp", public_key=initiator.key_text)
             else:
                 self._last_timestamp[initiator_key] = hs.timestamp
         if initiator_key is not None and hs.reason != "stale_timestamp":
@@ -358,6 +360,7 @@ class Engine:
         if hs is None:
             responder = self._party(src, None)
             responder.responses += 1
+            responder.tx_bytes += len(data)
             self._sent_authenticated(responder, keepalive=False)
             self._find("unknown_receiver_index", [frame], f"response for receiver index 0x{msg.receiver:08x}, "
                        "which no initiation in the capture created", responder)
@@ -367,6 +370,7 @@ class Engine:
         responder = hs.responder
         self._moved(responder, src)
         responder.responses += 1
+        responder.tx_bytes += len(data)
         self._sent_authenticated(responder, keepalive=False)
         if dup is not None:
             self._find("replayed", [dup, frame], f"response 0x{msg.sender:08x} repeated byte for byte", responder)
@@ -505,7 +509,7 @@ class Engine:
                 self._find("decryption_failed", [frame], f"transport 0x{receiver:08x} counter {counter} does not "
                            f"authenticate with session {sess.id}'s keys", sender)
                 self.bus.emit(ev.PACKET_DROPPED, now, sender.key_text, reason="decryption_failed", kind="transport",
-                              endpoint=endpoint_text(src))
+                              endpoint=endpoint_text(src), receiver_index=receiver)
                 return
         # Counters (WP §5.4.6): checked after authentication, as the receiver does.
         refused = flow.replay.check(counter)
@@ -524,7 +528,7 @@ class Engine:
                 self._find("malformed", [frame], f"counter {counter} past REJECT_AFTER_MESSAGES", sender)
                 reason = "counter_limit"
             self.bus.emit(ev.PACKET_DROPPED, now, sender.key_text, reason=reason, kind="transport",
-                          endpoint=endpoint_text(src))
+                          endpoint=endpoint_text(src), receiver_index=receiver)
             return
         if counter > flow.max_counter:
             if counter > flow.max_counter + 1:
@@ -602,7 +606,8 @@ class Engine:
                 if not any(a.version == n.version and a in n for n in nets):
                     self._find("source_not_allowed", [self.frame], f"{sender.name} sent a packet from {addr}, "
                                f"outside its allowed IPs {', '.join(map(str, nets)) or '(none)'}", sender, src=addr)
-                    self.bus.emit(ev.SOURCE_REJECTED, now, sender.key_text, src=addr, owner=None)
+                    self.bus.emit(ev.SOURCE_REJECTED, now, sender.key_text, src=addr, owner=None,
+                                  endpoint=endpoint_text(sender.endpoint), receiver_index=receiver)
 
     def _orphan(self, receiver: int, src: tuple, dst: tuple) -> tuple[Session, Flow]:
         """Transport for an index no handshake created: a session older than the capture (or an error)."""
@@ -697,7 +702,7 @@ class Engine:
                     self._find("unknown_receiver_index", frames, f"transport for receiver index 0x{idx:08x}, "
                                "which no handshake in the capture created", sess.i2r.sender if sess.i2r else None)
                     self.bus.emit(ev.PACKET_DROPPED, sess.created, None, reason="unknown_index", kind="transport",
-                                  endpoint=None)
+                                  endpoint=None, receiver_index=idx)
                 for f in sess.flows():
                     f.sender.tx_packets -= f.packets
                 continue
