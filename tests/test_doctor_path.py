@@ -15,7 +15,7 @@ import pytest
 from conftest import require_tools
 from netns import namespaces, unique, veth, wait_for
 from test_doctor_probe import Setup, codes, probe_of
-from wgscope.keys import pubkey
+from wgscope.keytext import pubkey
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(90)]
 

@@ -78,6 +78,52 @@ def test_exporter_series_without_name_or_handshake():
     assert fams["wireguard_sent_bytes"].samples[0].value == 0
 
 
+def test_byte_counters_count_what_their_help_says():
+    """Against the lab's wire: every message to the peer counts as sent; as received, only what
+    authenticated; cookie replies count on neither side (wireguard-go's txBytes/rxBytes)."""
+    from wgscope.sinks.metrics import SnapshotCollector
+
+    lab, a, b = pair()
+    wire = []
+    lab.network.taps.append(wire.append)
+    b.device.set_forced_load(True, lab.now)  # alpha's first initiation gets a cookie reply, the retry a response
+    a.ping("10.0.0.2")
+    lab.run(7)
+    b.device.set_forced_load(None, lab.now)
+    b.ping("10.0.0.1", seq=2)
+    lab.run(1)
+
+    def sizes(src, kinds=(1, 2, 4)):
+        return sum(len(w.data) for w in wire if w.src == src.endpoint and w.delivered and w.data[0] in kinds)
+
+    def value(node, family):
+        fams = {f.name: f for f in SnapshotCollector(lambda: node.device.snapshot(lab.now), node.name).collect()}
+        return fams[family].samples[0].value
+
+    cookie_replies = [w for w in wire if w.data[0] == 3]
+    assert len(cookie_replies) == 1 and a.peer(b).handshakes_completed == 1
+    assert value(a, "wireguard_sent_bytes") == sizes(a) == a.peer(b).tx_bytes
+    assert value(b, "wireguard_sent_bytes") == sizes(b)  # without the 64-byte cookie reply
+    assert value(b, "wireguard_received_bytes") == sizes(a) - 148  # the initiation answered by a cookie
+    assert value(a, "wireguard_received_bytes") == sizes(b)
+    assert "Cookie replies are not counted" in SnapshotCollector(lambda: a.device.snapshot(lab.now), "a").collect(
+    ).__next__().documentation
+
+
+def test_unanswered_initiations_gauge():
+    from wgscope.sinks.metrics import SnapshotCollector
+
+    lab, a, b = pair()
+    lab.network.blocked.add(("192.0.2.1", "192.0.2.2"))
+    a.ping("10.0.0.2")
+    lab.run(12)
+    fams = {f.name: f for f in SnapshotCollector(lambda: a.device.snapshot(lab.now), "alpha").collect()}
+    p = a.peer(b)
+    assert p.unanswered_initiations == 3  # the first, then retries after REKEY_TIMEOUT (+ jitter) twice
+    assert fams["wgscope_peer_handshake_unanswered_initiations"].samples[0].value == 3
+    assert fams["wgscope_peer_handshake_initiations_since_handshake"].samples[0].value == 3
+
+
 def test_peer_drops_by_reason():
     lab, a, b = pair()
     parser = argparse.ArgumentParser()

@@ -73,8 +73,8 @@ def test_countdowns_churn_and_wall_clock_formatting():
     assert fmt.event_text(dict(msg, wall=1_767_225_662.25), {}, None).plain.startswith("00:01:02.250 ")
     assert fmt.event_text(msg, {}, wall_offset=1_767_225_600.0, wall=False).plain.split()[0] == "1.500"
     counts = fmt.handshake_counts({"handshakes": 0, "initiations_sent": 3, "retries": 2,
-                                   "attempts_since_handshake": 3, "unanswered_initiations": 3})
-    assert counts.startswith("0 completed, 3 attempts since the last, 3 unanswered in a row")
+                                   "initiations_since_handshake": 3, "unanswered_initiations": 3})
+    assert counts.startswith("0 completed, 3 initiations since the last, 3 unanswered in a row")
 
 
 def test_dashboard_follows_traffic_and_clock_jump(tmp_path):
@@ -264,7 +264,7 @@ def test_readme_picture_is_the_demo(tmp_path):
     """The screenshot helper draws `wgscope demo --tui`'s own lab after its story: peers the demo makes only."""
     from wgscope.tui import screenshot
 
-    svg = asyncio.run(screenshot.capture((100, 30), settle=0.5)).replace("&#160;", " ")
+    svg = asyncio.run(screenshot.capture((100, 30), settle=2.0)).replace("&#160;", " ")
     assert "wgscope demo --tui — lab node alpha" in svg and "bravo" in svg and "charlie" not in svg
     assert "handshake_completed" in svg and "cookie_used" in svg and "(we initiated)" in svg
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()

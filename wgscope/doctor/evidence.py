@@ -21,7 +21,7 @@ def _ep(addr: tuple | None) -> str:
 
 
 def _key(party) -> str | None:
-    from ..keys import encode
+    from ..keytext import encode
 
     return encode(party.public_key) if getattr(party, "public_key", None) else None
 

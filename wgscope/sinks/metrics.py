@@ -37,13 +37,14 @@ __all__ = ["SnapshotCollector", "MetricsServer", "parse_listen_address", "BYTES_
 # ---------------------------------------------------------------- prometheus_wireguard_exporter's series
 # Its HELP texts come first, word for word, so a reader who knows the exporter recognises them;
 # what follows says exactly what wgscope counts (Peer.tx_bytes / Peer.rx_bytes, as wg show does).
-BYTES_SENT_HELP = ("Bytes sent to the peer. wgscope counts the UDP payload of every WireGuard message it "
-                   "sends to the peer (handshake initiations and responses, cookie replies, transport data "
-                   "and keepalives), as wireguard-go counts for wg show's 'transfer: sent'.")
-BYTES_RECEIVED_HELP = ("Bytes received from the peer. wgscope counts the UDP payload of every WireGuard message "
-                       "from the peer that authenticated (handshake messages that were accepted, transport data "
-                       "and keepalives that decrypted), as wireguard-go counts for wg show's 'transfer: "
-                       "received'; dropped datagrams are in wgscope_peer_drops_total.")
+BYTES_SENT_HELP = ("Bytes sent to the peer. wgscope counts the UDP payload of every WireGuard message it sends "
+                   "to the peer: handshake initiations and responses, transport data and keepalives, as wireguard-go "
+                   "counts for wg show's 'transfer: sent'. Cookie replies are not counted (they answer an "
+                   "endpoint before any peer is identified).")
+BYTES_RECEIVED_HELP = ("Bytes received from the peer. wgscope counts the UDP payload of every WireGuard message from "
+                       "the peer that authenticated: handshake initiations and responses it accepted, transport data "
+                       "and keepalives that decrypted, as wireguard-go counts for wg show's 'transfer: received'. "
+                       "Cookie replies and dropped datagrams are not counted (drops: wgscope_peer_drops_total).")
 LATEST_HANDSHAKE_HELP = ("Seconds from the last handshake. As in prometheus_wireguard_exporter (and wg show "
                          "dump), the value is the UNIX time in whole seconds of the latest completed "
                          "handshake, 0 if none: its age is time() - wireguard_latest_handshake_seconds.")
@@ -64,13 +65,13 @@ _PEER_COUNTERS = [
     ("keepalives_received", "wgscope_peer_keepalives_received", "Keepalive messages received."),
 ]
 
-# (snapshot key, metric name, help) for per-peer gauges about the handshake in progress. The
-# snapshot carries them once the core counts them; a key it lacks is left out.
+# (snapshot key, metric name, help) for per-peer gauges about the handshake in progress
+# (Peer.initiations_since_handshake, Peer.unanswered_initiations).
 _PEER_ATTEMPT_GAUGES = [
-    ("attempts_since_handshake", "wgscope_peer_handshake_attempts_since_handshake",
+    ("initiations_since_handshake", "wgscope_peer_handshake_initiations_since_handshake",
      "Handshake initiations sent since the latest completed handshake."),
     ("unanswered_initiations", "wgscope_peer_handshake_unanswered_initiations",
-     "The current run of initiations sent with no response yet (0 once one is answered)."),
+     "Initiations sent in a row that got neither a response nor a cookie reply (0 once the peer answers)."),
 ]
 
 

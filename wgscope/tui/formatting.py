@@ -98,10 +98,11 @@ def keepalive_in(peer: dict) -> float | None:
 
 def handshake_counts(peer: dict) -> str:
     """Honest handshake counts: completed ones, attempts since the latest completed handshake and the
-    current run of unanswered initiations (the core's per-peer fields, when the node has them)."""
+    current run of initiations that got no answer at all (Peer.initiations_since_handshake,
+    Peer.unanswered_initiations; absent from an older node's snapshot)."""
     parts = [f"{peer.get('handshakes', 0)} completed"]
-    if peer.get("attempts_since_handshake") is not None:
-        parts.append(f"{peer['attempts_since_handshake']} attempts since the last")
+    if peer.get("initiations_since_handshake") is not None:
+        parts.append(f"{peer['initiations_since_handshake']} initiations since the last")
     if peer.get("unanswered_initiations") is not None:
         parts.append(f"{peer['unanswered_initiations']} unanswered in a row")
     parts.append(f"{peer.get('initiations_sent', 0)} initiations sent in all ({peer.get('retries', 0)} retries)")
