@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from .protocol import noise
 from .protocol.constants import LABEL_MAC1, MAC_SIZE
-from .protocol.crypto import AEAD_OPEN, HASH, MAC, private_key_object, public_key
+from .protocol.crypto import AEAD_OPEN, HASH, MAC, public_key
 from .protocol.messages import (
     Initiation, Response, pack_initiation, pack_response, parse_initiation, parse_response,
 )
@@ -184,7 +184,7 @@ def _responder_side(xr: XRay, me, hs, msg_i: Initiation, response: bytes | None,
 def _initiator_side(xr: XRay, me, hs, msg_i: Initiation, response: bytes | None, eph: bytes | None) -> None:
     if eph is None:
         raise ValueError("the initiator's side needs its ephemeral private key (a key log entry)")
-    if public_key(private_key_object(eph)) != msg_i.ephemeral:
+    if public_key(eph) != msg_i.ephemeral:
         raise ValueError("that ephemeral private key did not make this initiation")
     # First pass with a placeholder timestamp: the trace up to the timestamp's AEAD does not depend on
     # it, and gives the κ and Hi that open the captured one.

@@ -13,7 +13,7 @@ from enum import Enum
 
 from .constants import CONSTRUCTION, IDENTIFIER, LABEL_COOKIE, LABEL_MAC1, TIMESTAMP_SIZE
 from .crypto import (
-    AEAD, AEAD_OPEN, DH, HASH, KDF1, KDF2, KDF3, AuthenticationError, DHError, private_key_object, public_key,
+    AEAD, AEAD_OPEN, DH, HASH, KDF1, KDF2, KDF3, AuthenticationError, DHError, public_key,
 )
 from .messages import Initiation, Response
 from . import tai64n
@@ -50,11 +50,9 @@ class StaticIdentity:
     public: bytes = b""
     mac1_key: bytes = b""  # HASH(LABEL_MAC1 || S_pub) — checks mac1 of messages sent to us
     cookie_key: bytes = b""  # HASH(LABEL_COOKIE || S_pub) — encrypts our cookie replies
-    key: object = field(default=None, repr=False)  # the private key object, built once (crypto.private_key_object)
 
     def __post_init__(self) -> None:
-        self.key = private_key_object(self.private)
-        self.public = public_key(self.key)
+        self.public = public_key(self.private)
         self.mac1_key = HASH(LABEL_MAC1 + self.public)
         self.cookie_key = HASH(LABEL_COOKIE + self.public)
 
@@ -69,7 +67,7 @@ class HandshakeState:
     state: State = State.ZEROED
     hash: bytes = b""
     chaining_key: bytes = b""
-    local_ephemeral: object = field(default=None, repr=False)  # private, as a key object (crypto.private_key_object)
+    local_ephemeral: bytes | None = field(default=None, repr=False)  # the ephemeral private key
     remote_ephemeral: bytes = b""
     local_index: int = 0
     remote_index: int = 0
@@ -87,7 +85,7 @@ class HandshakeState:
 
 def precompute(local: StaticIdentity, hs: HandshakeState) -> None:
     try:
-        hs.precomputed_static_static = DH(local.key, hs.remote_static)
+        hs.precomputed_static_static = DH(local.private, hs.remote_static)
     except DHError:
         hs.precomputed_static_static = b""
 
@@ -112,8 +110,7 @@ def create_initiation(local: StaticIdentity, hs: HandshakeState, sender_index: i
         raise HandshakeError("invalid_public_key")
     C = INITIAL_CHAIN_KEY
     H = HASH(INITIAL_HASH + hs.remote_static)
-    E_key = private_key_object(ephemeral_private)
-    E_pub = public_key(E_key)
+    E_pub = public_key(ephemeral_private)
     C = KDF1(C, E_pub)
     if trace is not None:
         _trace_start(trace, H)
@@ -121,7 +118,7 @@ def create_initiation(local: StaticIdentity, hs: HandshakeState, sender_index: i
                       {"Ei_priv": ephemeral_private, "Ei_pub": E_pub}))
         trace.append(("Ci := KDF1(Ci, msg.ephemeral)", {"C": C}))
     H = HASH(H + E_pub)
-    dh = DH(E_key, hs.remote_static)
+    dh = DH(ephemeral_private, hs.remote_static)
     C, k = KDF2(C, dh)
     enc_static = AEAD(k, 0, local.public, H)
     if trace is not None:
@@ -141,7 +138,7 @@ def create_initiation(local: StaticIdentity, hs: HandshakeState, sender_index: i
     if trace is not None:
         trace.append(("Hi := HASH(Hi || msg.timestamp)", {"H": H}))
     hs.chaining_key, hs.hash = C, H
-    hs.local_ephemeral = E_key
+    hs.local_ephemeral = ephemeral_private
     hs.local_index = sender_index
     hs.state = State.INITIATION_CREATED
     return Initiation(sender_index, E_pub, enc_static, enc_ts, _ZERO_MAC, _ZERO_MAC)
@@ -175,7 +172,7 @@ def open_initiation(local: StaticIdentity, msg: Initiation,
         trace.append(("Ci := KDF1(Ci, msg.ephemeral)", {"Ei_pub": msg.ephemeral, "C": C}))
     H = HASH(H + msg.ephemeral)
     try:
-        dh = DH(local.key, msg.ephemeral)
+        dh = DH(local.private, msg.ephemeral)
         C, k = KDF2(C, dh)
         if trace is not None:
             trace.append(("Hi := HASH(Hi || msg.ephemeral)", {"H": H}))
@@ -186,7 +183,7 @@ def open_initiation(local: StaticIdentity, msg: Initiation,
                                                                        msg.encrypted_static, "Si_pub": remote_static}))
         H = HASH(H + msg.encrypted_static)
         if static_static is None:
-            ss = DH(local.key, remote_static)
+            ss = DH(local.private, remote_static)
         else:
             ss = static_static(remote_static)
             if ss is None:
@@ -229,8 +226,7 @@ def create_response(hs: HandshakeState, sender_index: int, ephemeral_private: by
     if hs.state is not State.INITIATION_CONSUMED:
         raise HandshakeError("wrong_state")
     C, H = hs.chaining_key, hs.hash
-    E_key = private_key_object(ephemeral_private)
-    E_pub = public_key(E_key)
+    E_pub = public_key(ephemeral_private)
     C = KDF1(C, E_pub)
     H = HASH(H + E_pub)
     if trace is not None:
@@ -239,11 +235,11 @@ def create_response(hs: HandshakeState, sender_index: int, ephemeral_private: by
         trace.append(("Cr := KDF1(Cr, msg.ephemeral)", {"C": C}))
         trace.append(("Hr := HASH(Hr || msg.ephemeral)", {"H": H}))
     try:
-        dh_ee = DH(E_key, hs.remote_ephemeral)
+        dh_ee = DH(ephemeral_private, hs.remote_ephemeral)
         C = KDF1(C, dh_ee)
         if trace is not None:
             trace.append(("Cr := KDF1(Cr, DH(Er_priv, Ei_pub))", {"dh": dh_ee, "C": C}))
-        dh_se = DH(E_key, hs.remote_static)
+        dh_se = DH(ephemeral_private, hs.remote_static)
         C = KDF1(C, dh_se)
         if trace is not None:
             trace.append(("Cr := KDF1(Cr, DH(Er_priv, Si_pub))", {"dh": dh_se, "C": C}))
@@ -260,7 +256,7 @@ def create_response(hs: HandshakeState, sender_index: int, ephemeral_private: by
     if trace is not None:
         trace.append(("Hr := HASH(Hr || msg.empty)", {"H": H}))
     hs.chaining_key, hs.hash = C, H
-    hs.local_ephemeral = E_key
+    hs.local_ephemeral = ephemeral_private
     hs.local_index = sender_index
     hs.state = State.RESPONSE_CREATED
     return Response(sender_index, hs.remote_index, E_pub, enc_nothing, _ZERO_MAC, _ZERO_MAC)
@@ -279,7 +275,7 @@ def consume_response(local: StaticIdentity, hs: HandshakeState, msg: Response, t
     try:
         dh_ee = DH(hs.local_ephemeral, msg.ephemeral)
         C = KDF1(C, dh_ee)
-        dh_se = DH(local.key, msg.ephemeral)
+        dh_se = DH(local.private, msg.ephemeral)
         if trace is not None:
             trace.append(("Cr := KDF1(Cr, DH(Ei_priv, Er_pub))", {"dh": dh_ee, "C": C}))
         C = KDF1(C, dh_se)
