@@ -96,3 +96,33 @@ def test_trace_is_off_by_default():
     noise.precompute(me_i, hs2)
     traced = noise.create_initiation(me_i, hs2, 7, E_I, tai64n.stamp(1_767_225_600.0), trace=trace)
     assert plain == traced and hs.hash == hs2.hash and len(trace) == 12
+
+
+def test_replay_xray_of_a_captured_handshake(capsys):
+    """`wgscope replay CAPTURE --xray FRAME` on the sample capture (its DSB holds a key log)."""
+    from pathlib import Path
+
+    from wgscope.cli import main
+
+    sample = str(Path(__file__).resolve().parent.parent / "captures" / "sample-lab.pcapng")
+    assert main(["replay", sample, "--xray", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("handshake x-ray: initiation in frame 1, response in frame 2")
+    assert "DH(Sr_priv, Ei_pub)" in out and "(Cr, τ, κ) := KDF3(Cr, Q)" in out and "Ti_send" in out
+    assert "redacted" not in out and "[116:132] mac1" in out and "note:" not in out
+    assert main(["replay", sample, "--xray", "3"]) == 1  # a transport message: one line, no traceback
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "frame 3" in err and "not a handshake" in err
+
+
+def test_xray_without_keys_shows_only_public_fields():
+    from wgscope.replay.keys import KeyRing
+    from wgscope.xray_capture import xray_capture
+
+    xr = whole()
+    ring = KeyRing()
+    ring.add_static_public(noise.StaticIdentity(S_R).public)
+    got = xray_capture(ring, xr.messages["initiation"], xr.messages["response"])
+    assert [s.formula.split(" :=")[0] for s in got.steps] == ["msg.mac1"] and "no private key" in got.notes[0]
+    text = xray.render(got)
+    assert "[  8: 40] ephemeral" in text and "Ti_send" not in text

@@ -135,18 +135,22 @@ def _with_macs(packed: bytes, receiver_static: bytes, cookie: bytes | None) -> b
 
 
 def xray_from_messages(initiation: bytes, response: bytes | None, *, side: str, private: bytes,
-                       remote_public: bytes, psk: bytes = noise.ZERO_PSK,
+                       remote_public: bytes | None = None, psk: bytes = noise.ZERO_PSK,
                        ephemeral_private: bytes | None = None) -> XRay:
     """A captured handshake re-computed from one side's keys (a key log: its static private key, the
-    peer's public key, the PSK, and its ephemeral private key for its own message).
+    peer's public key (the responder learns it from the initiation), the PSK, and its ephemeral
+    private key for its own message).
 
     side="responder": the initiation is opened with the responder's static key; with its
     ephemeral key the response is re-created and compared with the captured one.
     side="initiator": with its ephemeral key the initiation is re-created (the timestamp is
     recovered from the message by the trace's own κ) and the response is consumed."""
     me = noise.StaticIdentity(private)
-    hs = noise.HandshakeState(remote_static=remote_public, preshared_key=psk)
-    noise.precompute(me, hs)
+    hs = noise.HandshakeState(remote_static=remote_public or b"", preshared_key=psk)
+    if remote_public is not None:
+        noise.precompute(me, hs)
+    elif side == "initiator":
+        raise ValueError("the initiator's side needs the responder's public key")
     msg_i = parse_initiation(initiation)
     xr = XRay(messages={"initiation": initiation, **({"response": response} if response else {})})
     if side == "responder":
@@ -169,6 +173,7 @@ def _responder_side(xr: XRay, me, hs, msg_i: Initiation, response: bytes | None,
     if eph is None:
         xr.notes.append("the response is not re-computed: the responder's ephemeral private key is not in the key log")
         return
+    hs.remote_static = opened.remote_static  # the initiator, as the initiation named it
     noise.accept_initiation(hs, opened, now=0.0, flood_interval=0.0)
     trace = []
     made = noise.create_response(hs, msg_r.sender, eph, trace=trace)
@@ -176,6 +181,7 @@ def _responder_side(xr: XRay, me, hs, msg_i: Initiation, response: bytes | None,
     if pack_response(made)[:-2 * MAC_SIZE] != response[:-2 * MAC_SIZE]:
         xr.notes.append("the re-computed response differs from the captured one (another PSK or ephemeral key?)")
         return
+    xr.steps += mac_steps("response", response, opened.remote_static, None, "responder")[:1]
     trace = []
     noise.derive_transport_keys(hs, trace=trace)
     xr.steps += _steps(trace, "transport keys", "responder")
@@ -208,6 +214,7 @@ def _initiator_side(xr: XRay, me, hs, msg_i: Initiation, response: bytes | None,
         xr.notes.append(f"the response does not verify ({e.reason}): a different PSK, or not this initiation's answer")
         return
     xr.steps += _steps(trace, "response", "initiator")
+    xr.steps += mac_steps("response", response, me.public, None, "responder")[:1]
     trace = []
     noise.derive_transport_keys(hs, trace=trace)
     xr.steps += _steps(trace, "transport keys", "initiator")
