@@ -15,7 +15,7 @@ from lab_helpers import pair
 
 from wgscope import cli
 from wgscope.tui import formatting as fmt
-from wgscope.tui.app import DetailScreen, TopApp
+from wgscope.tui.app import DetailScreen, TopApp, XRayScreen
 from wgscope.tui.lab_runner import LabDriver, run_demo_tui, serve_lab
 from wgscope.tui.widgets import NodeBar
 
@@ -159,6 +159,17 @@ def test_pause_filter_and_detail(tmp_path):
                 await until(pilot, lambda: isinstance(app.screen, DetailScreen))
                 detail = plain(app.screen.query_one("#detail-card").content)
                 assert key in detail and "10.0.0.2/32" in detail and "retry —" in detail
+                # the handshake x-ray of this session: alpha initiated it; its indices and both keys
+                await pilot.press("x")
+                await until(pilot, lambda: isinstance(app.screen, XRayScreen))
+                xray = str(app.screen.query_one("#xray").content)
+                cur = app.peer(key)["keypairs"]["current"]
+                assert "we were the initiator" in xray and f"Sr_pub (responder) {key}" in xray
+                assert f"initiation sender index {cur['local_index']:08x}" in xray
+                assert "(Cr, τ, κ) := KDF3(Cr, Q)" in xray and "a PSK mismatch fails exactly here" in xray
+                await pilot.press("t")  # the event switches do nothing over the x-ray
+                await pilot.press("escape")
+                await until(pilot, lambda: isinstance(app.screen, DetailScreen))
                 await pilot.press("escape")
                 await until(pilot, lambda: not isinstance(app.screen, DetailScreen))
 

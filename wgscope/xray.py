@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .protocol import noise
+from .protocol import noise, tai64n
 from .protocol.constants import LABEL_MAC1, MAC_SIZE
 from .protocol.crypto import AEAD_OPEN, HASH, MAC, public_key
 from .protocol.messages import (
@@ -38,12 +38,31 @@ LAYOUT = {
 }
 
 
+# What each AEAD's key is and what the AEAD proves (WP §5.4.2-5.4.3, §5.4.5), by the formula's start.
+KEY_ROLE = {
+    "msg.static": "κ comes from DH(Ei, Sr) (es): only the responder can open it, so the initiator's identity is hidden",
+    "Si_pub := AEAD-OPEN": "κ comes from DH(Sr, Ei) (es): the responder learns who is calling",
+    "msg.timestamp": "κ comes from DH(Si, Sr) (ss): sealing it proves the initiator holds Si_priv; the TAI64N "
+                     "stamp stops replayed initiations",
+    "timestamp := AEAD-OPEN": "κ comes from DH(Sr, Si) (ss): opening it authenticates the initiator",
+    "msg.empty": "κ comes from KDF3 after ee, se and the PSK: the 16-byte tag proves the responder computed the "
+                 "same chain (a PSK mismatch fails exactly here)",
+    "ε := AEAD-OPEN": "κ from KDF3 after ee, se and the PSK: the initiator checks the responder's tag",
+    "(Ti_send": "Ti_send seals initiator→responder transport data, Ti_recv the other way (WP §5.4.5)",
+}
+
+
 @dataclass
 class Step:
     message: str  # "initiation", "response", "transport keys"
     side: str  # who computes it: "initiator" or "responder"
     formula: str  # the whitepaper's line
     values: dict[str, bytes]
+
+    @property
+    def role(self) -> str | None:
+        """What this step's AEAD key is and proves, for the AEAD and key-derivation steps that have one."""
+        return next((text for start, text in KEY_ROLE.items() if self.formula.startswith(start)), None)
 
     @property
     def op(self) -> str:
@@ -255,6 +274,8 @@ def render(xr: XRay, reveal: bool = False) -> str:
             lines.append(f"── {step.message}, computed by the {step.side} "
                          f"{'(WP §5.4.2)' if step.message == 'initiation' else '(WP §5.4.3)' if step.message == 'response' else '(WP §5.4.5)'}")
         lines.append(f"{n:3d} {step.op:<6} {step.formula}")
+        if step.role:
+            lines.append(f"{'':11}({step.role})")
         chain_public = chain_public and "dh" not in step.values
         for name, value in step.values.items():
             visible = reveal or (name == "C" and chain_public)
@@ -268,3 +289,45 @@ def render(xr: XRay, reveal: bool = False) -> str:
         lines.append("secret values are redacted; they are shown when the keys come from a key log the user enabled")
     return "\n".join(lines)
 
+
+
+# ---------------------------------------------------------------- the dashboard's view: no key material
+def skeleton() -> list[Step]:
+    """The steps of one handshake with their formulas and value names, as the core records them (run
+    once on throwaway keys; the values are dropped). For views that hold no key material."""
+    k = [HASH(bytes([n]) * 32) for n in range(4)]
+    xr = xray_handshake(k[0], k[1], initiator_ephemeral=k[2], responder_ephemeral=k[3], timestamp=tai64n.stamp(0.0))
+    return [Step(s.message, s.side, s.formula, dict.fromkeys(s.values, b"")) for s in xr.steps]
+
+
+def render_skeleton(role: str, ours: str, theirs: str, local_index: int | None, remote_index: int | None) -> str:
+    """The current session's handshake as the dashboard knows it: who initiated, both static public
+    keys, both indices, and every step of the whitepaper with its values not shown (the dashboard
+    holds no key material)."""
+    initiator, responder = (ours, theirs) if role == "initiator" else (theirs, ours)
+    i_index, r_index = (local_index, remote_index) if role == "initiator" else (remote_index, local_index)
+    idx = lambda i: "—" if i is None else f"{i:08x}"  # noqa: E731
+    lines = [f"this session's handshake: we were the {role}",
+             f"  Si_pub (initiator) {initiator}", f"  Sr_pub (responder) {responder}",
+             f"  initiation sender index {idx(i_index)}; response sender index {idx(r_index)}, receiver {idx(i_index)}",
+             "values are not shown here: the dashboard holds no key material. With the node's capture (--capture, "
+             "which carries its keys) `wgscope replay FILE --xray FRAME` shows them."]
+    current = None
+    for n, step in enumerate(skeleton(), 1):
+        if (step.message, step.side) != current:
+            current = (step.message, step.side)
+            who = "we" if step.side == role else "the peer"
+            lines.append(f"── {step.message}, computed by the {step.side} ({who})")
+        lines.append(f"{n:3d} {step.op:<6} {step.formula}")
+        if step.role:
+            lines.append(f"{'':11}({step.role})")
+    for kind in ("initiation", "response"):
+        lines.append(f"── {kind} on the wire: {sum(n for _, n in LAYOUT[kind])} bytes")
+        offset = 0
+        for name, length in LAYOUT[kind]:
+            value = {("initiation", "sender"): i_index, ("response", "sender"): r_index,
+                     ("response", "receiver"): i_index}.get((kind, name))
+            lines.append(f"    [{offset:3d}:{offset + length:3d}] {name:<10}" + (f" {idx(value)}" if value is not None
+                                                                                 else ""))
+            offset += length
+    return "\n".join(lines)

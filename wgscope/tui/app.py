@@ -14,7 +14,9 @@ from pathlib import Path
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Input
+from rich.text import Text
+from textual.containers import VerticalScroll
+from textual.widgets import Footer, Input, Static
 
 from . import client
 from . import formatting as fmt
@@ -31,11 +33,27 @@ EventPane { height: 1fr; min-height: 4; border-top: solid $primary-darken-2; }
 """
 
 
+class XRayScreen(Screen):
+    """The handshake x-ray of the peer's current session (wgscope/xray.py): every step as the whitepaper
+    writes it, with roles, public keys and indices; values are not shown (the dashboard has no keys)."""
+
+    BINDINGS = [Binding("escape,x", "app.pop_screen", "back"), Binding("q", "app.quit", "quit")]
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static(Text(self.text), id="xray")
+        yield Footer()
+
+
 class DetailScreen(Screen):
     """One peer: every keypair, timer, counter and configuration value, and only its events."""
 
-    BINDINGS = [Binding("escape,enter,d", "app.pop_screen", "back"), Binding("space", "app.pause", "pause"),
-                Binding("q", "app.quit", "quit")]
+    BINDINGS = [Binding("escape,enter,d", "app.pop_screen", "back"), Binding("x", "xray", "handshake x-ray"),
+                Binding("space", "app.pause", "pause"), Binding("q", "app.quit", "quit")]
 
     def __init__(self, peer_key: str) -> None:
         super().__init__()
@@ -56,6 +74,18 @@ class DetailScreen(Screen):
         pane.refilter(self.peer_key, [])
         pane.border_title = "events of this peer"
         self.app.redraw()
+
+    def action_xray(self) -> None:
+        from ..xray import render_skeleton
+
+        peer = self.app.peer(self.peer_key) or {}
+        cur = (peer.get("keypairs") or {}).get("current")
+        ours = (self.app.snapshot or {}).get("public_key", "?")
+        text = render_skeleton("initiator" if cur is None or cur["initiator"] else "responder", ours, self.peer_key,
+                               cur and cur["local_index"], cur and cur["remote_index"])
+        if cur is None:
+            text = "no current session with this peer: the steps any handshake with it takes\n" + text
+        self.app.push_screen(XRayScreen(text))
 
     def redraw(self, app: "TopApp") -> None:
         peer = app.peer(self.peer_key)
@@ -194,6 +224,8 @@ class TopApp(App):
         return None
 
     def redraw(self) -> None:
+        if isinstance(self.screen, XRayScreen):
+            return
         if isinstance(self.screen, DetailScreen):
             self.screen.redraw(self)
         bar = self.main.query_one("#bar", NodeBar)
@@ -213,8 +245,11 @@ class TopApp(App):
 
     # ---------------------------------------------------------------- actions
     def check_action(self, action: str, parameters) -> bool | None:
-        """The filters and the detail key act on the main view; hide them over the detail view."""
-        if action in ("peer_filter", "kind_filter", "clear_events", "detail") and isinstance(self.screen, DetailScreen):
+        """The filters and the detail key act on the main view; hide them over the detail and x-ray views.
+        The event-pane switches act on the main and detail views; hide them over the x-ray."""
+        if action in ("peer_filter", "kind_filter", "clear_events", "detail") and self.screen is not self.main:
+            return False
+        if action in ("toggle_churn", "toggle_clock", "pause") and isinstance(self.screen, XRayScreen):
             return False
         return True
 
