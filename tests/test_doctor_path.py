@@ -8,13 +8,11 @@ first hop: the case in which the DF send alone said "healthy ... path MTU 1500".
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
 from conftest import require_tools
-from netns import namespaces, unique, veth, wait_for
-from test_doctor_probe import Setup, codes, probe_of
+from netns import namespaces, veth
+from test_doctor_probe import Setup, codes, probe_of, start_wireguard_go
 from wgscope.keytext import pubkey
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(90)]
@@ -29,13 +27,7 @@ def test_black_hole_beyond_the_first_hop(tmp_path):
         peer.run("ip route add 192.0.2.0/24 via 198.51.100.254")
         router.run("sysctl -qw net.ipv4.ip_forward=1")
         router.run("iptables -A OUTPUT -p icmp --icmp-type fragmentation-needed -j DROP")
-        ifname = unique("dbwg")
-        peer.popen(["wireguard-go", "-f", ifname], env={"WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1"},
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: peer.run(f"ip link show {ifname}", check=False).returncode == 0, 5, what="wireguard-go")
-        peer.run(f"ip addr add 10.9.0.2/24 dev {ifname}")
-        peer.run(f"ip link set {ifname} up")
-        net = Setup(us, peer, ifname, tmp_path)
+        net = Setup(us, peer, start_wireguard_go(peer), tmp_path)
         net.peer_config()
         config = tmp_path / "far.conf"
         config.write_text(f"[Interface]\nPrivateKey = {net.our_private}\nAddress = 10.9.0.1/24\nMTU = 1420\n\n"

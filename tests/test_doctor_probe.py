@@ -65,19 +65,24 @@ class Setup:
         return p.returncode, json.loads(p.stdout), p.stderr
 
 
+def start_wireguard_go(peer) -> str:
+    """wireguard-go in `peer`'s namespace with tunnel address 10.9.0.2/24, not yet configured; its name."""
+    ifname = unique("dpwg")
+    peer.popen(["wireguard-go", "-f", ifname], env={"WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1"},
+               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: peer.run(f"ip link show {ifname}", check=False).returncode == 0, 5, what="wireguard-go")
+    peer.run(f"ip addr add 10.9.0.2/24 dev {ifname}")
+    peer.run(f"ip link set {ifname} up")
+    return ifname
+
+
 @pytest.fixture(scope="module")
 def net(tmp_path_factory):
     require_tools("wg", "wireguard-go", "ip")
     tmp = tmp_path_factory.mktemp("doctor")
     with namespaces("du", "dp") as (us, peer):
         veth(us, f"{US}/24", peer, f"{PEER}/24", mtu=1500)
-        ifname = unique("dpwg")
-        peer.popen(["wireguard-go", "-f", ifname], env={"WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1"},
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: peer.run(f"ip link show {ifname}", check=False).returncode == 0, 5, what="wireguard-go")
-        peer.run(f"ip addr add 10.9.0.2/24 dev {ifname}")
-        peer.run(f"ip link set {ifname} up")
-        yield Setup(us, peer, ifname, tmp)
+        yield Setup(us, peer, start_wireguard_go(peer), tmp)
 
 
 def probe_of(doc: dict) -> dict:
