@@ -105,7 +105,8 @@ def test_prometheus_answers_handshake_age_bytes_and_drops(tmp_path):
         assert rate is not None and rate >= 0
 
         # Drops by reason, across both nodes
-        drops = {r["metric"]["reason"]: float(r["value"][1]) for r in promql(a, "sum by (reason) (wgscope_drops_total)")}
+        by_reason = promql(a, "sum by (reason) (wgscope_drops_total)")
+        drops = {r["metric"]["reason"]: float(r["value"][1]) for r in by_reason}
         assert drops.get("bad_mac1") == 1, drops
         assert value(a, f'wgscope_peer_handshakes_total{{interface="{ifa}",public_key="{kb.public_b64}"}}') >= 1
 

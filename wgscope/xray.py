@@ -38,9 +38,12 @@ LAYOUT = {
 }
 
 
+SECTION = {"initiation": "WP §5.4.2", "response": "WP §5.4.3", "transport keys": "WP §5.4.5"}
+
 # What each AEAD's key is and what the AEAD proves (WP §5.4.2-5.4.3, §5.4.5), by the formula's start.
 KEY_ROLE = {
-    "msg.static": "κ comes from DH(Ei, Sr) (es): only the responder can open it, so the initiator's identity is hidden",
+    "msg.static": "κ comes from DH(Ei, Sr) (es): only the responder can open it, so the initiator's identity is "
+                  "hidden",
     "Si_pub := AEAD-OPEN": "κ comes from DH(Sr, Ei) (es): the responder learns who is calling",
     "msg.timestamp": "κ comes from DH(Si, Sr) (ss): sealing it proves the initiator holds Si_priv; the TAI64N "
                      "stamp stops replayed initiations",
@@ -68,8 +71,8 @@ class Step:
     def op(self) -> str:
         """HASH (MixHash), KDF (MixKey), DH, AEAD, MAC or GEN, read from the formula."""
         f = self.formula
-        for needle, op in (("msg.mac", "MAC"), ("DH-GENERATE", "GEN"), ("AEAD", "AEAD"), ("DH(", "DH+KDF"), ("KDF", "KDF"),
-                           ("MAC(", "MAC"), ("HASH", "HASH")):
+        for needle, op in (("msg.mac", "MAC"), ("DH-GENERATE", "GEN"), ("AEAD", "AEAD"), ("DH(", "DH+KDF"),
+                           ("KDF", "KDF"), ("MAC(", "MAC"), ("HASH", "HASH")):
             if needle in f:
                 return op
         return "?"
@@ -271,8 +274,7 @@ def render(xr: XRay, reveal: bool = False) -> str:
         if (step.message, step.side) != current:
             current = (step.message, step.side)
             chain_public = step.message == "initiation"
-            lines.append(f"── {step.message}, computed by the {step.side} "
-                         f"{'(WP §5.4.2)' if step.message == 'initiation' else '(WP §5.4.3)' if step.message == 'response' else '(WP §5.4.5)'}")
+            lines.append(f"── {step.message}, computed by the {step.side} ({SECTION[step.message]})")
         lines.append(f"{n:3d} {step.op:<6} {step.formula}")
         if step.role:
             lines.append(f"{'':11}({step.role})")
@@ -283,7 +285,8 @@ def render(xr: XRay, reveal: bool = False) -> str:
     for kind, data in xr.messages.items():
         lines.append(f"── {kind} on the wire: {len(data)} bytes")
         for offset, length, name, value in layout(kind, data):
-            lines.append(f"{'':4}[{offset:3d}:{offset + length:3d}] {name:<10} {value.hex()[:48]}{'…' if length > 24 else ''}")
+            more = "…" if length > 24 else ""
+            lines.append(f"{'':4}[{offset:3d}:{offset + length:3d}] {name:<10} {value.hex()[:48]}{more}")
     lines += [f"note: {n}" for n in xr.notes]
     if not reveal:
         lines.append("secret values are redacted; they are shown when the keys come from a key log the user enabled")

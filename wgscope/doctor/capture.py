@@ -83,7 +83,8 @@ def plain_findings(replay) -> list[Finding]:
                         "interface or port, or nothing was sent at all (no Endpoint, or the tunnel had no traffic "
                         "to trigger a handshake).",
                         "Capture on the underlay interface (not wg0) with `udp port` and the ListenPort of either "
-                        "side (51820 unless set) while pinging through the tunnel.", [f"{replay.frames} frame(s), none WireGuard"], "capture")]
+                        "side (51820 unless set) while pinging through the tunnel.",
+                        [f"{replay.frames} frame(s), none WireGuard"], "capture")]
     by_kind: dict[str, list] = defaultdict(list)
     for f in replay.findings:
         by_kind[f.kind].append(f)

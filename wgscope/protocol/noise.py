@@ -131,7 +131,8 @@ def create_initiation(local: StaticIdentity, hs: HandshakeState, sender_index: i
     enc_ts = AEAD(k, 0, timestamp, H)
     if trace is not None:
         trace.append(("Hi := HASH(Hi || msg.static)", {"H": H}))
-        trace.append(("(Ci, κ) := KDF2(Ci, DH(Si_priv, Sr_pub))", {"dh": hs.precomputed_static_static, "C": C, "κ": k}))
+        trace.append(("(Ci, κ) := KDF2(Ci, DH(Si_priv, Sr_pub))",
+                      {"dh": hs.precomputed_static_static, "C": C, "κ": k}))
         trace.append(("msg.timestamp := AEAD(κ, 0, TAI64N(), Hi)", {"κ": k, "timestamp": timestamp, "H": H,
                                                                    "msg.timestamp": enc_ts}))
     H = HASH(H + enc_ts)

@@ -175,8 +175,9 @@ class TopApp(App):
             if pane is None:  # the app is closing: its widgets are gone
                 return
             labels = pane.labels
-            if isinstance(self.snapshot.get("wall"), (int, float)) and isinstance(self.snapshot.get("time"), (int, float)):
-                self._set_panes(wall_offset=self.snapshot["wall"] - self.snapshot["time"])
+            wall, at = self.snapshot.get("wall"), self.snapshot.get("time")
+            if isinstance(wall, (int, float)) and isinstance(at, (int, float)):  # for events without their own wall
+                self._set_panes(wall_offset=wall - at)
             for p in self.snapshot.get("peers", []):
                 if p.get("label"):
                     labels[p["public_key"]] = p["label"]
