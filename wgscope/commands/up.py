@@ -233,7 +233,7 @@ def _sinks_attacher(args):
 
 
 def _attach_uapi(node, start: Startup) -> None:
-    """The `wg` tool's socket, /var/run/wireguard/NAME.sock (wgscope/uapi.py, runtime/uapi_socket.py).
+    """The `wg` tool's socket, /var/run/wireguard/NAME.sock (wgscope/uapi/, runtime/uapi_socket.py).
 
     Deleting the socket file stops the node, as the cross-platform page asks of implementations."""
     from ..runtime import uapi_socket
