@@ -8,6 +8,7 @@ them the way the whitepaper does: HASH, MAC, HMAC, KDFn, AEAD, XAEAD, DH.
 from __future__ import annotations
 
 import hashlib
+import hmac as _hmac
 import struct
 
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
