@@ -12,6 +12,7 @@ import shlex
 import sys
 import time
 import urllib.parse
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +24,7 @@ from netns import namespaces, unique, veth, wait_for
 pytestmark = [pytest.mark.root, pytest.mark.timeout(120)]
 
 PROM = "127.0.0.1:9090"
+README_QUERIES = ("time() - wireguard_latest_handshake_seconds > 180", "sum by (reason) (rate(wgscope_drops_total[5m]))")
 CONFIG = """global:
   scrape_interval: 1s
   scrape_timeout: 900ms
@@ -109,6 +111,14 @@ def test_prometheus_answers_handshake_age_bytes_and_drops(tmp_path):
         drops = {r["metric"]["reason"]: float(r["value"][1]) for r in by_reason}
         assert drops.get("bad_mac1") == 1, drops
         assert value(a, f'wgscope_peer_handshakes_total{{interface="{ifa}",public_key="{kb.public_b64}"}}') >= 1
+
+        # The README's two queries, as written there
+        readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+        for query in README_QUERIES:
+            assert query in readme
+            promql(a, query)
+        assert promql(a, README_QUERIES[0]) == []  # both sessions are fresh
+        assert promql(a, README_QUERIES[1])
 
         # Every query of the shipped Grafana dashboard parses and evaluates on the real server
         for expr in dashboard_exprs():
