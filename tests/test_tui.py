@@ -281,3 +281,40 @@ def test_readme_picture_is_the_demo(tmp_path):
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert "docs/dashboard.png" in readme
     assert "charlie" not in (Path(__file__).resolve().parent.parent / "docs" / "dashboard.svg").read_text()
+
+
+def test_xray_with_the_nodes_capture_shows_real_values(tmp_path):
+    """Given the node's --capture file (it carries the session keys), x shows the session's handshake
+    with its real values, re-computed from that capture."""
+    import argparse
+
+    from wgscope.sinks.setup import add_sink_arguments, attach_sinks
+
+    lab, a, b = lab_pair()
+    key = a.peer(b).name
+    parser = argparse.ArgumentParser()
+    add_sink_arguments(parser)
+    capture = tmp_path / "alpha.pcapng"
+    sinks = attach_sinks(a.bus, parser.parse_args(["--capture", str(capture)]), lambda: a.device.snapshot(lab.now),
+                         "alpha", wall_offset=a.device.wall_offset, warn=None)
+
+    async def main():
+        async with serve_lab(lab, a, path=tmp_path / "alpha.ctl", traffic=None) as server:
+            a.ping("10.0.0.2")
+            lab.run(1.0)
+            app = TopApp(server.path, retry=0.2, capture=capture)
+            async with app.run_test(size=(100, 30)) as pilot:
+                await until(pilot, lambda: app.snapshot and cell(app, key, "state") == "established")
+                await pilot.press("enter")
+                await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+                await pilot.press("x")
+                await until(pilot, lambda: isinstance(app.screen, XRayScreen))
+                return str(app.screen.query_one("#xray").content), app.peer(key)["keypairs"]["current"]
+
+    try:
+        text, cur = asyncio.run(main())
+    finally:
+        sinks.close()
+    assert "which carries the session keys" in text and "redacted" not in text
+    assert f"[  4:  8] sender     {cur['local_index'].to_bytes(4, 'little').hex()}" in text
+    assert "(Ti_send = Tr_recv, Ti_recv = Tr_send) := KDF2(Cr, ε)" in text

@@ -313,8 +313,8 @@ def render_skeleton(role: str, ours: str, theirs: str, local_index: int | None, 
     lines = [f"this session's handshake: we were the {role}",
              f"  Si_pub (initiator) {initiator}", f"  Sr_pub (responder) {responder}",
              f"  initiation sender index {idx(i_index)}; response sender index {idx(r_index)}, receiver {idx(i_index)}",
-             "values are not shown here: the dashboard holds no key material. With the node's capture (--capture, "
-             "which carries its keys) `wgscope replay FILE --xray FRAME` shows them."]
+             "values are not shown: the dashboard holds no key material. Given the node's capture (--capture "
+             "writes one that carries its keys: `wgscope top NAME --capture FILE`) it shows them."]
     current = None
     for n, step in enumerate(skeleton(), 1):
         if (step.message, step.side) != current:

@@ -21,8 +21,9 @@ from .protocol.messages import parse_initiation, parse_response
 from .xray import XRay, mac_steps, render, xray_from_messages
 
 
-def handshake_at(capture: str, frame: int) -> tuple[tuple[int, bytes], tuple[int, bytes] | None]:
-    """((frame, initiation bytes), (frame, response bytes) or None) for the handshake FRAME is part of."""
+def handshake_datagrams(capture: str, growing: bool = False) -> list[tuple[int, bytes]]:
+    """(frame, payload) of every initiation and response in the capture. `growing`: the capture is
+    still being written (a node's --capture), so a torn last block ends the list instead of failing."""
     datagrams: list[tuple[int, bytes]] = []
     try:
         for pkt in read_capture(capture):
@@ -32,8 +33,16 @@ def handshake_at(capture: str, frame: int) -> tuple[tuple[int, bytes], tuple[int
                 continue
             if udp is not None and udp.payload[:1] in (b"\x01", b"\x02") and udp.payload[1:4] == b"\0\0\0":
                 datagrams.append((pkt.frame_number, udp.payload))
-    except CaptureError as e:
-        raise UserError(f"{capture}: {e}") from None
+    except (CaptureError, OSError) as e:
+        if not growing:
+            raise UserError(f"{capture}: {getattr(e, 'strerror', None) or e}") from None
+    return datagrams
+
+
+def handshake_at(capture: str, frame: int,
+                 growing: bool = False) -> tuple[tuple[int, bytes], tuple[int, bytes] | None]:
+    """((frame, initiation bytes), (frame, response bytes) or None) for the handshake FRAME is part of."""
+    datagrams = handshake_datagrams(capture, growing)
     chosen = next((d for d in datagrams if d[0] == frame), None)
     if chosen is None:
         raise UserError(f"frame {frame} of {capture} is not a handshake initiation or response")
@@ -93,8 +102,8 @@ def xray_capture(ring, initiation: bytes, response: bytes | None) -> XRay:
     return xr
 
 
-def render_frame(capture: str, frame: int, ring) -> str:
-    (fi, initiation), response = handshake_at(capture, frame)
+def render_frame(capture: str, frame: int, ring, growing: bool = False) -> str:
+    (fi, initiation), response = handshake_at(capture, frame, growing)
     xr = xray_capture(ring, initiation, response[1] if response else None)
     head = (f"handshake x-ray: initiation in frame {fi}"
             + (f", response in frame {response[0]}" if response else ", no response in the capture"))
@@ -115,3 +124,26 @@ def run_xray(args) -> int:
         raise UserError(str(e)) from None
     print(render_frame(args.capture, args.xray, ring))
     return 0
+
+
+def render_session(capture: str, indices: tuple[int, int]) -> str | None:
+    """The x-ray of the handshake that made the session with these two receiver indices (ours and the
+    peer's, in either order), from a capture that carries its keys (a node's --capture); None when the
+    capture does not hold that handshake."""
+    from .replay.driver import ReplayInputError, load_keys
+
+    wanted = set(indices)
+    datagrams = handshake_datagrams(capture, growing=True)
+    responses = [(f, d) for f, d in datagrams if len(d) == RESPONSE_SIZE and d[0] == 2
+                 and {parse_response(d).sender, parse_response(d).receiver} == wanted]
+    if not responses:
+        return None
+    frame = responses[-1][0]
+    try:
+        ring = load_keys(capture)
+    except ReplayInputError:
+        return None
+    try:
+        return render_frame(capture, frame, ring, growing=True)
+    except UserError:
+        return None

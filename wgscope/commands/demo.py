@@ -130,7 +130,7 @@ def run(args) -> int:
 
             story = Story(console, quiet=True)
             status = run_demo_tui(lab, alpha, speed=args.speed, traffic=None,
-                                  script=lambda lab: script(lab, story, results))
+                                  script=lambda lab: script(lab, story, results), capture=args.capture)
             console.print(f"demo: {len(results)} of 5 steps ran before the dashboard closed")
             return status
         story = Story(console, args.quiet)

@@ -17,6 +17,8 @@ def register(sub) -> None:
     p.add_argument("--socket-dir", help="where control sockets live (default: /run/wgscope as root, else "
                                         "$XDG_RUNTIME_DIR/wgscope or /tmp/wgscope-UID)")
     p.add_argument("--retry", type=float, default=1.0, help="seconds between reconnection attempts (default 1)")
+    p.add_argument("--capture", metavar="FILE.pcapng", help="the node's --capture file: it carries the session "
+                   "keys, so the handshake x-ray (x in a peer's detail) shows real values")
     p.set_defaults(func=run)
 
 
@@ -35,5 +37,5 @@ def run(args) -> int:
         raise UserError("the dashboard needs a terminal")
     from ..tui.app import TopApp
 
-    TopApp(path, retry=max(0.1, args.retry)).run()
+    TopApp(path, retry=max(0.1, args.retry), capture=args.capture).run()
     return 0

@@ -80,6 +80,13 @@ class DetailScreen(Screen):
 
         peer = self.app.peer(self.peer_key) or {}
         cur = (peer.get("keypairs") or {}).get("current")
+        if cur is not None and self.app.capture is not None:  # the node's capture carries its keys: real values
+            from ..xray_capture import render_session
+
+            text = render_session(str(self.app.capture), (cur["local_index"], cur["remote_index"]))
+            if text is not None:
+                self.app.push_screen(XRayScreen(f"from {self.app.capture}, which carries the session keys\n{text}"))
+                return
         ours = (self.app.snapshot or {}).get("public_key", "?")
         text = render_skeleton("initiator" if cur is None or cur["initiator"] else "responder", ours, self.peer_key,
                                cur and cur["local_index"], cur and cur["remote_index"])
@@ -108,9 +115,11 @@ class TopApp(App):
         Binding("c", "clear_events", "clear"),
     ]
 
-    def __init__(self, path: Path | str, retry: float = 1.0) -> None:
+    def __init__(self, path: Path | str, retry: float = 1.0, capture: Path | str | None = None) -> None:
+        """`capture`: the node's --capture file (it carries its keys); the handshake x-ray reads it."""
         super().__init__()
         self.path = Path(path)
+        self.capture = Path(capture) if capture else None
         self.retry = retry
         self.snapshot: dict | None = None
         self.hello: dict | None = None
