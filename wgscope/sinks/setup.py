@@ -17,14 +17,17 @@ import sys
 from dataclasses import dataclass, field
 from typing import Callable, TextIO
 
+from typing import TYPE_CHECKING
+
 from ..errors import UserError
 from ..events import FLUSH_INTERVAL, LEVELS, EventBus
-from .capture import CaptureWriter
-from .jsonlog import EventLogSink
-from .keylog import KeylogWriter
-from .metrics import MetricsServer
-from ..trace.format import SUFFIX as TRACE_SUFFIX
-from ..trace.writer import TraceWriter
+
+if TYPE_CHECKING:  # imported when sinks are attached: structlog and prometheus_client cost ~0.5 s to load,
+    from .capture import CaptureWriter  # which every `wgscope` command line would pay to build its parser
+    from .jsonlog import EventLogSink
+    from .keylog import KeylogWriter
+    from .metrics import MetricsServer
+    from ..trace.writer import TraceWriter
 
 __all__ = ["add_sink_arguments", "attach_sinks", "Sinks", "flush_while_running"]
 
@@ -82,7 +85,12 @@ def attach_sinks(bus: EventBus, args: argparse.Namespace, snapshot_fn: Callable[
     Raises wgscope.errors.UserError (one line) when a file cannot be created or the metrics
     address cannot be bound; sinks made before the failure are closed again.
     """
-    from ..errors import UserError
+    from .capture import CaptureWriter
+    from .jsonlog import EventLogSink
+    from .keylog import KeylogWriter
+    from .metrics import MetricsServer
+    from ..trace.format import SUFFIX as TRACE_SUFFIX
+    from ..trace.writer import TraceWriter
 
     if wall_offset is None:
         wall_offset = _wall_offset(snapshot_fn)
