@@ -38,27 +38,29 @@ def run(args) -> int:
 
     level = {"info": INFO, "debug": DEBUG, "trace": TRACE}[args.events_level]
     bus = EventBus(INFO)
-    sink = None
-    state = {}
+    stream = None
+    node_bus = None
     if args.events:
         from ..sinks.jsonlog import EventLogSink
 
         try:
-            sink = EventLogSink(args.events, fmt="json", node="replay")
+            stream = sys.stdout if args.events == "-" else open(args.events, "w", encoding="utf-8")
         except OSError as e:
             raise UserError(f"cannot write events to {args.events}: {e.strerror}") from None
+        bus.subscribe(EventLogSink(stream, fmt="json", node="replay"), level)
 
-        def with_frame(ev):
-            sink(ev._replace(fields={**ev.fields, "frame": state["engine"].frame}))
-
-        bus.subscribe(with_frame, level)
+        def node_bus(name: str) -> EventBus:
+            """A re-executed side writes the live node's events under the node's own name."""
+            node = EventBus(INFO)
+            node.subscribe(EventLogSink(stream, fmt="json", node=name), level)
+            return node
     try:
-        result = _replay(args, bus, state)
+        result = _replay(args, bus, node_bus)
     except ReplayInputError as e:
         raise UserError(str(e)) from None
     finally:
-        if sink is not None:
-            sink.close()
+        if stream is not None and stream is not sys.stdout:
+            stream.close()
     _outputs(args, result)
     if args.json:
         json.dump(result.as_dict(), sys.stdout, indent=1, default=str)
@@ -70,7 +72,7 @@ def run(args) -> int:
     return 0
 
 
-def _replay(args, bus, state):
+def _replay(args, bus, node_bus):
     from ..replay.driver import load_keys, replay_capture
     from ..replay.driver import ReplayInputError
     import os
@@ -82,7 +84,7 @@ def _replay(args, bus, state):
     for w in ring.warnings[:5]:
         print(f"wgscope replay: warning: {w}", file=sys.stderr)
     return replay_capture(args.capture, bus=bus, annotate=bool(args.annotate), keep_decrypted=bool(args.decrypted),
-                          keyring=ring, on_engine=lambda e: state.update(engine=e))
+                          keyring=ring, node_bus=node_bus)
 
 
 def _outputs(args, result) -> None:

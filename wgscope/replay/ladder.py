@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from .engine import Replay
+from .observer import Replay
 from .model import Party, endpoint_text
 
 WIDTH = 44

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from ..keys import encode
 from ..protocol.replay import ReplayWindow
+from .loss import LossRanges
 
 
 def endpoint_text(ep: tuple | None) -> str:
@@ -82,10 +83,11 @@ class Handshake:
     mac2: bool = False
     identified: bool = False  # initiator static key decrypted
     timestamp: bytes | None = None
-    outcome: str = "unanswered"  # unanswered | completed | rejected
+    outcome: str = "unanswered"  # unanswered | completed | rejected | unverified (keys cannot tell)
     response_frame: int | None = None
     response_time: float | None = None
     responder_index: int | None = None
+    response_ephemeral: bytes = b""
     cookie_frames: list = field(default_factory=list)
     session: "Session | None" = None
     view: object = None  # passive.InitiationView
@@ -113,7 +115,7 @@ class Flow:
     cipher: object = None  # ChaCha20Poly1305 for this direction, when keys allow
     replay: ReplayWindow = field(default_factory=ReplayWindow)
     max_counter: int = -1
-    missing: set = field(default_factory=set)  # counters skipped so far (gaps not yet filled)
+    missing: LossRanges = field(default_factory=LossRanges)  # counters skipped so far (gaps not yet filled)
     frame_of: dict = field(default_factory=dict)  # counter -> frame (for duplicate findings)
     packets: int = 0
     bytes: int = 0
@@ -122,6 +124,7 @@ class Flow:
     decrypted: int = 0
     failed: int = 0
     inner_bytes: int = 0
+    head: list = field(default_factory=list)  # (time, counter, inner packet) of the first data (node.py's staging)
     first_time: float | None = None
     last_time: float | None = None
     first_frame: int | None = None
@@ -164,7 +167,7 @@ class Session:
             return {"sender": f.sender.name, "receiver_index": f.receiver_index, "packets": f.packets,
                     "bytes": f.bytes, "data_packets": f.data_packets, "keepalives": f.keepalives,
                     "decrypted": f.decrypted, "failed": f.failed, "max_counter": f.max_counter,
-                    "missing": len(f.missing)}
+                    "missing": f.missing.count()}
 
         return {"id": self.id, "initiator": self.initiator.name, "responder": self.responder.name,
                 "initiator_index": self.initiator_index, "responder_index": self.responder_index,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..pcap import PcapWriter, PcapngWriter, read_capture, read_capture_secrets
-from .engine import Replay
+from .observer import Replay
 
 COMMENT_PREFIX = "wgscope:"  # the prefix sinks/capture.py uses and dissectors/wgscope.lua reads
 

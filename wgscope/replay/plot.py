@@ -12,7 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .engine import Replay  # noqa: E402
+from .observer import Replay  # noqa: E402
 from .ladder import ladder_pairs  # noqa: E402
 
 

@@ -7,7 +7,7 @@ import datetime
 from rich.console import Console
 from rich.table import Table
 
-from .engine import Replay
+from .observer import Replay
 from .findings import KINDS
 from .model import endpoint_text
 from . import ladder

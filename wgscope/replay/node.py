@@ -1,0 +1,234 @@
+"""A re-executed side: the side's own Device, driven by the capture as the live node drives it.
+
+    datagrams that arrived at the side  -> Device.receive_datagram(data, src, t)
+    the capture's timestamps            -> the clock; Device.tick at each deadline between frames
+    the side's own transport sends      -> decrypted with its own keypair -> Device.send_packet
+
+What the core sends is kept as `pending` and compared with what the side put on the wire:
+the same bytes is agreement (the normal case); anything else is a divergence, a finding with
+the frame number and a sentence in the protocol's terms. Where the capture does not reveal a
+random input (entropy.py `unknown`), a message is compared by kind and timing instead.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass
+
+from ..events import EventBus
+from ..protocol import ip
+from ..protocol.actions import SendDatagram, WritePacket
+from ..protocol.constants import DEFAULT_MTU, TRANSPORT_HEADER_SIZE, TRANSPORT_MIN_SIZE
+from ..protocol.crypto import MAC, nonce
+from ..protocol.device import Device
+from ..protocol.messages import KIND_NAMES, MessageError, message_type, transport_fields
+from .entropy import EARLY, LATE, CaptureEntropy
+from .sides import SideSetting
+from .verdicts import VerdictJudge
+
+MAX_DIVERGENCES = 50  # per side; past this the side is only observed (the report says so)
+
+
+@dataclass
+class Pending:
+    """A datagram the core sent that the wire has not shown yet."""
+
+    time: float
+    data: bytes
+    kind: str
+    cause: str  # what made the core send it: "frame N", "timer"
+
+
+def wire_kind(data: bytes) -> str:
+    try:
+        kind = KIND_NAMES[message_type(data)]
+    except MessageError:
+        return "invalid"
+    return "keepalive" if kind == "transport" and len(data) == TRANSPORT_MIN_SIZE else kind
+
+
+class ReplayNode:
+    def __init__(self, side: SideSetting, entropy: CaptureEntropy, bus: EventBus, start: float,
+                 find, staged_for=None) -> None:
+        self.side = side
+        self.name = side.node_name
+        self.bus = bus
+        self.entropy = entropy
+        self.find = find  # find(kind, frames, detail, time, peer name)
+        self.staged_for = staged_for  # initiation sender index -> inner packets staged before it
+        self.written = 0  # inner packets the receive path wrote to the TUN
+        self.pending: deque[Pending] = deque()
+        self.agreed: Counter[str] = Counter()
+        self.by_kind: Counter[str] = Counter()  # compared by kind and timing only
+        self.divergences = 0
+        self.stopped_at: int | None = None
+        self.judge = VerdictJudge(bus)
+        self.device = Device(side.private_key, bus=bus, listen_port=side.listen_port, mtu=side.mtu or DEFAULT_MTU,
+                             wall_offset=0.0, entropy=entropy, name=self.name)
+        for p in side.peers.values():
+            self.device.add_peer(p.public_key, preshared_key=p.preshared_key, endpoint=p.endpoint,
+                                 allowed_ips=side.routes(p), persistent_keepalive=p.persistent_keepalive,
+                                 label=p.label, now=start)
+        self.now = start
+
+    @property
+    def active(self) -> bool:
+        return self.stopped_at is None
+
+    # ---------------------------------------------------------------- the clock
+    def advance(self, t: float) -> None:
+        """Run every timer due before `t` at its own deadline, then compare what is overdue."""
+        dev = self.device
+        while self.active:
+            when = dev.next_deadline()
+            if when is None or when > t:
+                break
+            self.now = self.entropy.now = max(when, self.now)
+            self._produced(dev.tick(self.now), self.now, "timer")
+        self.now = max(self.now, t)
+        while self.pending and self.pending[0].time < t - LATE:
+            self._missing(self.pending.popleft())
+
+    def finish(self, t: float) -> None:
+        self.advance(t)
+        self.pending.clear()  # what the core sent in the last LATE seconds: the capture had ended
+
+    # ---------------------------------------------------------------- receive path
+    def arrive(self, frame: int, t: float, src: tuple, dst: tuple, data: bytes) -> str | None:
+        """A datagram that reached this side. Returns the node's verdict comment for the frame."""
+        if not self.active:
+            return None
+        self.entropy.now = t
+        actions = self.device.receive_datagram(data, src, t)
+        comment = self.judge.tap("in", src, dst, data, t)
+        self._produced(actions, t, f"frame {frame}")
+        return comment
+
+    # ---------------------------------------------------------------- send path
+    def sent(self, frame: int, t: float, src: tuple, dst: tuple, data: bytes) -> str | None:
+        """A datagram this side put on the wire: produce it with the core and compare."""
+        if not self.active:
+            return None
+        kind = wire_kind(data)
+        self.entropy.now = t
+        if kind == "transport":
+            inner = self._open_own(data)
+            if inner is None:
+                self._diverge([frame], t, f"{self.name} sent transport data for receiver index "
+                              f"0x{transport_fields(data)[0]:08x} that none of its keypairs seals")
+                return None
+            self._learn_route(inner, data)
+            self._produced(self.device.send_packet(inner, t), t, f"frame {frame}")
+        elif kind == "initiation" and not any(p.kind == "initiation" for p in self.pending):
+            self._trigger(data, t, frame)
+        self._compare(frame, t, kind, data)
+        return self.judge.tap("out", src, dst, data, t)
+
+    def _trigger(self, data: bytes, t: float, frame: int) -> None:
+        """An initiation the core's timers did not make: data the TUN handed the live node made
+        it. Those packets travel later, in the new session; feed them now, as the node got them."""
+        sender = int.from_bytes(data[4:8], "little")
+        packets = self.staged_for(sender) if self.staged_for is not None else []
+        if packets:
+            for packet in packets:
+                self._learn_route(packet, None)
+            self._produced(self.device.send_packets(packets, t), t, f"frame {frame}")
+            return
+        peer = self._peer_for_initiation(data)
+        if peer is not None:
+            self._produced(self.device.initiate_handshake(peer, t), t, f"frame {frame}")
+
+    def _peer_for_initiation(self, data: bytes):
+        """mac1 is keyed by the responder's public key (WP §5.4.4): it names the peer."""
+        body, mac1 = data[:-32], data[-32:-16]
+        for peer in self.device.peers.values():
+            if MAC(peer.cookies.mac1_key, body) == mac1:
+                return peer
+        return None
+
+    def _open_own(self, data: bytes) -> bytes | None:
+        """The inner packet of a transport message this side sent: its own send key opens it."""
+        receiver, counter = transport_fields(data)
+        for peer in self.device.peers.values():
+            for kp in peer.keypairs.all():
+                if kp.remote_index == receiver and kp.send is not None:
+                    try:
+                        plain = kp.send.decrypt(nonce(counter), data[TRANSPORT_HEADER_SIZE:], None)
+                    except Exception:  # noqa: BLE001 - InvalidTag: not sealed with this key
+                        return None
+                    try:
+                        length = ip.inbound(plain)[0]
+                    except ip.InvalidPacket:
+                        return plain
+                    return plain[:length]
+        return None
+
+    def _learn_route(self, packet: bytes, data: bytes | None) -> None:
+        """Without a configuration the allowed IPs of several peers are not known: a packet the
+        side sent to a peer shows that the peer's allowed IPs cover its destination."""
+        if self.side.from_config or len(self.device.peers) < 2 or data is None:
+            return
+        try:
+            ver, dst = ip.outbound(packet)
+        except ip.InvalidPacket:
+            return
+        receiver = transport_fields(data)[0]
+        for peer in self.device.peers.values():
+            if any(kp.remote_index == receiver for kp in peer.keypairs.all()):
+                bits = 32 if ver == 4 else 128
+                self.device.allowed_ips.insert(f"{ip.address_text(ver, int.from_bytes(dst, 'big'))}/{bits}", peer)
+
+    # ---------------------------------------------------------------- comparison
+    def _produced(self, actions: list, t: float, cause: str) -> None:
+        for action in actions:
+            if type(action) is SendDatagram:
+                self.pending.append(Pending(t, action.data, wire_kind(action.data), cause))
+            elif type(action) is WritePacket:
+                self.written += 1
+
+    def _compare(self, frame: int, t: float, kind: str, data: bytes) -> None:
+        pending = self.pending
+        for i, p in enumerate(pending):
+            if p.data == data:
+                del pending[i]
+                self.agreed[kind] += 1
+                self._late(frame, t, p)
+                return
+        for i, p in enumerate(pending):
+            if p.kind == kind and kind in ("initiation", "response", "cookie_reply") and self._unrevealed(p.time):
+                del pending[i]
+                self.by_kind[kind] += 1  # a random input was not in the capture: kind and timing only
+                self._late(frame, t, p)
+                return
+        what = kind.replace("_", " ")
+        expected = ", ".join(f"{p.kind} ({p.cause})" for p in list(pending)[:3]) or "nothing"
+        self._diverge([frame], t, f"{self.name} sent a {what} the protocol core does not produce at this "
+                      f"point (the core had {expected} to send)")
+
+    def _unrevealed(self, when: float) -> bool:
+        return any(abs(t - when) <= LATE for t, _ in self.entropy.unknown)
+
+    def _late(self, frame: int, t: float, p: Pending) -> None:
+        delay = t - p.time
+        if delay > LATE or delay < -EARLY:
+            self._diverge([frame], t, f"{self.name} sent the {p.kind.replace('_', ' ')} {delay:.3f} s after the "
+                          f"protocol core did ({p.cause})")
+
+    def _missing(self, p: Pending) -> None:
+        self._diverge([], p.time, f"the protocol core sent a {p.kind.replace('_', ' ')} at this time ({p.cause}); "
+                      f"{self.name} sent none within {LATE:g} s")
+
+    def _diverge(self, frames: list, t: float, detail: str) -> None:
+        self.divergences += 1
+        self.find("divergence", frames, detail, t, self.name)
+        if self.divergences >= MAX_DIVERGENCES:
+            self.stopped_at = frames[0] if frames else -1
+            self.pending.clear()
+            self.find("divergence", frames, f"{self.name}: {MAX_DIVERGENCES} divergences; from here on this side "
+                      "is observed, not re-executed", t, self.name)
+
+    def summary(self) -> dict:
+        return {"name": self.name, "source": self.side.source, "agreed": dict(self.agreed),
+                "compared_by_kind": dict(self.by_kind), "divergences": self.divergences, "written": self.written,
+                "unknown_inputs": sorted({what for _, what in self.entropy.unknown}),
+                "stopped_at_frame": self.stopped_at}

@@ -1,0 +1,245 @@
+"""The observer's transport half: sessions' flows, counters against the core's anti-replay
+window, loss as bounded ranges, and the receivers' keepalive and rekey timers judged by the
+core's constants (WP §5.4.6, §6.1-6.5; WG-GO timers.go)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from cryptography.exceptions import InvalidTag
+
+from ..protocol import ip as ipmod
+from ..protocol.constants import (
+    KEEPALIVE_TIMEOUT, QUEUE_STAGED_SIZE, REJECT_AFTER_TIME, REKEY_AFTER_TIME, REPLAY_WINDOW_SIZE, TRANSPORT_HEADER_SIZE,
+    TRANSPORT_MIN_SIZE,
+)
+from ..protocol.crypto import nonce
+from ..protocol.messages import transport_fields
+from ..protocol.replay import DUPLICATE, TOO_OLD
+from ..runtime.packets import summarize
+from .entropy import EARLY as EARLY_TOLERANCE, LATE as LATE_TOLERANCE
+from .model import Flow, Party, Session
+
+class KeepaliveWatch:
+    """The receiving side's send-keepalive timer, replayed (WG-GO timers.go timersDataReceived)."""
+
+    __slots__ = ("armed_at", "armed_frame", "need_another")
+
+    def __init__(self) -> None:
+        self.armed_at: float | None = None
+        self.armed_frame = 0
+        self.need_another = False
+
+
+class TransportObserver:
+    """Mixed into observer.Observer."""
+
+    # ================================================================ transport
+    def _transport(self, src: tuple, dst: tuple, data: bytes) -> None:
+        r, now, frame = self.r, self.now, self.frame
+        receiver, counter = transport_fields(data)
+        size = len(data)
+        keepalive = size == TRANSPORT_MIN_SIZE
+        r.kinds["keepalive" if keepalive else "transport"] += 1
+        entry = self._flows.get(receiver)
+        if entry is None:
+            entry = self._orphan(receiver, src, dst)
+        sess, flow = entry
+        sender = flow.sender
+        if self.annotate:
+            self._mark("keepalive" if keepalive else "transport", sender, receiver,
+                       "accepted" if flow.cipher is not None else "sealed")
+        if sender.endpoints and sender.endpoints[-1] != src:
+            self._moved(sender, src)
+        sender.tx_packets += 1
+        sender.tx_bytes += size
+        sec = int(now)
+        vol = sender.volume
+        vol[sec] = vol.get(sec, 0) + size
+        # Expired keypair (WP §6.1): nothing may travel on a keypair older than REJECT_AFTER_TIME.
+        if not sess.predates_capture and now - sess.created >= REJECT_AFTER_TIME:
+            if not sess.expired_frames:
+                self._find("expired_keypair", [frame], f"session {sess.id} used {now - sess.created:.1f} s after "
+                           f"it was created; REJECT_AFTER_TIME is {REJECT_AFTER_TIME:g} s", sender))
+            sess.expired_frames.append(frame)
+        plain = None
+        cipher = flow.cipher
+        if cipher is not None:
+            try:
+                plain = cipher.decrypt(nonce(counter), data[TRANSPORT_HEADER_SIZE:], None)
+            except InvalidTag:
+                flow.failed += 1
+                self._sent_authenticated(sender, keepalive)  # it left the sender; the wire spoiled it
+                self._find("decryption_failed", [frame], f"transport 0x{receiver:08x} counter {counter} does not "
+                           f"authenticate with session {sess.id}'s keys", sender))
+                return
+        # Counters (WP §5.4.6): checked after authentication, as the receiver does.
+        refused = flow.replay.check(counter)
+        if refused:
+            if refused == DUPLICATE:
+                first = flow.frame_of.get(counter)
+                self._find("replayed", [first, frame] if first else [frame],
+                           f"counter {counter} on 0x{receiver:08x} seen again", sender, counter=counter)
+                reason = "counter_replayed"
+            elif refused == TOO_OLD:
+                self._find("counter_outside_window", [frame], f"counter {counter} on 0x{receiver:08x} is "
+                           f"{flow.max_counter - counter} behind the newest ({flow.max_counter}); the window is {REPLAY_WINDOW_SIZE}",
+                           sender, counter=counter)
+                reason = "counter_too_old"
+            else:
+                self._find("malformed", [frame], f"counter {counter} past REJECT_AFTER_MESSAGES", sender)
+                reason = "counter_limit")
+            return
+        if counter > flow.max_counter:
+            if counter > flow.max_counter + 1 and (flow.max_counter >= 0 or not sess.predates_capture):
+                flow.missing.add(flow.max_counter + 1, counter - 1, flow.frame_of.get(flow.max_counter), frame)
+            flow.max_counter = counter
+        else:
+            flow.missing.fill(counter)
+            self._find("reordered", [flow.frame_of.get(flow.max_counter) or frame, frame],
+                       f"counter {counter} on 0x{receiver:08x} arrived after counter {flow.max_counter}", sender,
+                       counter=counter)
+        frame_of = flow.frame_of
+        frame_of[counter] = frame
+        if len(frame_of) > 2 * REPLAY_WINDOW_SIZE:  # keep what a duplicate or reordering can still name
+            oldest = flow.max_counter - REPLAY_WINDOW_SIZE
+            flow.frame_of = {c: f for c, f in frame_of.items() if c >= oldest}
+        flow.packets += 1
+        flow.bytes += size
+        if flow.first_time is None:
+            flow.first_time, flow.first_frame = now, frame
+        flow.last_time = now
+        if keepalive:
+            flow.keepalives += 1
+            sender.keepalives += 1
+        else:
+            flow.data_packets += 1
+            sender.data_packets += 1
+        first_from_initiator = flow is sess.i2r and sess.confirmed_frame is None
+        if first_from_initiator:
+            sess.confirmed_frame = frame
+        self._sent_authenticated(sender, keepalive, sess=sess, first=first_from_initiator)
+        receiver_party = sess.responder if flow is sess.i2r else sess.initiator
+        if not keepalive:
+            self._data_received(receiver_party)
+        self._check_rekey_due(sess, flow, keepalive)
+        if plain is not None:
+            flow.decrypted += 1
+            sender.decrypted += 1
+            if not plain:
+                if self.annotate:
+                    self._note(f"keepalive session={sess.id} counter={counter}")
+                return
+            self._inner(plain, sender, sess, receiver, counter)
+        elif self.annotate:
+            self._note(f"{'keepalive' if keepalive else 'transport'} session={sess.id} counter={counter} sealed")
+
+    def _inner(self, plain: bytes, sender: Party, sess: Session, receiver: int, counter: int) -> None:
+        now = self.now
+        try:
+            length, ver, source = ipmod.inbound(plain)
+            plain = plain[:length]
+        except ipmod.InvalidPacket:
+            self._find("malformed", [self.frame], "decrypted transport data is not an IP packet", sender)
+            return
+        flow = sess.i2r if sender is sess.initiator else sess.r2i
+        if flow is not None:
+            flow.inner_bytes += len(plain)
+            if len(flow.head) < QUEUE_STAGED_SIZE and flow.packets <= QUEUE_STAGED_SIZE:
+                flow.head.append((now, counter, plain))
+        s = summarize(plain)
+        key = f"{s.get('proto')} {s.get('src')} > {s.get('dst')}"
+        self.r.inner[key] = self.r.inner.get(key, 0) + 1
+        if self.keep_decrypted:
+            self.r.decrypted_packets.append((now, plain))
+        if self.annotate:
+            self._note(f"data session={sess.id} counter={counter} inner={s.get('proto')} {s.get('src')}>{s.get('dst')}")
+        if sender.public_key is not None:
+            nets = self.keyring.allowed(sender.public_key)
+            if nets is not None:
+                addr = ipmod.address_text(ver, int.from_bytes(source, "big"))
+                a = ipaddress.ip_address(addr)
+                if not any(a.version == n.version and a in n for n in nets):
+                    self._find("source_not_allowed", [self.frame], f"{sender.name} sent a packet from {addr}, "
+                               f"outside its allowed IPs {', '.join(map(str, nets)) or '(none)'}", sender, src=addr)
+
+    def _orphan(self, receiver: int, src: tuple, dst: tuple) -> tuple[Session, Flow]:
+        """Transport for an index no handshake created: a session older than the capture (or an error)."""
+        sender = self._party(src, None)
+        receiver_party = self._party(dst, None)
+        # The other direction of the same session, if already seen, has the endpoints swapped.
+        halves = self._orphan_halves
+        sess = halves.pop((receiver_party.id, sender.id), None)
+        if sess is not None:
+            sess.r2i = Flow(sender, receiver)
+            sess.initiator_index = receiver
+            self._flows[receiver] = (sess, sess.r2i)
+            return sess, sess.r2i
+        sess = Session(len(self.r.sessions) + 1, sender, receiver_party, None, receiver, self.now,
+                       predates_capture=True, sealed_reason="handshake_not_captured")
+        sess.i2r = Flow(sender, receiver)
+        self.r.sessions.append(sess)
+        self._flows[receiver] = (sess, sess.i2r)
+        halves[(sender.id, receiver_party.id)] = sess
+        return sess, sess.i2r
+
+    # ================================================================ timers, replayed
+    def _data_received(self, party: Party) -> None:
+        w = self._keepalive.get(party.id)
+        if w is None:
+            w = self._keepalive[party.id] = KeepaliveWatch()
+        if w.armed_at is None:
+            w.armed_at, w.armed_frame = self.now, self.frame
+        else:
+            w.need_another = True
+
+    def _sent_authenticated(self, party: Party, keepalive: bool, sess: Session | None = None,
+                            first: bool = False) -> None:
+        """WG-GO timersAnyAuthenticatedPacketSent cancels the send-keepalive timer."""
+        w = self._keepalive.get(party.id)
+        armed = w is not None and w.armed_at is not None
+        if keepalive:
+            confirm = first and sess is not None and sess.handshake is not None and \
+                self.now - sess.created < 1.0
+            if confirm:
+                self._note("keepalive confirms the new session")
+            elif armed:
+                delay = self.now - w.armed_at
+                early = delay < KEEPALIVE_TIMEOUT - EARLY_TOLERANCE and not party.persistent_keepalive_seen
+                if early or delay > KEEPALIVE_TIMEOUT + LATE_TOLERANCE:
+                    self._find("keepalive_timing", [w.armed_frame, self.frame],
+                               f"{party.name} sent a keepalive {delay:.3f} s after the data it answers; "
+                               f"KEEPALIVE_TIMEOUT is {KEEPALIVE_TIMEOUT:g} s", party, delay=round(delay, 6))
+                if w.need_another:
+                    w.need_another = False
+                    w.armed_at, w.armed_frame = self.now, self.frame
+                    return
+            else:
+                party.persistent_keepalive_seen = True  # not a passive keepalive: persistent or scheduled
+        if w is not None:
+            w.armed_at = None
+
+    def _check_rekey_due(self, sess: Session, flow: Flow, keepalive: bool) -> None:
+        """The session initiator must start a rekey when it sends after REKEY_AFTER_TIME (WP §6.2)."""
+        if flow is not sess.i2r or sess.handshake is None or sess.rekey_reported:
+            return
+        age = self.now - sess.created
+        if age <= REKEY_AFTER_TIME:
+            return
+        if self._current.get((sess.initiator.id, sess.responder.id)) is not sess:
+            return  # a newer session exists: rekeyed
+        last = self._last_initiation.get((sess.initiator.id, sess.responder.id))
+        if last is not None and last.time > sess.created + REKEY_AFTER_TIME - EARLY_TOLERANCE:
+            return  # a rekey is under way
+        if keepalive:
+            return
+        if sess.rekey_due_since is None:
+            sess.rekey_due_since = self.now
+            return
+        if self.now - sess.rekey_due_since > LATE_TOLERANCE:
+            sess.rekey_reported = True
+            self._find("rekey_timing", [sess.handshake.response_frame or sess.handshake.frame, self.frame],
+                       f"{sess.initiator.name} still sends on session {sess.id} at age {age:.1f} s without "
+                       f"starting a rekey; REKEY_AFTER_TIME is {REKEY_AFTER_TIME:g} s", sess.initiator,
+                       age=round(age, 3))
+
