@@ -28,7 +28,8 @@ def measure(peers: int = 5000, sessions: int = 200) -> dict:
     from wgscope.events import INFO, EventBus
     from wgscope.protocol.actions import SendDatagram
     from wgscope.protocol.constants import QUEUE_STAGED_SIZE
-    from wgscope.protocol.crypto import generate_private_key, public_key
+    from wgscope.protocol.crypto import public_key
+    from wgscope.protocol.entropy import generate_private_key
     from wgscope.protocol.device import Device
     from wgscope.runtime import packets
 

@@ -41,9 +41,6 @@ class Session:
         self.lab = lab = Lab(seed=seed)
         self.a = lab.add_node("alpha", "192.0.2.1", 51820, tunnel="10.0.0.1/24", private_key=_key("alpha"))
         self.b = lab.add_node("bravo", "192.0.2.2", 51820, tunnel="10.0.0.2/24", private_key=_key("bravo"))
-        for node in (self.a, self.b):
-            eph = random.Random(node.name + str(seed))
-            node.device.ephemeral_source = lambda r=eph: r.randbytes(32)
         lab.connect(self.a, self.b, psk=_key("psk"))
         self.wires = []
         lab.network.taps.append(self.wires.append)

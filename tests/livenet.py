@@ -13,7 +13,8 @@ from pathlib import Path
 
 from netns import Namespace, unique, wait_for
 from wgscope.keys import encode
-from wgscope.protocol.crypto import generate_private_key, public_key
+from wgscope.protocol.crypto import public_key
+from wgscope.protocol.entropy import generate_private_key
 
 ROOT = Path(__file__).resolve().parent.parent
 WGSCOPE = str(ROOT / ".venv" / "bin" / "wgscope")

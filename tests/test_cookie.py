@@ -4,10 +4,10 @@ import os
 
 from lab_helpers import pair, times
 
-from wgscope.protocol import crypto
 from wgscope.protocol.constants import COOKIE_REFRESH_TIME, REKEY_TIMEOUT
 from wgscope.protocol.cookie import CookieChecker, CookieGenerator, endpoint_bytes
 from wgscope.protocol.crypto import AuthenticationError
+from wgscope.protocol.entropy import Entropy, generate_private_key
 from wgscope.protocol.messages import parse_cookie_reply
 from wgscope.protocol.noise import StaticIdentity
 
@@ -17,8 +17,8 @@ def _msg():
 
 
 def test_mac1_mac2_and_cookie_roundtrip():
-    me = StaticIdentity(crypto.generate_private_key())
-    checker = CookieChecker(me.mac1_key, me.cookie_key)
+    me = StaticIdentity(generate_private_key())
+    checker = CookieChecker(me.mac1_key, me.cookie_key, Entropy())
     gen = CookieGenerator(me.public)
     src = endpoint_bytes("192.0.2.7", 40000)
     msg, mac2 = gen.add_macs(_msg(), now=0.0)
@@ -35,8 +35,8 @@ def test_mac1_mac2_and_cookie_roundtrip():
 
 
 def test_cookie_reply_bound_to_last_mac1():
-    me = StaticIdentity(crypto.generate_private_key())
-    checker = CookieChecker(me.mac1_key, me.cookie_key)
+    me = StaticIdentity(generate_private_key())
+    checker = CookieChecker(me.mac1_key, me.cookie_key, Entropy())
     gen = CookieGenerator(me.public)
     src = endpoint_bytes("2001:db8::1", 1)
     msg, _ = gen.add_macs(_msg(), 0.0)

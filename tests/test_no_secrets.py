@@ -13,7 +13,7 @@ import json
 import pytest
 
 from wgscope.protocol import device as device_module
-from wgscope.protocol.crypto import generate_private_key
+from wgscope.protocol.entropy import generate_private_key
 from wgscope.runtime.lab import LAB_EPOCH, Lab
 from wgscope.sinks.jsonlog import EventLogSink
 from wgscope.sinks.setup import add_sink_arguments, attach_sinks
@@ -28,9 +28,10 @@ def spellings(key: bytes) -> list[str]:
 
 class KeyWitness:
     """Records every secret the scenario makes: static keys, ephemerals (via the device's
-    ephemeral_source hook) and transport keys (by wrapping derive_transport_keys)."""
+    Entropy's ephemeral_private) and transport keys (by wrapping derive_transport_keys)."""
 
     def __init__(self, monkeypatch) -> None:
+        self.monkeypatch = monkeypatch
         self.keys: list[bytes] = [PSK]
         original = device_module.derive_transport_keys
 
@@ -41,14 +42,21 @@ class KeyWitness:
 
         monkeypatch.setattr(device_module, "derive_transport_keys", derive)
 
-    def ephemeral(self) -> bytes:
+    def watch(self, node) -> None:
+        self.keys.append(node.device.identity.private)
+        draw = node.device.entropy.ephemeral_private
+
+        def ephemeral(message: str, peer: bytes) -> bytes:
+            key = draw(message, peer)
+            self.keys.append(key)
+            return key
+
+        self.monkeypatch.setattr(node.device.entropy, "ephemeral_private", ephemeral)
+
+    def fresh_key(self) -> bytes:
         key = generate_private_key()
         self.keys.append(key)
         return key
-
-    def watch(self, node) -> None:
-        self.keys.append(node.device.identity.private)
-        node.device.ephemeral_source = self.ephemeral
 
 
 def scenario(witness: KeyWitness, sink_args: list[str], tmp_path) -> tuple[str, object]:
@@ -85,7 +93,7 @@ def scenario(witness: KeyWitness, sink_args: list[str], tmp_path) -> tuple[str, 
     peer = a.peer(b)
     a.device.set_preshared_key(peer, generate_private_key(), lab.now)
     a.device.set_allowed_ips(peer, ["10.0.0.2/32", "10.9.0.0/16"], True, lab.now)
-    new_key = witness.ephemeral()  # any fresh private key, recorded as a secret
+    new_key = witness.fresh_key()  # any fresh private key, recorded as a secret
     a.device.set_private_key(new_key, lab.now)
     witness.keys.append(peer.preshared_key)
     a.device.remove_peer(b.public_key, lab.now)

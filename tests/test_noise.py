@@ -9,6 +9,7 @@ from noise.connection import Keypair as NoiseKeypair
 from noise.connection import NoiseConnection
 
 from wgscope.protocol import crypto, noise, tai64n
+from wgscope.protocol.entropy import generate_private_key
 from wgscope.protocol.constants import IDENTIFIER, INITIATION_SIZE, RESPONSE_SIZE
 from wgscope.protocol.messages import pack_initiation, pack_response, parse_initiation, parse_response
 from wgscope.protocol.send import padded_length
@@ -17,7 +18,7 @@ T = 1_700_000_000.25
 
 
 def _pair(psk=None):
-    si, sr = crypto.generate_private_key(), crypto.generate_private_key()
+    si, sr = generate_private_key(), generate_private_key()
     ini_id, res_id = noise.StaticIdentity(si), noise.StaticIdentity(sr)
     hs_i = noise.Handshake(res_id.public, psk or noise.ZERO_PSK)
     hs_r = noise.Handshake(ini_id.public, psk or noise.ZERO_PSK)
@@ -29,14 +30,14 @@ def _pair(psk=None):
 @pytest.mark.parametrize("psk", [None, os.urandom(32)], ids=["no-psk", "psk"])
 def test_handshake_both_roles_derive_matching_keys(psk):
     ini_id, res_id, hs_i, hs_r = _pair(psk)
-    init = noise.create_initiation(ini_id, hs_i, 11, T)
+    init = noise.create_initiation(ini_id, hs_i, 11, generate_private_key(), tai64n.stamp(T))
     wire = pack_initiation(init)
     assert len(wire) == INITIATION_SIZE
     opened = noise.open_initiation(res_id, parse_initiation(wire))
     assert opened.remote_static == ini_id.public
     assert tai64n.unstamp(opened.timestamp) == pytest.approx(T, abs=0.02)
     noise.accept_initiation(hs_r, opened, now=0.0, flood_interval=0.02)
-    resp = noise.create_response(hs_r, 22)
+    resp = noise.create_response(hs_r, 22, generate_private_key())
     wire = pack_response(resp)
     assert len(wire) == RESPONSE_SIZE
     noise.consume_response(ini_id, hs_i, parse_response(wire))
@@ -49,9 +50,9 @@ def test_handshake_both_roles_derive_matching_keys(psk):
 def test_psk_mismatch_fails_at_response():
     ini_id, res_id, hs_i, hs_r = _pair(os.urandom(32))
     hs_r.preshared_key = os.urandom(32)
-    init = noise.create_initiation(ini_id, hs_i, 1, T)
+    init = noise.create_initiation(ini_id, hs_i, 1, generate_private_key(), tai64n.stamp(T))
     noise.accept_initiation(hs_r, noise.open_initiation(res_id, init), 0.0, 0.02)
-    resp = noise.create_response(hs_r, 2)
+    resp = noise.create_response(hs_r, 2, generate_private_key())
     with pytest.raises(noise.HandshakeError) as e:
         noise.consume_response(ini_id, hs_i, resp)
     assert e.value.reason == "decryption_failed"
@@ -60,19 +61,19 @@ def test_psk_mismatch_fails_at_response():
 
 def test_initiation_to_wrong_responder_fails():
     ini_id, res_id, hs_i, _ = _pair()
-    other = noise.StaticIdentity(crypto.generate_private_key())
-    init = noise.create_initiation(ini_id, hs_i, 1, T)
+    other = noise.StaticIdentity(generate_private_key())
+    init = noise.create_initiation(ini_id, hs_i, 1, generate_private_key(), tai64n.stamp(T))
     with pytest.raises(noise.HandshakeError, match="decryption_failed"):
         noise.open_initiation(other, init)
 
 
 def test_stale_timestamp_and_flood_are_refused():
     ini_id, res_id, hs_i, hs_r = _pair()
-    first = noise.open_initiation(res_id, noise.create_initiation(ini_id, hs_i, 1, T))
+    first = noise.open_initiation(res_id, noise.create_initiation(ini_id, hs_i, 1, generate_private_key(), tai64n.stamp(T)))
     noise.accept_initiation(hs_r, first, 0.0, 0.02)
     with pytest.raises(noise.HandshakeError, match="stale_timestamp"):
         noise.accept_initiation(hs_r, first, 10.0, 0.02)  # replayed initiation
-    newer = noise.open_initiation(res_id, noise.create_initiation(ini_id, hs_i, 2, T + 1))
+    newer = noise.open_initiation(res_id, noise.create_initiation(ini_id, hs_i, 2, generate_private_key(), tai64n.stamp(T + 1)))
     with pytest.raises(noise.HandshakeError, match="flood"):
         noise.accept_initiation(hs_r, newer, 0.001, 0.02)
     noise.accept_initiation(hs_r, newer, 0.05, 0.02)
@@ -81,7 +82,7 @@ def test_stale_timestamp_and_flood_are_refused():
 @pytest.mark.parametrize("psk", [bytes(32), os.urandom(32)], ids=["no-psk", "psk"])
 def test_against_independent_noise_implementation(psk):
     """Our messages and transport keys equal noiseprotocol's for the same keys."""
-    si, sr, ei, er = (crypto.generate_private_key() for _ in range(4))
+    si, sr, ei, er = (generate_private_key() for _ in range(4))
 
     def conn(initiator, static, remote_pub, eph):
         c = NoiseConnection.from_name(b"Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s")
@@ -104,13 +105,13 @@ def test_against_independent_noise_implementation(psk):
     ini_id, res_id = noise.StaticIdentity(si), noise.StaticIdentity(sr)
     hs_i, hs_r = noise.Handshake(res_id.public, psk), noise.Handshake(ini_id.public, psk)
     noise.precompute(ini_id, hs_i)
-    ours1 = pack_initiation(noise.create_initiation(ini_id, hs_i, 1, T, ephemeral_private=ei))
+    ours1 = pack_initiation(noise.create_initiation(ini_id, hs_i, 1, ei, tai64n.stamp(T)))
     assert ours1[8:116] == m1  # ephemeral, encrypted static, encrypted timestamp
 
     assert their_r.read_message(ours1[8:116]) == tai64n.stamp(T)  # they accept ours
     m2 = their_r.write_message(b"")
     noise.accept_initiation(hs_r, noise.open_initiation(res_id, parse_initiation(ours1)), 0.0, 0.02)
-    ours2 = pack_response(noise.create_response(hs_r, 2, ephemeral_private=er))
+    ours2 = pack_response(noise.create_response(hs_r, 2, er))
     assert ours2[12:60] == m2  # ephemeral, encrypted nothing
     their_i.read_message(ours2[12:60])
 

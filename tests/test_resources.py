@@ -18,7 +18,8 @@ from lab_helpers import pair
 
 from wgscope.events import INFO
 from wgscope.protocol.constants import QUEUE_STAGED_SIZE
-from wgscope.protocol.crypto import generate_private_key, public_key
+from wgscope.protocol.crypto import public_key
+from wgscope.protocol.entropy import generate_private_key
 from wgscope.runtime import packets
 from wgscope.runtime.lab import Lab
 from wgscope.protocol.timers import TIMER_NAMES

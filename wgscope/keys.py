@@ -6,7 +6,8 @@ import base64
 import binascii
 
 from .protocol.constants import KEY_SIZE
-from .protocol.crypto import generate_private_key, public_key
+from .protocol.crypto import public_key
+from .protocol.entropy import generate_private_key
 
 
 class KeyFormatError(ValueError):

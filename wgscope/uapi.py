@@ -317,10 +317,9 @@ class SetOperation:
                                        allowed_ips=ch.ips, persistent_keepalive=ch.keepalive or 0)
             except ConfigurationError as e:
                 raise _invalid(f"peer: {e}") from None
-            if ch.keepalive:
+            if ch.keepalive and peer.endpoint is not None:
                 # Turning persistent keepalive on sends one at once (WG-GO pkaOn, kernel set_peer).
-                peer.persistent_keepalive = 0
-                self.actions += device.set_persistent_keepalive(peer, ch.keepalive, now)
+                self.actions += device.send_keepalive_now(peer, now)
             return
         peer = ch.peer
         if ch.psk is not _UNSET and (ch.psk or ZERO_PSK) != peer.preshared_key:

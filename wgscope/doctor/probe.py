@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 
 from ..events import DEBUG, EventBus, EventRecorder
 from ..protocol.actions import SendDatagram
-from ..protocol.constants import REKEY_TIMEOUT
 from ..protocol.device import Device
 
 # Linux socket options Python does not name (linux/in.h, linux/in6.h).
@@ -71,25 +70,16 @@ def resolve(host: str, port: int) -> tuple[int, tuple] | None:
 
 
 class _Clock:
-    """The protocol clock for the probe's Device.
-
-    A retry must not wait REKEY_TIMEOUT (the core allows one initiation per 5 s, WP §6.1), so
-    each retry moves the protocol clock forward by REKEY_TIMEOUT and the wall offset back by
-    the same amount: the Device sees 5 s pass, the TAI64N timestamps stay true wall time."""
+    """The protocol clock for the probe's Device: seconds since the probe started."""
 
     def __init__(self) -> None:
         self.t0 = time.monotonic()
-        self.skew = 0.0
 
     def now(self) -> float:
-        return time.monotonic() - self.t0 + self.skew
+        return time.monotonic() - self.t0
 
     def wall_offset(self) -> float:
         return time.time() - self.now()
-
-    def skip_rekey_timeout(self, device: Device) -> None:
-        self.skew += REKEY_TIMEOUT
-        device.wall_offset -= REKEY_TIMEOUT
 
 
 class HandshakeProbe:
@@ -114,8 +104,9 @@ class HandshakeProbe:
                 self.sock.send(action.data)
 
     def _initiate(self) -> None:
-        """One initiation, via the core's own send path (so mac1/mac2 and events are the real ones)."""
-        actions = self.device.initiate_handshake(self.peer, self.clock.now(), is_retry=self.result.initiations > 0)
+        """One initiation, via the core's own send path (so mac1/mac2 and events are the real ones).
+        A retry must not wait REKEY_TIMEOUT (the timers' one initiation per 5 s, WP §6.1): forced."""
+        actions = self.device.force_handshake(self.peer, self.clock.now())
         sent = [a for a in actions if isinstance(a, SendDatagram)]
         self.result.initiations += len(sent)
         self._send(actions)
@@ -171,8 +162,6 @@ class HandshakeProbe:
             if mono >= deadline:
                 break
             if mono >= next_initiation:
-                if result.initiations:
-                    self.clock.skip_rekey_timeout(self.device)
                 try:
                     self._initiate()
                 except OSError as e:
@@ -215,7 +204,6 @@ class HandshakeProbe:
                     return
                 result.evidence.append("the peer answered with a cookie reply: it is under load and wants mac2")
                 cookie_retry_done = True
-                self.clock.skip_rekey_timeout(self.device)
                 self._initiate()
                 if not self._seen("cookie_used"):
                     result.evidence.append("(the retry did not carry mac2)")

@@ -6,10 +6,12 @@ CookieChecker belongs to the device (messages sent to us); CookieGenerator belon
 
 from __future__ import annotations
 
-import os
+import hmac
+import ipaddress
 
 from .constants import COOKIE_REFRESH_TIME, LABEL_COOKIE, LABEL_MAC1, MAC_SIZE
 from .crypto import HASH, MAC, XAEAD, XAEAD_OPEN, AuthenticationError
+from .entropy import Entropy
 from .messages import CookieReply, pack_cookie_reply
 
 _ZERO_MAC = bytes(MAC_SIZE)
@@ -17,23 +19,23 @@ _ZERO_MAC = bytes(MAC_SIZE)
 
 def endpoint_bytes(host: str, port: int) -> bytes:
     """The source address a cookie is bound to (WP §5.4.7: IP address and UDP port)."""
-    import ipaddress
-
     return ipaddress.ip_address(host.split("%", 1)[0]).packed + port.to_bytes(2, "big")
 
 
 class CookieChecker:
-    """Responder side: validate mac1/mac2 and build cookie replies."""
+    """Responder side: validate mac1/mac2 and build cookie replies. The macs are compared in
+    constant time (hmac.compare_digest), as the kernel's crypto_memneq does (cookie.c)."""
 
-    def __init__(self, mac1_key: bytes, cookie_key: bytes) -> None:
+    def __init__(self, mac1_key: bytes, cookie_key: bytes, entropy: Entropy) -> None:
         self.mac1_key = mac1_key
         self.cookie_key = cookie_key
+        self.entropy = entropy
         self.secret = b""
         self.secret_set = float("-inf")
 
     def check_mac1(self, msg: bytes) -> bool:
         end = len(msg) - 2 * MAC_SIZE
-        return MAC(self.mac1_key, msg[:end]) == msg[end:end + MAC_SIZE]
+        return hmac.compare_digest(MAC(self.mac1_key, msg[:end]), msg[end:end + MAC_SIZE])
 
     def _cookie(self, src: bytes) -> bytes:
         return MAC(self.secret, src)
@@ -42,15 +44,14 @@ class CookieChecker:
         if now - self.secret_set > COOKIE_REFRESH_TIME:
             return False  # the secret that made any cookie we handed out has expired
         end = len(msg) - MAC_SIZE
-        return MAC(self._cookie(src), msg[:end]) == msg[end:]
+        return hmac.compare_digest(MAC(self._cookie(src), msg[:end]), msg[end:])
 
-    def create_reply(self, msg: bytes, receiver_index: int, src: bytes, now: float,
-                     nonce: bytes | None = None) -> bytes:
+    def create_reply(self, msg: bytes, receiver_index: int, src: bytes, now: float) -> bytes:
         if now - self.secret_set > COOKIE_REFRESH_TIME:
-            self.secret = os.urandom(32)  # Rm, changed every two minutes (WP §5.4.7)
+            self.secret = self.entropy.cookie_secret()  # Rm, changed every two minutes (WP §5.4.7)
             self.secret_set = now
         mac1 = msg[len(msg) - 2 * MAC_SIZE:len(msg) - MAC_SIZE]
-        nonce = nonce or os.urandom(24)
+        nonce = self.entropy.cookie_nonce()
         sealed = XAEAD(self.cookie_key, nonce, self._cookie(src), mac1)
         return pack_cookie_reply(CookieReply(receiver_index, nonce, sealed))
 
@@ -81,7 +82,7 @@ class CookieGenerator:
 
     def consume_reply(self, reply: CookieReply, now: float) -> None:
         if not self.last_mac1:
-            raise AuthenticationError("no_mac1_sent")
+            raise AuthenticationError("no_mac1_sent", "a cookie reply, but no message of ours carried a mac1")
         cookie = XAEAD_OPEN(self.cookie_key, reply.nonce, reply.encrypted_cookie, self.last_mac1)
         self.cookie = cookie
         self.cookie_set = now

@@ -24,12 +24,17 @@ from .constants import KEY_SIZE
 
 __all__ = [
     "AuthenticationError", "HASH", "MAC", "HMAC", "KDF1", "KDF2", "KDF3", "AEAD", "AEAD_OPEN",
-    "XAEAD", "XAEAD_OPEN", "DH", "generate_private_key", "public_key", "clamp", "nonce",
+    "XAEAD", "XAEAD_OPEN", "DH", "public_key", "clamp", "nonce",
 ]
 
 
 class AuthenticationError(Exception):
-    """An AEAD tag did not verify."""
+    """Something did not authenticate. `reason` is a stable token: bad_tag (an AEAD tag did not
+    verify), no_mac1_sent (a cookie reply to a message we never sent)."""
+
+    def __init__(self, reason: str = "bad_tag", detail: str = "") -> None:
+        super().__init__(detail or reason)
+        self.reason = reason
 
 
 _blake2s = hashlib.blake2s
@@ -80,7 +85,7 @@ def AEAD_OPEN(key: bytes, counter: int, ciphertext: bytes, ad: bytes) -> bytes:
     try:
         return ChaCha20Poly1305(key).decrypt(nonce(counter), ciphertext, ad)
     except InvalidTag:
-        raise AuthenticationError("AEAD tag mismatch") from None
+        raise AuthenticationError("bad_tag", "AEAD tag mismatch") from None
 
 
 def XAEAD(key: bytes, nonce24: bytes, plaintext: bytes, ad: bytes) -> bytes:
@@ -91,7 +96,7 @@ def XAEAD_OPEN(key: bytes, nonce24: bytes, ciphertext: bytes, ad: bytes) -> byte
     try:
         return crypto_aead_xchacha20poly1305_ietf_decrypt(ciphertext, ad, nonce24, key)
     except CryptoError:
-        raise AuthenticationError("XAEAD tag mismatch") from None
+        raise AuthenticationError("bad_tag", "XAEAD tag mismatch") from None
 
 
 def clamp(private: bytes) -> bytes:
@@ -100,12 +105,6 @@ def clamp(private: bytes) -> bytes:
     b[0] &= 248
     b[31] = (b[31] & 127) | 64
     return bytes(b)
-
-
-def generate_private_key() -> bytes:
-    import os
-
-    return clamp(os.urandom(KEY_SIZE))
 
 
 def private_key_object(private: bytes | X25519PrivateKey) -> X25519PrivateKey:

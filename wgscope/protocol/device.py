@@ -1,20 +1,23 @@
-"""The device: identity, peers, index table, load state and the three entry points.
+"""The device: identity, peers, index table, load state and the entry points.
 
-    receive_datagram(data, endpoint, now) -> actions     (receive.py)
-    send_packet(ip_packet, now)           -> actions     (send.py)
-    tick(now)                             -> actions     timers that came due
-    next_deadline()                       -> when to call tick again
+    receive_datagram(s)(data, endpoint, now)  -> actions   (receive.py)
+    send_packet(s)(ip_packet, now)            -> actions   (send.py)
+    tick(now)                                 -> actions   timers that came due
+    initiate_handshake / force_handshake / send_keepalive_now / set_persistent_keepalive
+                                              -> actions
+    next_deadline()                           -> when to call tick again
 
-No sockets, no clock reads, no threads (DESIGN.md): `now` is the protocol clock in seconds,
-and `wall_offset` turns it into wall-clock time for TAI64N and "latest handshake".
+Each entry point makes a fresh action list, hands it down the call chain (the `out` parameter)
+and returns it. No sockets, no clock reads, no threads (DESIGN.md): `now` is the protocol clock
+in seconds, and `wall_offset` turns it into wall-clock time for TAI64N and "latest handshake".
+Randomness and the TAI64N stamp come from one injected `Entropy` (entropy.py).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import random
 from collections import Counter
-from typing import Callable, Iterable
+from typing import Iterable
 
 from ..keys import encode
 from ..events import (
@@ -24,14 +27,15 @@ from ..events import (
 from .allowedips import AllowedIPs
 from .constants import DEFAULT_MTU, MAX_PEERS, UNDER_LOAD_AFTER_TIME, UNDER_LOAD_QUEUE_DEPTH
 from .cookie import CookieChecker
+from .entropy import Entropy
 from .keypair import Keypair
-from .noise import ZERO_PSK, StaticIdentity, derive_transport_keys, precompute
+from .noise import ZERO_PSK, State, StaticIdentity, derive_transport_keys, precompute
 from .peer import Peer, endpoint_text
 from .ratelimiter import RateLimiter
 from .receive import ReceivePath
 from .send import SendPath
 from .timer_hooks import TimerHooks
-from .timers import TimerWheel
+from .timers import PERSISTENT_KEEPALIVE, TimerWheel
 
 
 class ConfigurationError(ValueError):
@@ -40,11 +44,11 @@ class ConfigurationError(ValueError):
 
 class Device(SendPath, ReceivePath, TimerHooks):
     def __init__(self, private_key: bytes, *, bus: EventBus | None = None, listen_port: int | None = None,
-                 mtu: int = DEFAULT_MTU, wall_offset: float = 0.0, rng: random.Random | None = None,
-                 ephemeral_source: Callable[[], bytes | None] | None = None, name: str = "wgscope") -> None:
+                 mtu: int = DEFAULT_MTU, wall_offset: float = 0.0, entropy: Entropy | None = None,
+                 name: str = "wgscope") -> None:
         self.bus = bus or EventBus(INFO)
         self.name = name
-        self.rng = rng or random.SystemRandom()
+        self.entropy = entropy or Entropy()
         self.identity: StaticIdentity | None = None
         self.cookie_checker: CookieChecker | None = None
         self.peers: dict[bytes, Peer] = {}
@@ -57,7 +61,6 @@ class Device(SendPath, ReceivePath, TimerHooks):
         self.mtu = mtu
         self.wall_offset = wall_offset
         self.interface_addresses: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface] = []
-        self.ephemeral_source = ephemeral_source or (lambda: None)
         self.force_under_load: bool | None = None  # None: decide from load
         self.under_load_until = float("-inf")
         self._under_load_reported = False
@@ -66,9 +69,6 @@ class Device(SendPath, ReceivePath, TimerHooks):
         self.handshake_rate = 0.0
         self.cookies_sent = 0
         self.drops: Counter[str] = Counter()  # drops not attributable to a peer
-        self._out: list = []
-        self._authenticated: dict = {}  # receive path: peers with transport packets awaiting their timer hooks
-        self._owners: dict = {}  # receive path: inner source address -> allowed-IPs owner, for one batch
         self.set_private_key(private_key, 0.0)
 
     # ---------------------------------------------------------------- clock
@@ -84,7 +84,7 @@ class Device(SendPath, ReceivePath, TimerHooks):
         if self.identity is not None and identity.private == self.identity.private:
             return
         self.identity = identity
-        self.cookie_checker = CookieChecker(identity.mac1_key, identity.cookie_key)
+        self.cookie_checker = CookieChecker(identity.mac1_key, identity.cookie_key, self.entropy)
         for peer in list(self.peers.values()):
             if peer.public_key == identity.public:  # a peer with our own key is removed (WG-GO)
                 self.remove_peer(peer.public_key, now)
@@ -148,15 +148,15 @@ class Device(SendPath, ReceivePath, TimerHooks):
 
     def set_persistent_keepalive(self, peer: Peer, interval: int, now: float = 0.0) -> list:
         """Changing the interval sends a keepalive at once when turned on (WG-GO uapi.go)."""
-        self._out = []
+        out: list = []
         was = peer.persistent_keepalive
         peer.persistent_keepalive = interval
         self.bus.emit(CONFIG_CHANGED, now, peer.name, setting="persistent_keepalive", value=str(interval))
         if interval == 0:
-            self.wheel.cancel(peer.timers["persistent_keepalive"], now)
+            self.wheel.cancel(peer.timers[PERSISTENT_KEEPALIVE], now)
         elif was == 0 and peer.endpoint is not None:
-            self.send_keepalive(peer, now, "persistent")
-        return self._out
+            self.send_keepalive(peer, now, "persistent", out)
+        return out
 
     def set_allowed_ips(self, peer: Peer, networks: Iterable, replace: bool, now: float = 0.0) -> None:
         if replace:
@@ -167,11 +167,13 @@ class Device(SendPath, ReceivePath, TimerHooks):
                       value=",".join(str(n) for n in self.allowed_ips.networks(peer)))
 
     # ---------------------------------------------------------------- indices and sessions
-    def new_index(self, entry: tuple) -> int:
-        """A fresh random 32-bit receiver index (WP §5.4.2: chosen randomly)."""
+    def new_index(self, entry: tuple, message: str) -> int:
+        """A fresh random 32-bit receiver index for `entry` (peer, Handshake) and the handshake
+        `message` about to be created (WP §5.4.2: chosen randomly)."""
         table = self.index_table
+        draw, peer_key = self.entropy.index, entry[0].public_key
         while True:
-            index = self.rng.getrandbits(32)
+            index = draw(message, peer_key)
             if index and index not in table:
                 table[index] = entry
                 return index
@@ -255,9 +257,26 @@ class Device(SendPath, ReceivePath, TimerHooks):
 
     def initiate_handshake(self, peer: Peer, now: float, is_retry: bool = False) -> list:
         """Start a handshake now, as the timers or a staged packet would (subject to REKEY_TIMEOUT)."""
-        self._out = []
-        self.send_initiation(peer, now, is_retry=is_retry)
-        out, self._out = self._out, []
+        out: list = []
+        self.send_initiation(peer, now, is_retry, out)
+        return out
+
+    def force_handshake(self, peer: Peer, now: float) -> list:
+        """Send an initiation now even within REKEY_TIMEOUT of the last one (the one-per-5-s rule
+        of WP §6.1 is for the timers; a user or a probe asking for a handshake is not a timer). It
+        counts as a retry while an initiation of ours is unanswered."""
+        out: list = []
+        hs = peer.handshake
+        retry = hs.state is State.INITIATION_CREATED
+        hs.last_sent_handshake = float("-inf")
+        self.send_initiation(peer, now, retry, out)
+        return out
+
+    def send_keepalive_now(self, peer: Peer, now: float, reason: str = "persistent") -> list:
+        """A keepalive now, or a handshake first if there is no session (WG-GO peer.SendKeepalive,
+        which device.go upLocked and uapi.go call for a peer with a persistent keepalive)."""
+        out: list = []
+        self.send_keepalive(peer, now, reason, out)
         return out
 
     def set_forced_load(self, value: bool | None, now: float) -> None:
@@ -267,17 +286,15 @@ class Device(SendPath, ReceivePath, TimerHooks):
     # ---------------------------------------------------------------- timers
     def tick(self, now: float) -> list:
         """Run every timer due at `now`."""
-        out = self._out = []
+        out: list = []
         while True:
             timer = self.wheel.pop_due(now)
             if timer is None:
                 break
             if timer.peer.public_key in self.peers:
-                self.fire_timer(timer, now)
-                out = self._out  # a handler may have started a new action list
+                self.fire_timer(timer, now, out)
         if self._under_load_reported and self.force_under_load is None:
             self.is_under_load(now)
-        self._out = []
         return out
 
     def next_deadline(self) -> float | None:

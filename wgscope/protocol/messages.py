@@ -8,6 +8,7 @@ MessageError with a stable `reason` string, never an IndexError.
 from __future__ import annotations
 
 import struct
+from functools import partial
 from typing import NamedTuple
 
 from .constants import (
@@ -135,8 +136,8 @@ def pack_cookie_reply(m: CookieReply) -> bytes:
     return _cookie.pack(MESSAGE_COOKIE_REPLY, *m)
 
 
-def pack_transport_header(receiver: int, counter: int) -> bytes:
-    return _transport.pack(MESSAGE_TRANSPORT, receiver, counter)
+pack_transport_header = partial(_transport.pack, MESSAGE_TRANSPORT)
+"""pack_transport_header(receiver, counter): the 16-byte header of a transport message."""
 
 
 # Offsets of mac1/mac2 inside the handshake messages (WP §5.4.4: msg_alpha / msg_beta).

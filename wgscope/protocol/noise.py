@@ -13,8 +13,7 @@ from enum import Enum
 
 from .constants import CONSTRUCTION, IDENTIFIER, LABEL_COOKIE, LABEL_MAC1, TIMESTAMP_SIZE
 from .crypto import (
-    AEAD, AEAD_OPEN, DH, HASH, KDF1, KDF2, KDF3, AuthenticationError, DHError, generate_private_key,
-    private_key_object, public_key,
+    AEAD, AEAD_OPEN, DH, HASH, KDF1, KDF2, KDF3, AuthenticationError, DHError, private_key_object, public_key,
 )
 from .messages import Initiation, Response
 from . import tai64n
@@ -92,15 +91,15 @@ def precompute(local: StaticIdentity, hs: Handshake) -> None:
         hs.precomputed_static_static = b""
 
 
-def create_initiation(local: StaticIdentity, hs: Handshake, sender_index: int, wall_time: float,
-                      ephemeral_private: bytes | None = None) -> Initiation:
-    """Initiator, WP §5.4.2. Returns the message with zero macs (cookie.py adds them)."""
+def create_initiation(local: StaticIdentity, hs: Handshake, sender_index: int, ephemeral_private: bytes,
+                      timestamp: bytes) -> Initiation:
+    """Initiator, WP §5.4.2, with the ephemeral private key and the TAI64N `timestamp` given
+    (entropy.Entropy supplies both). Returns the message with zero macs (cookie.py adds them)."""
     if not hs.precomputed_static_static:
         raise HandshakeError("invalid_public_key")
     C = INITIAL_CHAIN_KEY
     H = HASH(INITIAL_HASH + hs.remote_static)
-    E_priv = ephemeral_private or generate_private_key()
-    E_key = private_key_object(E_priv)
+    E_key = private_key_object(ephemeral_private)
     E_pub = public_key(E_key)
     C = KDF1(C, E_pub)
     H = HASH(H + E_pub)
@@ -108,7 +107,7 @@ def create_initiation(local: StaticIdentity, hs: Handshake, sender_index: int, w
     enc_static = AEAD(k, 0, local.public, H)
     H = HASH(H + enc_static)
     C, k = KDF2(C, hs.precomputed_static_static)
-    enc_ts = AEAD(k, 0, tai64n.stamp(wall_time), H)
+    enc_ts = AEAD(k, 0, timestamp, H)
     H = HASH(H + enc_ts)
     hs.chaining_key, hs.hash = C, H
     hs.local_ephemeral = E_key
@@ -174,13 +173,12 @@ def accept_initiation(hs: Handshake, opened: OpenedInitiation, now: float, flood
     hs.state = State.INITIATION_CONSUMED
 
 
-def create_response(hs: Handshake, sender_index: int, ephemeral_private: bytes | None = None) -> Response:
-    """Responder, WP §5.4.3."""
+def create_response(hs: Handshake, sender_index: int, ephemeral_private: bytes) -> Response:
+    """Responder, WP §5.4.3, with the ephemeral private key given (entropy.Entropy supplies it)."""
     if hs.state is not State.INITIATION_CONSUMED:
         raise HandshakeError("wrong_state")
     C, H = hs.chaining_key, hs.hash
-    E_priv = ephemeral_private or generate_private_key()
-    E_key = private_key_object(E_priv)
+    E_key = private_key_object(ephemeral_private)
     E_pub = public_key(E_key)
     C = KDF1(C, E_pub)
     H = HASH(H + E_pub)

@@ -1,5 +1,8 @@
 """The inbound path: message dispatch, handshake consumption, cookies, transport data
-(WP §5.3–5.4; WG-GO device/receive.go; kernel receive.c)."""
+(WP §5.3–5.4; WG-GO device/receive.go; kernel receive.c).
+
+The methods that cause actions append them to an `out` list the entry point made and returns.
+"""
 
 from __future__ import annotations
 
@@ -22,8 +25,8 @@ from .cookie import endpoint_bytes
 from .crypto import AuthenticationError, nonce
 from .keypair import Keypair
 from .messages import (
-    MessageError, head_word, kind_name, message_type, pack_response, parse_cookie_reply, parse_initiation,
-    parse_response, transport_fields,
+    Initiation, MessageError, Response, head_word, kind_name, message_type, pack_response, parse_cookie_reply,
+    parse_initiation, parse_response, transport_fields,
 )
 from .noise import Handshake, HandshakeError, accept_initiation, consume_response, create_response, open_initiation
 from .peer import endpoint_text
@@ -44,16 +47,16 @@ class ReceivePath:
         gives many at once). Each is handled exactly as alone would be, except that the timer hooks of a run
         of transport packets of one peer run once, after the run (WG-GO runs them per packet
         with the same effect: with one `now` they are idempotent after two calls)."""
-        out = self._out = []
-        authenticated = self._authenticated  # peer -> data packets, for _after_transport
-        authenticated.clear()
-        self._owners.clear()
+        out: list = []
+        authenticated: dict = {}  # peer -> data packets authenticated since the last _after_transport
+        owners: dict = {}  # inner source address -> allowed-IPs owner, looked up once per batch
+        receive_transport = self._receive_transport
         for data in datagrams:
             if len(data) >= TRANSPORT_MIN_SIZE and head_word(data)[0] == MESSAGE_TRANSPORT:
-                self._receive_transport(data, endpoint, now)
+                receive_transport(data, endpoint, now, out, authenticated, owners)
                 continue
             if authenticated:
-                self._after_transport(now)
+                self._after_transport(now, out, authenticated)
             data = bytes(data)  # a GRO receive hands memoryviews; handshake code keeps and hashes bytes
             try:
                 kind = message_type(data)
@@ -63,19 +66,18 @@ class ReceivePath:
             if kind == MESSAGE_COOKIE_REPLY:
                 self._receive_cookie_reply(data, endpoint, now)
             else:
-                self._receive_handshake(kind, data, endpoint, now)
+                self._receive_handshake(kind, data, endpoint, now, out)
         if authenticated:
-            self._after_transport(now)
+            self._after_transport(now, out, authenticated)
         return out
 
-    def _after_transport(self, now: float) -> None:
+    def _after_transport(self, now: float, out: list, authenticated: dict) -> None:
         """The per-packet bookkeeping of WG-GO RoutineSequentialReceiver for the transport packets
         authenticated since the last call: keepKeyFreshReceiving and the timers, per peer."""
-        authenticated = self._authenticated
         batch = list(authenticated.items())
         authenticated.clear()
         for peer, data_packets in batch:
-            self._keep_key_fresh_receiving(peer, now)
+            self._keep_key_fresh_receiving(peer, now, out)
             self.timers_any_authenticated_packet_traversal(peer, now)
             self.timers_any_authenticated_packet_received(peer, now)
             if data_packets:
@@ -89,11 +91,13 @@ class ReceivePath:
                       endpoint=endpoint_text(endpoint))
 
     # ---------------------------------------------------------------- handshake messages
-    def _receive_handshake(self, kind: int, data: bytes, endpoint: tuple, now: float) -> None:
+    def _receive_handshake(self, kind: int, data: bytes, endpoint: tuple, now: float, out: list) -> None:
         """WG-GO RoutineHandshake: mac1, then under load mac2 (else a cookie reply), then rate limit."""
-        rejected = HANDSHAKE_INITIATION_REJECTED if kind == MESSAGE_INITIATION else HANDSHAKE_RESPONSE_REJECTED
-        sender_index = int.from_bytes(data[4:8], "little")
-        extra = {} if kind == MESSAGE_INITIATION else {"receiver_index": int.from_bytes(data[8:12], "little")}
+        if kind == MESSAGE_INITIATION:
+            msg, rejected, extra = parse_initiation(data), HANDSHAKE_INITIATION_REJECTED, {}
+        else:
+            msg, rejected = parse_response(data), HANDSHAKE_RESPONSE_REJECTED
+            extra = {"receiver_index": msg.receiver}
         ep = endpoint_text(endpoint)
         self.note_handshake_message(now)
         if not self.cookie_checker.check_mac1(data):
@@ -103,10 +107,10 @@ class ReceivePath:
         if self.is_under_load(now):
             src = endpoint_bytes(endpoint[0], endpoint[1])
             if not self.cookie_checker.check_mac2(data, src, now):
-                reply = self.cookie_checker.create_reply(data, sender_index, src, now)
-                self._out.append(SendDatagram(reply, endpoint))
+                reply = self.cookie_checker.create_reply(data, msg.sender, src, now)
+                out.append(SendDatagram(reply, endpoint))
                 self.cookies_sent += 1
-                self.bus.emit(COOKIE_REPLY_SENT, now, None, endpoint=ep, receiver_index=sender_index,
+                self.bus.emit(COOKIE_REPLY_SENT, now, None, endpoint=ep, receiver_index=msg.sender,
                               message="initiation" if kind == MESSAGE_INITIATION else "response")
                 self.drops["bad_mac2"] += 1
                 self.bus.emit(rejected, now, None, endpoint=ep, reason="bad_mac2", **extra)
@@ -116,12 +120,11 @@ class ReceivePath:
                 self.bus.emit(rejected, now, None, endpoint=ep, reason="rate_limited", **extra)
                 return
         if kind == MESSAGE_INITIATION:
-            self._receive_initiation(data, endpoint, now)
+            self._receive_initiation(msg, endpoint, now, out)
         else:
-            self._receive_response(data, endpoint, now)
+            self._receive_response(msg, endpoint, now, out)
 
-    def _receive_initiation(self, data: bytes, endpoint: tuple, now: float) -> None:
-        msg = parse_initiation(data)
+    def _receive_initiation(self, msg: Initiation, endpoint: tuple, now: float, out: list) -> None:
         ep = endpoint_text(endpoint)
         self.bus.emit(HANDSHAKE_INITIATION_RECEIVED, now, None, endpoint=ep, sender_index=msg.sender)
         try:
@@ -142,19 +145,19 @@ class ReceivePath:
         self._update_endpoint(peer, endpoint, now)
         self.timers_any_authenticated_packet_traversal(peer, now)
         self.timers_any_authenticated_packet_received(peer, now)
-        self._send_response(peer, now)
+        self._send_response(peer, now, out)
 
     def _static_static(self, remote_static: bytes) -> bytes | None:
         peer = self.peers.get(remote_static)
         return None if peer is None else peer.handshake.precomputed_static_static
 
-    def _send_response(self, peer, now: float) -> None:
+    def _send_response(self, peer, now: float, out: list) -> None:
         hs = peer.handshake
         if hs.local_index:
             self.index_table.pop(hs.local_index, None)
-        index = self.new_index((peer, hs))
+        index = self.new_index((peer, hs), "response")
         try:
-            msg = create_response(hs, index, self.ephemeral_source())
+            msg = create_response(hs, index, self.entropy.ephemeral_private("response", peer.public_key))
         except HandshakeError as e:
             self.index_table.pop(index, None)
             peer.drops[e.reason] += 1
@@ -165,14 +168,13 @@ class ReceivePath:
         data, _ = self.seal_handshake_message(peer, pack_response(msg), "response", now)
         remote_index = hs.remote_index
         self.begin_session(peer, now)  # responder: keypair goes to "next"
-        self._out.append(SendDatagram(data, peer.endpoint))
+        out.append(SendDatagram(data, peer.endpoint))
         self.bus.emit(HANDSHAKE_RESPONSE_SENT, now, peer.name, endpoint=endpoint_text(peer.endpoint),
                       sender_index=index, receiver_index=remote_index)
         self.timers_any_authenticated_packet_traversal(peer, now)
         self.timers_any_authenticated_packet_sent(peer, now)
 
-    def _receive_response(self, data: bytes, endpoint: tuple, now: float) -> None:
-        msg = parse_response(data)
+    def _receive_response(self, msg: Response, endpoint: tuple, now: float, out: list) -> None:
         ep = endpoint_text(endpoint)
         self.bus.emit(HANDSHAKE_RESPONSE_RECEIVED, now, None, endpoint=ep, sender_index=msg.sender,
                       receiver_index=msg.receiver)
@@ -203,7 +205,7 @@ class ReceivePath:
         self.bus.emit(HANDSHAKE_COMPLETED, now, peer.name, role="initiator", rtt=rtt)
         self.timers_session_derived(peer, now)
         self.timers_handshake_complete(peer, now)
-        self.send_keepalive(peer, now, "handshake_confirm")
+        self.send_keepalive(peer, now, "handshake_confirm", out)
 
     def _receive_cookie_reply(self, data: bytes, endpoint: tuple, now: float) -> None:
         msg = parse_cookie_reply(data)
@@ -218,7 +220,7 @@ class ReceivePath:
         try:
             peer.cookies.consume_reply(msg, now)
         except AuthenticationError as e:
-            reason = "no_mac1_sent" if "no_mac1_sent" in str(e) else "bad_tag"
+            reason = e.reason
             peer.drops["cookie_" + reason] += 1
             self.bus.emit(COOKIE_REPLY_REJECTED, now, peer.name, endpoint=ep, reason=reason,
                           receiver_index=msg.receiver)
@@ -227,7 +229,10 @@ class ReceivePath:
         self.bus.emit(COOKIE_REPLY_RECEIVED, now, peer.name, endpoint=ep, receiver_index=msg.receiver)
 
     # ---------------------------------------------------------------- transport data
-    def _receive_transport(self, data: bytes, endpoint: tuple, now: float) -> None:
+    def _receive_transport(self, data: bytes, endpoint: tuple, now: float, out: list, authenticated: dict,
+                           owners: dict) -> None:
+        """One transport message; the timer hooks of the authenticated ones wait in `authenticated`
+        for _after_transport (receive_datagrams)."""
         receiver, counter = transport_fields(data)
         entry = self.index_table.get(receiver)
         if entry is None or type(entry[1]) is not Keypair:
@@ -259,10 +264,9 @@ class ReceivePath:
         peer.rx_packets += 1
         keypair.rx_packets += 1
         if keypair is peer.keypairs.next:
-            if self._authenticated:
-                self._after_transport(now)  # the packets before the confirmation keep their order
-            self.confirm_next(peer, keypair, now)
-        authenticated = self._authenticated
+            if authenticated:
+                self._after_transport(now, out, authenticated)  # the packets before the confirmation keep their order
+            self.confirm_next(peer, keypair, now, out)
         if not plain:
             authenticated.setdefault(peer, 0)
             peer.keepalives_received += 1
@@ -280,8 +284,7 @@ class ReceivePath:
             return
         if length != len(plain):
             plain = plain[:length]  # the padding (WP §5.4.6)
-        owners = self._owners  # a batch's sources are looked up once (4 or 16 bytes: no clash)
-        owner = owners.get(source, _UNKNOWN)
+        owner = owners.get(source, _UNKNOWN)  # a batch's sources are looked up once (4 or 16 bytes: no clash)
         if owner is _UNKNOWN:
             src = int.from_bytes(source, "big")
             owner = owners[source] = (self.allowed_ips.lookup_v4 if ver == 4 else self.allowed_ips.lookup_v6)(src)
@@ -292,9 +295,9 @@ class ReceivePath:
             return
         if self.bus.trace:
             self.bus.emit(SOURCE_ALLOWED, now, peer.name, src=ip.address_text(ver, int.from_bytes(source, "big")))
-        self._out.append(WritePacket(plain))
+        out.append(WritePacket(plain))
 
-    def confirm_next(self, peer, keypair, now: float) -> None:
+    def confirm_next(self, peer, keypair, now: float, out: list) -> None:
         """WG-GO ReceivedWithKeypair: the responder's next keypair is confirmed by data."""
         kps = peer.keypairs
         old = kps.previous
@@ -306,9 +309,9 @@ class ReceivePath:
         self.emit_rotation(peer, now)
         self.bus.emit(HANDSHAKE_COMPLETED, now, peer.name, role="responder", rtt=None)
         self.timers_handshake_complete(peer, now)
-        self.send_staged(peer, now)
+        self.send_staged(peer, now, out)
 
-    def _keep_key_fresh_receiving(self, peer, now: float) -> None:
+    def _keep_key_fresh_receiving(self, peer, now: float, out: list) -> None:
         """WG-GO keepKeyFreshReceiving: an initiator near REJECT_AFTER_TIME rekeys on receive."""
         if peer.sent_last_minute_handshake:
             return
@@ -317,7 +320,7 @@ class ReceivePath:
             peer.sent_last_minute_handshake = True
             self.bus.emit(REKEY_WANTED, now, peer.name, reason="reject_soon_on_receive",
                           age=round(now - kp.created, 3))
-            self.send_initiation(peer, now, is_retry=False)
+            self.send_initiation(peer, now, False, out)
 
     def _update_endpoint(self, peer, endpoint: tuple, now: float) -> None:
         """Roaming (WP §2.1): the endpoint is the source of the latest authenticated packet."""

@@ -1,9 +1,10 @@
 """The outbound path: routing, staging, encryption, handshake initiation (WP §5.4.6, §6.2;
-WG-GO device/send.go; kernel send.c)."""
+WG-GO device/send.go; kernel send.c).
+
+The methods that cause actions append them to an `out` list the entry point made and returns.
+"""
 
 from __future__ import annotations
-
-import struct
 
 from ..events import (
     COOKIE_USED, HANDSHAKE_INITIATION_CREATED, HANDSHAKE_INITIATION_SENT, HANDSHAKE_INITIATION_SKIPPED,
@@ -12,16 +13,14 @@ from ..events import (
 )
 from .actions import SendDatagram, WritePacket
 from .constants import (
-    MESSAGE_TRANSPORT, PADDING_MULTIPLE, REJECT_AFTER_MESSAGES, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME,
+    PADDING_MULTIPLE, REJECT_AFTER_MESSAGES, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME,
     REKEY_TIMEOUT,
 )
 from .crypto import nonce
-from .messages import pack_initiation
+from .messages import pack_initiation, pack_transport_header
 from .noise import HandshakeError, create_initiation
 from .peer import endpoint_text
 from . import ip
-
-_header = struct.Struct("<IIQ").pack  # type+reserved as one word, receiver, counter
 
 
 def padded_length(length: int, mtu: int) -> int:
@@ -47,7 +46,7 @@ class SendPath:
         """IP packets read from the TUN, in order: each is routed to a peer and staged, then every
         peer that got some sends what it has staged (WG-GO RoutineReadFromTUN stages a read batch,
         then calls SendStagedPackets per peer). A peer whose queue fills mid-batch sends at once."""
-        out = self._out = []
+        out: list = []
         bus = self.bus
         lookup_v4, lookup_v6 = self.allowed_ips.lookup_v4, self.allowed_ips.lookup_v6
         routed: list = []  # peers that staged packets in this batch, in order
@@ -67,12 +66,12 @@ class SendPath:
                     self.drops["no_route"] += 1
                     bus.emit(ROUTE_MISSING, now, None, dst=ip.address_text(ver, dst),
                              src=ip.address_text(*ip.source(packet)))
-                    self._icmp_unreachable(packet)
+                    self._icmp_unreachable(packet, out)
                     continue
                 if peer.endpoint is None:
                     peer.drops["no_endpoint"] += 1
                     bus.emit(NO_ENDPOINT, now, peer.name, dst=ip.address_text(ver, dst))
-                    self._icmp_unreachable(packet)
+                    self._icmp_unreachable(packet, out)
                     continue
                 last_dst = dst_bytes
             if bus.trace:
@@ -81,15 +80,15 @@ class SendPath:
             if peer not in routed:
                 routed.append(peer)
             elif len(peer.staged) >= peer.staged_limit:
-                self.send_staged(peer, now)
+                self.send_staged(peer, now, out)
         for peer in routed:
-            self.send_staged(peer, now)
+            self.send_staged(peer, now, out)
         return out
 
-    def _icmp_unreachable(self, packet: bytes) -> None:
+    def _icmp_unreachable(self, packet: bytes, out: list) -> None:
         reply = ip.icmp_unreachable(packet, self.icmp_source(packet))
         if reply is not None:
-            self._out.append(WritePacket(reply))
+            out.append(WritePacket(reply))
 
     def _stage(self, peer, packet: bytes, now: float) -> None:
         staged = peer.staged
@@ -101,19 +100,19 @@ class SendPath:
         if self.bus.trace:
             self.bus.emit(PACKET_STAGED, now, peer.name, depth=len(staged))
 
-    def send_staged(self, peer, now: float) -> None:
+    def send_staged(self, peer, now: float, out: list) -> None:
         """WG-GO SendStagedPackets: encrypt what is staged with the current keypair, or handshake."""
         keypair = peer.keypairs.current
         if keypair is None or keypair.send is None or self._expired(peer, keypair, now):
             if peer.staged:
-                self.send_initiation(peer, now, is_retry=False)
+                self.send_initiation(peer, now, False, out)
             return
         if peer.staged:
-            self._encrypt_and_send(peer, keypair, now)
+            self._encrypt_and_send(peer, keypair, now, out)
             if keypair.send_counter >= REJECT_AFTER_MESSAGES and peer.staged:
-                self.send_staged(peer, now)  # the keypair ran out mid-queue: the rest waits for a handshake
+                self.send_staged(peer, now, out)  # the keypair ran out mid-queue: the rest waits for a handshake
                 return
-        self._keep_key_fresh_sending(peer, keypair, now)
+        self._keep_key_fresh_sending(peer, keypair, now, out)
 
     def _expired(self, peer, keypair, now: float) -> bool:
         reason = keypair.expired_reason(now)
@@ -123,7 +122,7 @@ class SendPath:
                           age=round(now - keypair.created, 3))
         return reason is not None
 
-    def _keep_key_fresh_sending(self, peer, keypair, now: float) -> None:
+    def _keep_key_fresh_sending(self, peer, keypair, now: float, out: list) -> None:
         """WP §6.2: the initiator rekeys after REKEY_AFTER_TIME or REKEY_AFTER_MESSAGES."""
         if not keypair.is_initiator:
             return
@@ -132,13 +131,12 @@ class SendPath:
             if now - peer.handshake.last_sent_handshake >= REKEY_TIMEOUT:
                 reason = "rekey_after_time" if age > REKEY_AFTER_TIME else "rekey_after_messages"
                 self.bus.emit(REKEY_WANTED, now, peer.name, reason=reason, age=round(age, 3))
-            self.send_initiation(peer, now, is_retry=False)
+            self.send_initiation(peer, now, False, out)
 
-    def _encrypt_and_send(self, peer, keypair, now: float) -> None:
+    def _encrypt_and_send(self, peer, keypair, now: float, out: list) -> None:
         """WG-GO SendStagedPackets' loop: each staged packet padded, given the next counter and
         sealed; the timer hooks run once for the run (with one `now` they are idempotent)."""
         staged = peer.staged
-        out = self._out
         endpoint = peer.endpoint
         seal = keypair.send.encrypt
         remote = keypair.remote_index
@@ -156,7 +154,7 @@ class SendPath:
                 target = padded_length(length, mtu)
                 if target != length:
                     packet = packet + bytes(target - length)
-            data = _header(MESSAGE_TRANSPORT, remote, counter) + seal(nonce(counter), packet, None)
+            data = pack_transport_header(remote, counter) + seal(nonce(counter), packet, None)
             out.append(SendDatagram(data, endpoint))
             sent_bytes += len(data)
             if trace:
@@ -173,13 +171,13 @@ class SendPath:
             if data_sent:
                 self.timers_data_sent(peer, now)
 
-    def send_keepalive(self, peer, now: float, reason: str) -> None:
+    def send_keepalive(self, peer, now: float, reason: str, out: list) -> None:
         """WG-GO SendKeepalive: an empty packet, unless data is already waiting."""
         if not peer.staged:
             peer.staged.append(b"")
             peer.keepalives_sent += 1
             self.bus.emit(KEEPALIVE_SENT, now, peer.name, reason=reason)
-        self.send_staged(peer, now)
+        self.send_staged(peer, now, out)
 
     # ---------------------------------------------------------------- handshake messages
     def seal_handshake_message(self, peer, message: bytes, kind: str, now: float) -> tuple[bytes, bool]:
@@ -196,7 +194,7 @@ class SendPath:
                           cookie_age=round(now - peer.cookies.cookie_set, 3))
         return data, mac2
 
-    def send_initiation(self, peer, now: float, is_retry: bool) -> None:
+    def send_initiation(self, peer, now: float, is_retry: bool, out: list) -> None:
         """WG-GO SendHandshakeInitiation (WP §5.4.2, §6.4)."""
         if not is_retry:
             peer.handshake_attempts = 0
@@ -211,9 +209,11 @@ class SendPath:
         hs.last_sent_handshake = now
         if hs.local_index:
             self.index_table.pop(hs.local_index, None)
-        index = self.new_index((peer, hs))
+        index = self.new_index((peer, hs), "initiation")
+        entropy = self.entropy
         try:
-            msg = create_initiation(self.identity, hs, index, self.wall(now), self.ephemeral_source())
+            msg = create_initiation(self.identity, hs, index, entropy.ephemeral_private("initiation", peer.public_key),
+                                    entropy.tai64n(self.wall(now)))
         except HandshakeError as e:
             self.index_table.pop(index, None)
             self.bus.emit(HANDSHAKE_INITIATION_SKIPPED, now, peer.name, reason=e.reason)
@@ -222,7 +222,7 @@ class SendPath:
         attempt = peer.handshake_attempts + 1
         self.bus.emit(HANDSHAKE_INITIATION_CREATED, now, peer.name, sender_index=index, attempt=attempt)
         data, mac2 = self.seal_handshake_message(peer, pack_initiation(msg), "initiation", now)
-        self._out.append(SendDatagram(data, peer.endpoint))
+        out.append(SendDatagram(data, peer.endpoint))
         peer.initiations_sent += 1
         self.bus.emit(HANDSHAKE_INITIATION_SENT, now, peer.name, endpoint=endpoint_text(peer.endpoint),
                       sender_index=index, attempt=attempt, mac2=mac2)

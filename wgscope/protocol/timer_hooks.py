@@ -1,7 +1,8 @@
 """When timers are armed and what they do when they fire (WP §6.2–6.5; WG-GO device/timers.go).
 
 The hooks mirror wireguard-go's timers* functions one for one, so the two can be read side
-by side; the `expired_*` handlers are its expired* callbacks.
+by side; the `expired_*` handlers are its expired* callbacks, found through EXPIRY (timer name
+-> handler). A handler appends the actions it causes to the `out` list it is given.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from .timers import (
 
 
 class TimerHooks:
-    """Mixed into Device. Needs self.wheel, self.rng, self.bus and the send methods."""
+    """Mixed into Device. Needs self.wheel, self.entropy, self.bus and the send methods."""
 
     def _jitter(self) -> float:
-        return self.rng.uniform(0, REKEY_TIMEOUT_JITTER_MAX)
+        return self.entropy.jitter(REKEY_TIMEOUT_JITTER_MAX)
 
     # -- hooks (WG-GO timers*) --
     def timers_data_sent(self, peer, now: float) -> None:
@@ -58,13 +59,13 @@ class TimerHooks:
             self.wheel.mod(peer.timers[PERSISTENT_KEEPALIVE], now + peer.persistent_keepalive, now)
 
     # -- expiry (WG-GO expired*) --
-    def fire_timer(self, timer, now: float) -> None:
+    def fire_timer(self, timer, now: float, out: list) -> None:
         peer = timer.peer
         if self.bus.debug:
             self.bus.emit(TIMER_FIRED, now, peer.name, timer=timer.name)
-        getattr(self, "expired_" + timer.name)(peer, now)
+        EXPIRY[timer.name](self, peer, now, out)
 
-    def expired_retransmit_handshake(self, peer, now: float) -> None:
+    def expired_retransmit_handshake(self, peer, now: float, out: list) -> None:
         if peer.handshake_attempts > MAX_TIMER_HANDSHAKES:
             dropped = len(peer.staged)
             peer.staged.clear()
@@ -75,24 +76,24 @@ class TimerHooks:
             return
         peer.handshake_attempts += 1
         peer.retries += 1
-        self.send_initiation(peer, now, is_retry=True)
+        self.send_initiation(peer, now, True, out)
 
-    def expired_send_keepalive(self, peer, now: float) -> None:
-        self.send_keepalive(peer, now, "passive")
+    def expired_send_keepalive(self, peer, now: float, out: list) -> None:
+        self.send_keepalive(peer, now, "passive", out)
         if peer.need_another_keepalive:
             peer.need_another_keepalive = False
             self.wheel.mod(peer.timers[SEND_KEEPALIVE], now + KEEPALIVE_TIMEOUT, now)
 
-    def expired_new_handshake(self, peer, now: float) -> None:
+    def expired_new_handshake(self, peer, now: float, out: list) -> None:
         # "Retrying handshake because we stopped hearing back after 15 seconds" (WG-GO)
-        self.send_initiation(peer, now, is_retry=False)
+        self.send_initiation(peer, now, False, out)
 
-    def expired_zero_key_material(self, peer, now: float) -> None:
+    def expired_zero_key_material(self, peer, now: float, out: list) -> None:
         self.zero_key_material(peer, now, "zero_key_material_timer")
 
-    def expired_persistent_keepalive(self, peer, now: float) -> None:
+    def expired_persistent_keepalive(self, peer, now: float, out: list) -> None:
         if peer.persistent_keepalive:
-            self.send_keepalive(peer, now, "persistent")
+            self.send_keepalive(peer, now, "persistent", out)
 
     def zero_key_material(self, peer, now: float, reason: str) -> None:
         kps = peer.keypairs
@@ -111,3 +112,13 @@ class TimerHooks:
     def stop_timers(self, peer, now: float) -> None:
         for t in peer.timers.values():
             self.wheel.cancel(t, now)
+
+
+# What each timer does when it expires (WG-GO timers.go: peer.timers.* = newTimer(expired*)).
+EXPIRY = {
+    RETRANSMIT_HANDSHAKE: TimerHooks.expired_retransmit_handshake,
+    SEND_KEEPALIVE: TimerHooks.expired_send_keepalive,
+    NEW_HANDSHAKE: TimerHooks.expired_new_handshake,
+    ZERO_KEY_MATERIAL: TimerHooks.expired_zero_key_material,
+    PERSISTENT_KEEPALIVE: TimerHooks.expired_persistent_keepalive,
+}

@@ -3,7 +3,8 @@
 Everything a live node does happens here too — the same Device, the same events — but
 datagrams travel through `LabNetwork` (with optional loss, duplication, reordering and
 delay) and time moves only when the test says so, so a three-minute rekey takes
-milliseconds and every run is reproducible from its seed.
+milliseconds and every run is reproducible from its seed: the network's impairments and each
+node's keys, indices, ephemerals, jitter and cookies come from one seeded Entropy.
 
     lab = Lab(seed=1)
     a = lab.add_node("alpha", "192.0.2.1", 51820, tunnel="10.0.0.1/24")
@@ -18,14 +19,13 @@ from __future__ import annotations
 import heapq
 import ipaddress
 import itertools
-import random
 from dataclasses import dataclass, field
 from typing import Callable
 
 from ..events import DEBUG, INFO, EventBus, EventRecorder
 from ..protocol.actions import SendDatagram, WritePacket
-from ..protocol.crypto import generate_private_key
 from ..protocol.device import Device
+from ..protocol.entropy import Entropy
 from . import packets
 
 LAB_EPOCH = 1_767_225_600.0  # 2026-01-01T00:00:00Z: the lab's wall clock at time 0
@@ -65,19 +65,19 @@ class LabNetwork:
 
     def send(self, src: tuple, dst: tuple, data: bytes) -> None:
         now = self.lab.now
-        f, rng = self.faults, self.lab.rng
+        f, entropy = self.faults, self.lab.entropy
         seen_src = (self.nat.get(src[0], src[0]), src[1])
         target = self.hosts.get(dst)
-        dropped = target is None or (src[0], dst[0]) in self.blocked or (f.loss and rng.random() < f.loss)
+        dropped = target is None or (src[0], dst[0]) in self.blocked or (f.loss and entropy.fraction() < f.loss)
         wire = Wire(now, seen_src, dst, data, not dropped)
         for tap in self.taps:
             tap(wire)
         if dropped:
             return
-        copies = 2 if f.duplicate and rng.random() < f.duplicate else 1
+        copies = 2 if f.duplicate and entropy.fraction() < f.duplicate else 1
         for _ in range(copies):
-            delay = f.delay + (rng.uniform(0, f.jitter) if f.jitter else 0.0)
-            if f.reorder and rng.random() < f.reorder:
+            delay = f.delay + (entropy.uniform(0, f.jitter) if f.jitter else 0.0)
+            if f.reorder and entropy.fraction() < f.reorder:
                 delay += f.reorder_delay
             self.lab.schedule(now + delay, lambda t=target, d=data, s=seen_src: t.deliver(d, s))
 
@@ -91,8 +91,9 @@ class LabNode:
         self.bus = EventBus(level)
         self.recorder = EventRecorder()
         self.bus.subscribe(self.recorder, level)
-        self.device = Device(private_key or generate_private_key(), bus=self.bus, listen_port=port,
-                             wall_offset=LAB_EPOCH, rng=random.Random(lab.rng.getrandbits(64)), name=name)
+        entropy = lab.entropy.derive()
+        self.device = Device(private_key or entropy.private_key(), bus=self.bus, listen_port=port,
+                             wall_offset=LAB_EPOCH, entropy=entropy, name=name)
         self.tunnel = ipaddress.ip_interface(tunnel) if tunnel else None
         self.addresses = {str(self.tunnel.ip)} if self.tunnel else set()
         if self.tunnel:
@@ -163,7 +164,7 @@ class LabNode:
 
 class Lab:
     def __init__(self, seed: int = 0, faults: Faults | None = None, level: int = DEBUG) -> None:
-        self.rng = random.Random(seed)
+        self.entropy = Entropy.seeded(seed)
         self.now = 0.0
         self._queue: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()

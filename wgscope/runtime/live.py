@@ -229,10 +229,8 @@ class LiveNode:
         the interface comes up, as WG-GO device.go upLocked does (peer.SendKeepalive)."""
         now = self.now()
         for peer in list(self.device.peers.values()):
-            interval = peer.persistent_keepalive
-            if interval and peer.endpoint is not None:
-                peer.persistent_keepalive = 0  # set_persistent_keepalive sends when turned on
-                self.apply(self.device.set_persistent_keepalive(peer, interval, now))
+            if peer.persistent_keepalive and peer.endpoint is not None:
+                self.apply(self.device.send_keepalive_now(peer, now))
 
     def snapshot(self, now: float | None = None) -> dict:
         """Device.snapshot plus the I/O counters, safe to call from another thread (the metrics
