@@ -34,7 +34,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ..events import TRACE
-    from ..replay import ReplayInputError, replay_capture
+    from ..replay import ReplayInputError
 
     level = {"info": INFO, "debug": DEBUG, "trace": TRACE}[args.events_level]
     bus = EventBus(INFO)

@@ -46,6 +46,7 @@ class CaptureEntropy(Entropy):
         self.current: dict[str, WireMessage | None] = {}
         self.unknown: list[tuple[float, str]] = []  # (time, what could not be taken from the capture)
         self._next = 0  # messages before this index are used or too old
+        self._asked: set[str] = set()  # messages whose index was given, their ephemeral not yet
 
     # ---------------------------------------------------------------- matching
     def _match(self, kind: str) -> WireMessage | None:
@@ -70,10 +71,10 @@ class CaptureEntropy(Entropy):
 
     # ---------------------------------------------------------------- the core's inputs
     def index(self, message: str, peer: bytes) -> int:
-        wanted = self.current.get(message)
-        if wanted is not None and wanted.used:  # asked again: the wire's index is taken here
+        if message in self._asked:  # asked again for this message: the wire's index is taken here
             self.current[message] = None
             return super().index(message, peer)
+        self._asked.add(message)
         m = self._match(message)
         self.current[message] = m
         if m is None:
@@ -83,6 +84,7 @@ class CaptureEntropy(Entropy):
         return m.sender
 
     def ephemeral_private(self, message: str, peer: bytes) -> bytes:
+        self._asked.discard(message)
         m = self.current.get(message)
         private = self.ephemerals.get(m.ephemeral) if m is not None else None
         if private is None:

@@ -21,6 +21,7 @@ from ..keys import KeyFormatError, decode, encode
 from ..protocol.constants import LABEL_COOKIE, LABEL_MAC1
 from ..protocol.cookie import CookieChecker
 from ..protocol.crypto import HASH, public_key
+from ..protocol.entropy import SYSTEM
 from .sides import SideSetting
 
 KEYLOG_TYPES = ("LOCAL_STATIC_PRIVATE_KEY", "REMOTE_STATIC_PUBLIC_KEY", "LOCAL_EPHEMERAL_PRIVATE_KEY",
@@ -60,7 +61,7 @@ class KeyRing:
         if label or pub not in self.static_public:
             self.static_public[pub] = label or self.static_public.get(pub)
         if pub not in self._mac1:
-            self._mac1[pub] = CookieChecker(HASH(LABEL_MAC1 + pub), HASH(LABEL_COOKIE + pub))
+            self._mac1[pub] = CookieChecker(HASH(LABEL_MAC1 + pub), HASH(LABEL_COOKIE + pub), SYSTEM)
 
     def add_ephemeral_private(self, private: bytes) -> bytes:
         pub = public_key(private)
@@ -135,11 +136,10 @@ class KeyRing:
         iface = cfg.interface
         side = None
         if iface.private_key:
-            pub = self.add_static_private(iface.private_key, label=_label_of(path))
+            self.add_static_private(iface.private_key, label=_label_of(path))
             side = self._side(iface.private_key, _label_of(path), path, from_config=True)
             side.listen_port, side.mtu = iface.listen_port, iface.mtu
             side.addresses = list(iface.addresses)
-            del pub
         for peer in cfg.peers:
             self.add_static_public(peer.public_key, getattr(peer, "name", None))
             if side is not None:

@@ -62,6 +62,7 @@ class ReplayNode:
         self.by_kind: Counter[str] = Counter()  # compared by kind and timing only
         self.divergences = 0
         self.stopped_at: int | None = None
+        self.prefed: dict[int, int] = {}  # receiver index -> data counters below this were fed when staged
         self.judge = VerdictJudge(bus)
         self.device = Device(side.private_key, bus=bus, listen_port=side.listen_port, mtu=side.mtu or DEFAULT_MTU,
                              wall_offset=0.0, entropy=entropy, name=self.name)
@@ -117,8 +118,10 @@ class ReplayNode:
                 self._diverge([frame], t, f"{self.name} sent transport data for receiver index "
                               f"0x{transport_fields(data)[0]:08x} that none of its keypairs seals")
                 return None
-            self._learn_route(inner, data)
-            self._produced(self.device.send_packet(inner, t), t, f"frame {frame}")
+            receiver, counter = transport_fields(data)
+            if counter >= self.prefed.get(receiver, 0):
+                self._learn_route(inner, data)
+                self._produced(self.device.send_packet(inner, t), t, f"frame {frame}")
         elif kind == "initiation" and not any(p.kind == "initiation" for p in self.pending):
             self._trigger(data, t, frame)
         self._compare(frame, t, kind, data)
@@ -128,8 +131,9 @@ class ReplayNode:
         """An initiation the core's timers did not make: data the TUN handed the live node made
         it. Those packets travel later, in the new session; feed them now, as the node got them."""
         sender = int.from_bytes(data[4:8], "little")
-        packets = self.staged_for(sender) if self.staged_for is not None else []
+        receiver, packets = self.staged_for(sender) if self.staged_for is not None else (None, [])
         if packets:
+            self.prefed[receiver] = len(packets)
             for packet in packets:
                 self._learn_route(packet, None)
             self._produced(self.device.send_packets(packets, t), t, f"frame {frame}")

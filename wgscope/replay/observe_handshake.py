@@ -27,8 +27,7 @@ class HandshakeObserver:
     def _initiation(self, src: tuple, dst: tuple, data: bytes) -> None:
         r, kr, now, frame = self.r, self.keyring, self.now, self.frame
         r.kinds["initiation"] += 1
-        msg = parse_initiation(data),
-                      sender_index=msg.sender)
+        msg = parse_initiation(data)
         dup = self._seen_handshake_msgs.get(data)
         self._seen_handshake_msgs.setdefault(data, frame)
         # Who is it for?  mac1 is keyed by the responder's public key (WP §5.4.4).
@@ -72,30 +71,26 @@ class HandshakeObserver:
         if mac1_ok is False:
             hs.outcome, hs.reason = "rejected", "bad_mac1"
             self._find("bad_mac1", [frame], f"initiation from {endpoint_text(src)}: mac1 does not match "
-                       f"{responder.name}'s public key", responder), reason="bad_mac1")
+                       f"{responder.name}'s public key", responder)
             return
         if hs.mac2:
             self._check_mac2(hs, data, src, responder, "initiation")
         if dup is not None:
             self._find("replayed", [dup, frame], f"initiation 0x{msg.sender:08x} repeated byte for byte", initiator)
-            hs.outcome, hs.reason = "rejected", "replayed",
-                          reason="stale_timestamp")
+            hs.outcome, hs.reason = "rejected", "replayed"
             return
         if view is not None and view.failure == "decryption_failed":
             hs.outcome = "rejected"
             self._find("decryption_failed", [frame], f"initiation to {responder.name} does not decrypt with its key",
-                       responder),
-                          reason="decryption_failed")
+                       responder)
         if hs.timestamp is not None and initiator_key is not None:
             last = self._last_timestamp.get(initiator_key)
             if last is not None and not tai64n.after(hs.timestamp, last):
                 hs.reason = "stale_timestamp"
                 self._find("replayed", [frame], f"initiation from {initiator.name} carries a timestamp not newer "
-                           "than an earlier one (replay, WP §5.1)", initiator), reason="stale_timestamp")
+                           "than an earlier one (replay, WP §5.1)", initiator)
             else:
                 self._last_timestamp[initiator_key] = hs.timestamp
-        if initiator_key is not None and hs.reason != "stale_timestamp":,
-                          sender_index=msg.sender)
         old = self._pending.get(msg.sender)
         if old is None or old.outcome != "unanswered":
             self._pending[msg.sender] = hs
@@ -144,7 +139,6 @@ class HandshakeObserver:
         r, kr, now, frame = self.r, self.keyring, self.now, self.frame
         r.kinds["response"] += 1
         msg = parse_response(data)
-        ep = endpoint_text(src)
         dup = self._seen_handshake_msgs.get(data)
         self._seen_handshake_msgs.setdefault(data, frame)
         hs = self._handshake_by_index.get(msg.receiver)
@@ -216,7 +210,7 @@ class HandshakeObserver:
         self._current[pair] = sess
         self._pending.pop(hs.sender_index, None)
         self._note(f"response hs={hs.id} session={sess.id} indices=0x{hs.sender_index:08x}/0x{msg.sender:08x}"
-                   + ("" if sess.decryptable else f" sealed={sess.sealed_reason}")))
+                   + ("" if sess.decryptable else f" sealed={sess.sealed_reason}"))
 
     # ================================================================ cookie reply
     def _cookie_reply(self, src: tuple, dst: tuple, data: bytes) -> None:
@@ -230,8 +224,7 @@ class HandshakeObserver:
         sender.cookie_replies += 1
         if hs is None:
             self._find("unknown_receiver_index", [frame], f"cookie reply for receiver index 0x{msg.receiver:08x}, "
-                       "which no handshake in the capture created", sender), reason="unknown_index",
-                          receiver_index=msg.receiver)
+                       "which no handshake in the capture created", sender)
             return
         hs.cookie_frames.append(frame)
         decrypted = False
@@ -245,10 +238,7 @@ class HandshakeObserver:
                 decrypted = True
             except AuthenticationError:
                 self._find("decryption_failed", [hs.frame, frame], f"cookie reply from {sender.name} does not "
-                           "decrypt against the mac1 it answers", sender),
-                              reason="bad_tag", receiver_index=msg.receiver)
+                           "decrypt against the mac1 it answers", sender)
         r.cookies.append(CookieExchange(frame, now, sender, hs.initiator, hs, decrypted))
         self._note(f"cookie_reply hs={hs.id}" + (" decrypted" if decrypted else ""))
-        if decrypted:,
-                          receiver_index=msg.receiver)
 

@@ -60,7 +60,7 @@ class TransportObserver:
         if not sess.predates_capture and now - sess.created >= REJECT_AFTER_TIME:
             if not sess.expired_frames:
                 self._find("expired_keypair", [frame], f"session {sess.id} used {now - sess.created:.1f} s after "
-                           f"it was created; REJECT_AFTER_TIME is {REJECT_AFTER_TIME:g} s", sender))
+                           f"it was created; REJECT_AFTER_TIME is {REJECT_AFTER_TIME:g} s", sender)
             sess.expired_frames.append(frame)
         plain = None
         cipher = flow.cipher
@@ -71,7 +71,7 @@ class TransportObserver:
                 flow.failed += 1
                 self._sent_authenticated(sender, keepalive)  # it left the sender; the wire spoiled it
                 self._find("decryption_failed", [frame], f"transport 0x{receiver:08x} counter {counter} does not "
-                           f"authenticate with session {sess.id}'s keys", sender))
+                           f"authenticate with session {sess.id}'s keys", sender)
                 return
         # Counters (WP §5.4.6): checked after authentication, as the receiver does.
         refused = flow.replay.check(counter)
@@ -80,15 +80,12 @@ class TransportObserver:
                 first = flow.frame_of.get(counter)
                 self._find("replayed", [first, frame] if first else [frame],
                            f"counter {counter} on 0x{receiver:08x} seen again", sender, counter=counter)
-                reason = "counter_replayed"
             elif refused == TOO_OLD:
                 self._find("counter_outside_window", [frame], f"counter {counter} on 0x{receiver:08x} is "
-                           f"{flow.max_counter - counter} behind the newest ({flow.max_counter}); the window is {REPLAY_WINDOW_SIZE}",
-                           sender, counter=counter)
-                reason = "counter_too_old"
+                           f"{flow.max_counter - counter} behind the newest ({flow.max_counter}); the window is "
+                           f"{REPLAY_WINDOW_SIZE}", sender, counter=counter)
             else:
                 self._find("malformed", [frame], f"counter {counter} past REJECT_AFTER_MESSAGES", sender)
-                reason = "counter_limit")
             return
         if counter > flow.max_counter:
             if counter > flow.max_counter + 1 and (flow.max_counter >= 0 or not sess.predates_capture):

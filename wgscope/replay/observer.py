@@ -25,7 +25,7 @@ from ..protocol.constants import (
 from ..protocol.messages import MessageError, head_word, message_type
 from .findings import Finding
 from .keys import KeyRing
-from .model import Handshake, Party, Roam, endpoint_text
+from .model import CookieExchange, Flow, Handshake, Party, Roam, Session, endpoint_text
 from .observe_handshake import HandshakeObserver
 from .observe_transport import TransportObserver
 

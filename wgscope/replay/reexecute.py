@@ -39,16 +39,16 @@ def staged_lookup(result):
     the new session at once, in the core call that consumed the response."""
     by_sender = {hs.sender_index: hs for hs in result.handshakes if hs.session is not None}
 
-    def staged_for(sender: int) -> list[bytes]:
+    def staged_for(sender: int) -> tuple[int | None, list[bytes]]:
         hs = by_sender.get(sender)
         if hs is None or hs.session.i2r is None:
-            return []
+            return None, []
         packets = []
         for i, (t, counter, plain) in enumerate(hs.session.i2r.head):
             if counter != i or t > hs.response_time + EARLY:
                 break
             packets.append(plain)
-        return packets
+        return hs.responder_index, packets
 
     return staged_for
 
