@@ -100,14 +100,16 @@ class CaptureEntropy(Entropy):
 
     def jitter(self, maximum: float) -> float:
         """Fit the retransmit (REKEY_TIMEOUT + jitter) or new-handshake (KEEPALIVE_TIMEOUT +
-        REKEY_TIMEOUT + jitter) deadline to the side's next initiation, when it falls in range."""
+        REKEY_TIMEOUT + jitter) deadline to the side's next initiation, when it falls in range.
+        Otherwise the largest jitter: the node sent nothing then, so its timer, if it was not
+        cancelled first, fired as late as the protocol lets it."""
         when = self.next_time("initiation")
         if when is not None:
             for base in (REKEY_TIMEOUT, KEEPALIVE_TIMEOUT + REKEY_TIMEOUT):
                 jitter = when - self.now - base
                 if -EARLY <= jitter <= maximum + EARLY:
                     return min(max(jitter, 0.0), maximum)
-        return 0.0
+        return maximum
 
     def cookie_nonce(self) -> bytes:
         m = self._match("cookie_reply")

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from ..events import EventBus
 from ..protocol import ip
 from ..protocol.actions import SendDatagram, WritePacket
-from ..protocol.constants import DEFAULT_MTU, TRANSPORT_HEADER_SIZE, TRANSPORT_MIN_SIZE
+from ..protocol.constants import DEFAULT_MTU, KEEPALIVE_TIMEOUT, TRANSPORT_HEADER_SIZE, TRANSPORT_MIN_SIZE
 from ..protocol.crypto import MAC, nonce
 from ..protocol.device import Device
+from ..protocol.replay import ReplayWindow
 from ..protocol.messages import KIND_NAMES, MessageError, message_type, transport_fields
 from .entropy import EARLY, LATE, CaptureEntropy
 from .sides import SideSetting
@@ -37,6 +38,16 @@ class Pending:
     data: bytes
     kind: str
     cause: str  # what made the core send it: "frame N", "timer"
+    inner: bytes | None = None  # transport: the inner packet fed to make it; keepalive: b""
+
+    def same_content(self, kind: str, data: bytes, inner: bytes | None) -> bool:
+        """Transport carrying the same inner packet on the same session: counters may differ
+        where the capture point missed some of the side's sends (loss before it, reordering)."""
+        if kind != self.kind or kind not in ("transport", "keepalive"):
+            return False
+        if self.data[4:8] != data[4:8]:
+            return False
+        return kind == "keepalive" or (inner is not None and self.inner == inner)
 
 
 def wire_kind(data: bytes) -> str:
@@ -63,6 +74,8 @@ class ReplayNode:
         self.divergences = 0
         self.stopped_at: int | None = None
         self.prefed: dict[int, int] = {}  # receiver index -> data counters below this were fed when staged
+        self.overdue: deque[Pending] = deque(maxlen=64)  # sent by the core more than LATE ago, not seen yet
+        self.seen: dict[int, ReplayWindow] = {}  # receiver index -> counters of own sends seen on the wire
         self.judge = VerdictJudge(bus)
         self.device = Device(side.private_key, bus=bus, listen_port=side.listen_port, mtu=side.mtu or DEFAULT_MTU,
                              wall_offset=0.0, entropy=entropy, name=self.name)
@@ -88,11 +101,19 @@ class ReplayNode:
             self._produced(dev.tick(self.now), self.now, "timer")
         self.now = max(self.now, t)
         while self.pending and self.pending[0].time < t - LATE:
-            self._missing(self.pending.popleft())
+            late = self.pending.popleft()
+            if len(self.overdue) == self.overdue.maxlen:
+                self._missing(self.overdue[0])
+            self.overdue.append(late)
+        while self.overdue and self.overdue[0].time < t - KEEPALIVE_TIMEOUT:
+            self._missing(self.overdue.popleft())
 
     def finish(self, t: float) -> None:
         self.advance(t)
+        for p in self.overdue:
+            self._missing(p)
         self.pending.clear()  # what the core sent in the last LATE seconds: the capture had ended
+        self.overdue.clear()
 
     # ---------------------------------------------------------------- receive path
     def arrive(self, frame: int, t: float, src: tuple, dst: tuple, data: bytes) -> str | None:
@@ -112,19 +133,24 @@ class ReplayNode:
             return None
         kind = wire_kind(data)
         self.entropy.now = t
+        inner = b"" if kind == "keepalive" else None
+        if kind in ("transport", "keepalive"):
+            receiver, counter = transport_fields(data)
+            window = self.seen.setdefault(receiver, ReplayWindow())
+            if window.check(counter) is not None:
+                return None  # a copy the network made (or a replay): the observer reports it
         if kind == "transport":
             inner = self._open_own(data)
             if inner is None:
-                self._diverge([frame], t, f"{self.name} sent transport data for receiver index "
-                              f"0x{transport_fields(data)[0]:08x} that none of its keypairs seals")
+                self._diverge([frame], t, f"{self.name} sent transport data on receiver index 0x{receiver:08x} "
+                              "that none of its own keypairs seals (altered on the way to the capture point?)")
                 return None
-            receiver, counter = transport_fields(data)
             if counter >= self.prefed.get(receiver, 0):
                 self._learn_route(inner, data)
-                self._produced(self.device.send_packet(inner, t), t, f"frame {frame}")
+                self._produced(self.device.send_packet(inner, t), t, f"frame {frame}", inner)
         elif kind == "initiation" and not any(p.kind == "initiation" for p in self.pending):
             self._trigger(data, t, frame)
-        self._compare(frame, t, kind, data)
+        self._compare(frame, t, kind, data, inner)
         return self.judge.tap("out", src, dst, data, t)
 
     def _trigger(self, data: bytes, t: float, frame: int) -> None:
@@ -183,29 +209,32 @@ class ReplayNode:
                 self.device.allowed_ips.insert(f"{ip.address_text(ver, int.from_bytes(dst, 'big'))}/{bits}", peer)
 
     # ---------------------------------------------------------------- comparison
-    def _produced(self, actions: list, t: float, cause: str) -> None:
+    def _produced(self, actions: list, t: float, cause: str, inner: bytes | None = None) -> None:
         for action in actions:
             if type(action) is SendDatagram:
-                self.pending.append(Pending(t, action.data, wire_kind(action.data), cause))
+                kind = wire_kind(action.data)
+                content = b"" if kind == "keepalive" else inner if kind == "transport" else None
+                self.pending.append(Pending(t, action.data, kind, cause, content))
             elif type(action) is WritePacket:
                 self.written += 1
 
-    def _compare(self, frame: int, t: float, kind: str, data: bytes) -> None:
-        pending = self.pending
-        for i, p in enumerate(pending):
-            if p.data == data:
-                del pending[i]
-                self.agreed[kind] += 1
-                self._late(frame, t, p)
-                return
-        for i, p in enumerate(pending):
-            if p.kind == kind and kind in ("initiation", "response", "cookie_reply") and self._unrevealed(p.time):
-                del pending[i]
-                self.by_kind[kind] += 1  # a random input was not in the capture: kind and timing only
-                self._late(frame, t, p)
-                return
+    def _compare(self, frame: int, t: float, kind: str, data: bytes, inner: bytes | None) -> None:
+        for queue in (self.pending, self.overdue):
+            for i, p in enumerate(queue):
+                if p.data == data or p.same_content(kind, data, inner):
+                    del queue[i]
+                    self.agreed[kind] += 1
+                    self._late(frame, t, p)
+                    return
+        for queue in (self.pending, self.overdue):
+            for i, p in enumerate(queue):
+                if p.kind == kind and kind in ("initiation", "response", "cookie_reply") and self._unrevealed(p.time):
+                    del queue[i]
+                    self.by_kind[kind] += 1  # a random input was not in the capture: kind and timing only
+                    self._late(frame, t, p)
+                    return
         what = kind.replace("_", " ")
-        expected = ", ".join(f"{p.kind} ({p.cause})" for p in list(pending)[:3]) or "nothing"
+        expected = ", ".join(f"{p.kind} ({p.cause})" for p in list(self.pending)[:3]) or "nothing"
         self._diverge([frame], t, f"{self.name} sent a {what} the protocol core does not produce at this "
                       f"point (the core had {expected} to send)")
 
@@ -220,7 +249,7 @@ class ReplayNode:
 
     def _missing(self, p: Pending) -> None:
         self._diverge([], p.time, f"the protocol core sent a {p.kind.replace('_', ' ')} at this time ({p.cause}); "
-                      f"{self.name} sent none within {LATE:g} s")
+                      f"{self.name} sent none within {KEEPALIVE_TIMEOUT:g} s")
 
     def _diverge(self, frames: list, t: float, detail: str) -> None:
         self.divergences += 1
