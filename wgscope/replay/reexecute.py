@@ -135,8 +135,8 @@ def reexecute(capture, ring, observer, result, node_bus=None, annotate=False, pr
                     comment = node.sent(pkt.frame_number, t, udp.src, udp.dst, udp.payload)
                 if comment is not None:
                     _against_source(observer, node, pkt, comment, role)
-                    if annotate:
-                        verdicts[pkt.frame_number] = comment
+                    if annotate:  # the receiving side's verdict first: it decides the datagram's fate
+                        verdicts.setdefault(pkt.frame_number, comment)
     except CaptureError:
         pass  # the observer's pass has said where the capture is damaged
     for node in sides.nodes:
