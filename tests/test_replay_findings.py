@@ -105,7 +105,7 @@ def test_keepalive_late(clean, tmp_path):
     assert keepalive[0] in k.frames and 12.9 < k.extra["delay"] < 13.1
     # Re-executed, alpha's core sent that keepalive 3 s earlier than the wire shows it.
     (d,) = r.findings_of("divergence")
-    assert d.frames == [keepalive[0]] and "sent the keepalive 3.0" in d.detail
+    assert d.frames == [keepalive[0]] and "sent a keepalive 3.0" in d.detail
     assert kinds(r) == ["divergence", "keepalive_timing"]
 
 

@@ -81,10 +81,12 @@ def _replay(args, bus, node_bus):
         what = "is a directory, not a capture file" if os.path.isdir(args.capture) else "no such file"
         raise ReplayInputError(f"{args.capture}: {what}")
     ring = load_keys(args.capture, args.keylog, args.config)
-    for w in ring.warnings[:5]:
-        print(f"wgscope replay: warning: {w}", file=sys.stderr)
-    return replay_capture(args.capture, bus=bus, annotate=bool(args.annotate), keep_decrypted=bool(args.decrypted),
+    result = replay_capture(args.capture, bus=bus, annotate=bool(args.annotate), keep_decrypted=bool(args.decrypted),
                           keyring=ring, node_bus=node_bus)
+    if ring.warnings:  # one line, after the replay succeeded (a failure is one line of its own)
+        more = f" (and {len(ring.warnings) - 1} more)" if len(ring.warnings) > 1 else ""
+        print(f"wgscope replay: warning: {ring.warnings[0]}{more}", file=sys.stderr)
+    return result
 
 
 def _outputs(args, result) -> None:

@@ -50,6 +50,10 @@ class Pending:
         return kind == "keepalive" or (inner is not None and self.inner == inner)
 
 
+ARTICLE = {"initiation": "an initiation", "response": "a response", "cookie_reply": "a cookie reply",
+           "transport": "transport data", "keepalive": "a keepalive", "invalid": "an invalid datagram"}
+
+
 def wire_kind(data: bytes) -> str:
     try:
         kind = KIND_NAMES[message_type(data)]
@@ -233,10 +237,10 @@ class ReplayNode:
                     self.by_kind[kind] += 1  # a random input was not in the capture: kind and timing only
                     self._late(frame, t, p)
                     return
-        what = kind.replace("_", " ")
-        expected = ", ".join(f"{p.kind} ({p.cause})" for p in list(self.pending)[:3]) or "nothing"
-        self._diverge([frame], t, f"{self.name} sent a {what} the protocol core does not produce at this "
-                      f"point (the core had {expected} to send)")
+        expected = ", ".join(f"{ARTICLE[p.kind]} ({p.cause})" for p in list(self.pending)[:3]) or "nothing"
+        self._diverge([frame], t, f"{self.name}'s address sent {ARTICLE[kind]} its protocol core does not "
+                      f"produce at this point (the core had {expected} to send): altered, spoofed, or the "
+                      "node departs from the protocol")
 
     def _unrevealed(self, when: float) -> bool:
         return any(abs(t - when) <= LATE for t, _ in self.entropy.unknown)
@@ -244,12 +248,12 @@ class ReplayNode:
     def _late(self, frame: int, t: float, p: Pending) -> None:
         delay = t - p.time
         if delay > LATE or delay < -EARLY:
-            self._diverge([frame], t, f"{self.name} sent the {p.kind.replace('_', ' ')} {delay:.3f} s after the "
-                          f"protocol core did ({p.cause})")
+            self._diverge([frame], t, f"{self.name} sent {ARTICLE[p.kind]} {delay:.3f} s after its protocol "
+                          f"core did ({p.cause})")
 
     def _missing(self, p: Pending) -> None:
-        self._diverge([], p.time, f"the protocol core sent a {p.kind.replace('_', ' ')} at this time ({p.cause}); "
-                      f"{self.name} sent none within {KEEPALIVE_TIMEOUT:g} s")
+        self._diverge([], p.time, f"{self.name}'s protocol core sent {ARTICLE[p.kind]} at this time "
+                      f"({p.cause}); the node sent none within {KEEPALIVE_TIMEOUT:g} s")
 
     def _diverge(self, frames: list, t: float, detail: str) -> None:
         self.divergences += 1
