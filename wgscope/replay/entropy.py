@@ -21,6 +21,9 @@ from ..protocol.entropy import Entropy
 # beside a node sees it a little later. Timers of Go and Python run late, never early.
 EARLY = 0.05
 LATE = 1.0
+# How far ahead a message the core creates may find its wire twin: a node whose timer runs late
+# (by up to this) still gets its own index and ephemeral, so the lateness itself is the finding.
+HORIZON = KEEPALIVE_TIMEOUT
 
 
 @dataclass
@@ -56,7 +59,7 @@ class CaptureEntropy(Entropy):
             i += 1
         self._next = i
         for m in msgs[i:]:
-            if m.time > now + LATE:
+            if m.time > now + HORIZON:
                 return None
             if not m.used and m.kind == kind:
                 return m

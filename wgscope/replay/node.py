@@ -15,15 +15,21 @@ from __future__ import annotations
 from collections import Counter, deque
 from dataclasses import dataclass
 
+from cryptography.exceptions import InvalidTag
+
 from ..events import EventBus
 from ..protocol import ip
 from ..protocol.actions import SendDatagram, WritePacket
-from ..protocol.constants import DEFAULT_MTU, KEEPALIVE_TIMEOUT, TRANSPORT_HEADER_SIZE, TRANSPORT_MIN_SIZE
+from ..protocol.constants import (
+    DEFAULT_MTU, KEEPALIVE_TIMEOUT, MESSAGE_RESPONSE, REKEY_AFTER_TIME, RESPONSE_SIZE, TRANSPORT_HEADER_SIZE,
+    TRANSPORT_MIN_SIZE,
+)
 from ..protocol.crypto import MAC, nonce
 from ..protocol.device import Device
 from ..protocol.replay import ReplayWindow
 from ..protocol.messages import KIND_NAMES, MessageError, message_type, transport_fields
 from .entropy import EARLY, LATE, CaptureEntropy
+from .rules import ONE_PER_REKEY_TIMEOUT, REJECT, REKEY_ON_SEND, TIMER_RULES, timer_cause
 from .sides import SideSetting
 from .verdicts import VerdictJudge
 
@@ -78,6 +84,7 @@ class ReplayNode:
         self.divergences = 0
         self.stopped_at: int | None = None
         self.prefed: dict[int, int] = {}  # receiver index -> data counters below this were fed when staged
+        self.later_staged: dict[int, list] = {}  # receiver index -> packets staged after the first, fed
         self.overdue: deque[Pending] = deque(maxlen=64)  # sent by the core more than LATE ago, not seen yet
         self.seen: dict[int, ReplayWindow] = {}  # receiver index -> counters of own sends seen on the wire
         self.judge = VerdictJudge(bus)
@@ -102,7 +109,9 @@ class ReplayNode:
             if when is None or when > t:
                 break
             self.now = self.entropy.now = max(when, self.now)
-            self._produced(dev.tick(self.now), self.now, "timer")
+            due = [tm.name for peer in dev.peers.values() for tm in peer.timers.values()
+                   if tm.deadline is not None and tm.deadline <= self.now]
+            self._produced(dev.tick(self.now), self.now, timer_cause(due))
         self.now = max(self.now, t)
         while self.pending and self.pending[0].time < t - LATE:
             late = self.pending.popleft()
@@ -125,6 +134,10 @@ class ReplayNode:
         if not self.active:
             return None
         self.entropy.now = t
+        if self.later_staged and len(data) == RESPONSE_SIZE and data[0] == MESSAGE_RESPONSE:
+            staged = self.later_staged.pop(int.from_bytes(data[4:8], "little"), None)
+            if staged:
+                self._produced(self.device.send_packets(staged, t), t, f"frame {frame}")
         actions = self.device.receive_datagram(data, src, t)
         comment = self.judge.tap("in", src, dst, data, t)
         self._produced(actions, t, f"frame {frame}")
@@ -144,7 +157,10 @@ class ReplayNode:
             if window.check(counter) is not None:
                 return None  # a copy the network made (or a replay): the observer reports it
         if kind == "transport":
-            inner = self._open_own(data)
+            inner, keypair = self._open_own(data)
+            if keypair is not None and keypair.expired_reason(t):
+                self._diverge([frame], t, f"{self.name} sent transport data on a keypair {t - keypair.created:.1f} s "
+                              f"old ({keypair.expired_reason(t).replace('_', ' ')}); {REJECT}")
             if inner is None:
                 self._diverge([frame], t, f"{self.name} sent transport data on receiver index 0x{receiver:08x} "
                               "that none of its own keypairs seals (altered on the way to the capture point?)")
@@ -162,15 +178,21 @@ class ReplayNode:
         it. Those packets travel later, in the new session; feed them now, as the node got them."""
         sender = int.from_bytes(data[4:8], "little")
         receiver, packets = self.staged_for(sender) if self.staged_for is not None else (None, [])
-        if packets:
+        if packets:  # the first made the initiation; the others came while the handshake went on
             self.prefed[receiver] = len(packets)
-            for packet in packets:
-                self._learn_route(packet, None)
-            self._produced(self.device.send_packets(packets, t), t, f"frame {frame}")
+            self.later_staged[receiver] = packets[1:]
+            self._produced(self.device.send_packets(packets[:1], t), t, f"frame {frame}")
             return
         peer = self._peer_for_initiation(data)
-        if peer is not None:
-            self._produced(self.device.initiate_handshake(peer, t), t, f"frame {frame}")
+        if peer is None:
+            return
+        out = self.device.initiate_handshake(peer, t)
+        if not any(type(a) is SendDatagram for a in out):
+            since = t - peer.handshake.last_sent_handshake
+            self._diverge([frame], t, f"{self.name} sent an initiation {since:.3f} s after its previous one; "
+                          + ONE_PER_REKEY_TIMEOUT)
+            out = self.device.force_handshake(peer, t)  # keep the core in step with what the node did
+        self._produced(out, t, f"frame {frame}")
 
     def _peer_for_initiation(self, data: bytes):
         """mac1 is keyed by the responder's public key (WP §5.4.4): it names the peer."""
@@ -180,22 +202,22 @@ class ReplayNode:
                 return peer
         return None
 
-    def _open_own(self, data: bytes) -> bytes | None:
-        """The inner packet of a transport message this side sent: its own send key opens it."""
+    def _open_own(self, data: bytes):
+        """(inner packet, keypair) of a transport message this side sent: its own send key opens it."""
         receiver, counter = transport_fields(data)
         for peer in self.device.peers.values():
             for kp in peer.keypairs.all():
                 if kp.remote_index == receiver and kp.send is not None:
                     try:
                         plain = kp.send.decrypt(nonce(counter), data[TRANSPORT_HEADER_SIZE:], None)
-                    except Exception:  # noqa: BLE001 - InvalidTag: not sealed with this key
-                        return None
+                    except InvalidTag:
+                        return None, kp
                     try:
                         length = ip.inbound(plain)[0]
                     except ip.InvalidPacket:
-                        return plain
-                    return plain[:length]
-        return None
+                        return plain, kp
+                    return plain[:length], kp
+        return None, None
 
     def _learn_route(self, packet: bytes, data: bytes | None) -> None:
         """Without a configuration the allowed IPs of several peers are not known: a packet the
@@ -217,8 +239,11 @@ class ReplayNode:
         for action in actions:
             if type(action) is SendDatagram:
                 kind = wire_kind(action.data)
+                why = cause
+                if kind == "initiation" and cause.startswith("frame") and self._rekeying(t):
+                    why = f"{cause}: {REKEY_ON_SEND}"
                 content = b"" if kind == "keepalive" else inner if kind == "transport" else None
-                self.pending.append(Pending(t, action.data, kind, cause, content))
+                self.pending.append(Pending(t, action.data, kind, why, content))
             elif type(action) is WritePacket:
                 self.written += 1
 
@@ -237,10 +262,35 @@ class ReplayNode:
                     self.by_kind[kind] += 1  # a random input was not in the capture: kind and timing only
                     self._late(frame, t, p)
                     return
+        if kind == "keepalive" and self._early_keepalive(frame, t, data):
+            return
         expected = ", ".join(f"{ARTICLE[p.kind]} ({p.cause})" for p in list(self.pending)[:3]) or "nothing"
         self._diverge([frame], t, f"{self.name}'s address sent {ARTICLE[kind]} its protocol core does not "
                       f"produce at this point (the core had {expected} to send): altered, spoofed, or the "
                       "node departs from the protocol")
+
+    def _rekeying(self, t: float) -> bool:
+        return any(kp is not None and kp.is_initiator and t - kp.created > REKEY_AFTER_TIME
+                   for peer in self.device.peers.values() for kp in (peer.keypairs.current,))
+
+    def _early_keepalive(self, frame: int, t: float, data: bytes) -> bool:
+        """A keepalive before the core's keepalive timer: say by how much, then send it now."""
+        receiver = transport_fields(data)[0]
+        for peer in self.device.peers.values():
+            timer = peer.timers["send_keepalive"]
+            if timer.deadline is not None and any(kp.remote_index == receiver for kp in peer.keypairs.all()):
+                self._diverge([frame], t, f"{self.name} sent a keepalive {timer.deadline - t:.3f} s before its "
+                              f"protocol core would; {TIMER_RULES['send_keepalive']}")
+                self._produced(self.device.send_keepalive_now(peer, t, "passive"), t, f"frame {frame}")
+                return self._compare_quiet(data)
+        return False
+
+    def _compare_quiet(self, data: bytes) -> bool:
+        for i, p in enumerate(self.pending):
+            if p.data == data:
+                del self.pending[i]
+                return True
+        return False
 
     def _unrevealed(self, when: float) -> bool:
         return any(abs(t - when) <= LATE for t, _ in self.entropy.unknown)

@@ -37,7 +37,12 @@ def own_messages(result, public: bytes) -> list[WireMessage]:
 def staged_lookup(result):
     """initiation sender index -> the inner packets its initiator had staged: the data it sent on
     the new session at once, in the core call that consumed the response."""
-    by_sender = {hs.sender_index: hs for hs in result.handshakes if hs.session is not None}
+    by_sender = {}
+    for hs in result.handshakes:
+        attempt = hs if hs.session is not None else None
+        while attempt is not None:  # every attempt of a chain of retries staged for the session it made
+            by_sender.setdefault(attempt.sender_index, hs)
+            attempt = attempt.retry_of
 
     def staged_for(sender: int) -> tuple[int | None, list[bytes]]:
         hs = by_sender.get(sender)
