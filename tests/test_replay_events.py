@@ -91,3 +91,51 @@ def test_replayed_node_emits_the_live_nodes_events(tmp_path, who):
     (summary,) = r.nodes
     assert summary["divergences"] == 0 and not summary["unknown_inputs"]
     assert [f for f in r.findings if f.kind == "divergence"] == []
+
+
+def test_psk_mismatch_is_what_the_node_said(tmp_path):
+    """bravo has a pre-shared key, alpha none: alpha rejects every response (decryption_failed).
+    Its capture, replayed, says so too — no "completed" handshake, the same rejections, and the
+    annotated copy agrees with alpha's own verdict on every frame."""
+    from wgscope.cli import main
+    from wgscope.pcap import read_capture
+    from wgscope.sinks.capture import parse_comment
+
+    lab = Lab(seed=9, level=TRACE)
+    a = lab.add_node("alpha", "192.0.2.1", 51820, tunnel="10.0.0.1/24")
+    b = lab.add_node("bravo", "192.0.2.2", 51820, tunnel="10.0.0.2/24")
+    lab.connect(a, b)
+    b.device.set_preshared_key(b.device.peers[a.public_key], bytes(range(32)))
+    path = tmp_path / "alpha.pcapng"
+    cap = CaptureWriter(path, a.bus, wall_offset=LAB_EPOCH, name="alpha", warn=None)
+    a.ping("10.0.0.2")
+    lab.run(16)
+    cap.close()
+    rec = EventRecorder()
+
+    def node_bus(name):
+        bus = EventBus(TRACE)
+        bus.subscribe(rec, TRACE)
+        return bus
+
+    r = replay_capture(path, node_bus=node_bus, annotate=True)
+    rejected = [e.fields["reason"] for e in a.recorder.of("handshake_response_rejected")]
+    assert len(rejected) >= 3 and set(rejected) == {"decryption_failed"}
+    assert [e.fields["reason"] for e in rec.of("handshake_response_rejected")] == rejected
+    # (the ping alpha staged never left: no session came. A capture cannot show a packet that
+    # never reached the wire, so its route_found and packet_staged are the node's alone.)
+    unseen = {"route_found", "packet_staged"}
+    assert Counter(e.name for e in rec.events) == Counter(e.name for e in a.recorder.events if e.name not in unseen)
+    assert not [h for h in r.handshakes if h.outcome == "completed"]
+    assert {h.outcome for h in r.handshakes if h.response_frame} == {"rejected"}
+    assert r.findings_of("decryption_failed")
+    out = tmp_path / "annotated.pcapng"
+    assert main(["replay", str(path), "--annotate", str(out)]) == 0
+    for original, annotated in zip(read_capture(path), read_capture(out)):
+        theirs = parse_comment(original.comment)
+        ours = parse_comment(annotated.comment.splitlines()[-1])
+        assert (ours["verdict"], ours.get("reason")) == (theirs["verdict"], theirs.get("reason"))
+    from wgscope.doctor.capture import diagnose_capture
+
+    codes = {f.code for f in diagnose_capture(str(path))[0]}
+    assert "capture_psk_mismatch" in codes and "capture_healthy" not in codes
