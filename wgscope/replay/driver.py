@@ -60,7 +60,7 @@ def replay_capture(capture: str | os.PathLike | bytes, keylogs: Iterable[str] = 
     frames = 0
     damage = None
     try:
-        for pkt in read_capture(capture):
+        for pkt in read_capture(capture, comments=False):
             frames = pkt.frame_number
             if progress is not None:
                 progress["frame"] = frames

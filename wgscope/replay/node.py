@@ -129,8 +129,9 @@ class ReplayNode:
         self.overdue.clear()
 
     # ---------------------------------------------------------------- receive path
-    def arrive(self, frame: int, t: float, src: tuple, dst: tuple, data: bytes) -> str | None:
-        """A datagram that reached this side. Returns the node's verdict comment for the frame."""
+    def arrive(self, frame: int, t: float, src: tuple, dst: tuple, data: bytes, judge: bool = True) -> str | None:
+        """A datagram that reached this side. Returns the node's verdict comment for the frame (when
+        `judge`: the capture writer's words, sinks/capture.py)."""
         if not self.active:
             return None
         self.entropy.now = t
@@ -139,12 +140,12 @@ class ReplayNode:
             if staged:
                 self._produced(self.device.send_packets(staged, t), t, f"frame {frame}")
         actions = self.device.receive_datagram(data, src, t)
-        comment = self.judge.tap("in", src, dst, data, t)
+        comment = self.judge.tap("in", src, dst, data, t) if judge else None
         self._produced(actions, t, f"frame {frame}")
         return comment
 
     # ---------------------------------------------------------------- send path
-    def sent(self, frame: int, t: float, src: tuple, dst: tuple, data: bytes) -> str | None:
+    def sent(self, frame: int, t: float, src: tuple, dst: tuple, data: bytes, judge: bool = True) -> str | None:
         """A datagram this side put on the wire: produce it with the core and compare."""
         if not self.active:
             return None
@@ -153,7 +154,9 @@ class ReplayNode:
         inner = b"" if kind == "keepalive" else None
         if kind in ("transport", "keepalive"):
             receiver, counter = transport_fields(data)
-            window = self.seen.setdefault(receiver, ReplayWindow())
+            window = self.seen.get(receiver)
+            if window is None:
+                window = self.seen[receiver] = ReplayWindow()
             if window.check(counter) is not None:
                 return None  # a copy the network made (or a replay): the observer reports it
         if kind == "transport":
@@ -171,7 +174,7 @@ class ReplayNode:
         elif kind == "initiation" and not any(p.kind == "initiation" for p in self.pending):
             self._trigger(data, t, frame)
         self._compare(frame, t, kind, data, inner)
-        return self.judge.tap("out", src, dst, data, t)
+        return self.judge.tap("out", src, dst, data, t) if judge else None
 
     def _trigger(self, data: bytes, t: float, frame: int) -> None:
         """An initiation the core's timers did not make: data the TUN handed the live node made

@@ -144,13 +144,18 @@ class TransportObserver:
             flow.inner_bytes += len(plain)
             if len(flow.head) < QUEUE_STAGED_SIZE and flow.packets <= QUEUE_STAGED_SIZE:
                 flow.head.append((now, counter, plain))
-        s = summarize(plain)
-        key = f"{s.get('proto')} {s.get('src')} > {s.get('dst')}"
-        self.r.inner[key] = self.r.inner.get(key, 0) + 1
+        # "proto src > dst", summarized once per distinct header (a flow's packets share it)
+        head = plain[6:7] + plain[8:40] if ver == 6 else plain[9:10] + plain[12:20]
+        key = self._inner_keys.get(head)
+        if key is None:
+            s = summarize(plain)
+            key = self._inner_keys[head] = f"{s.get('proto')} {s.get('src')} > {s.get('dst')}"
+        inner = self.r.inner
+        inner[key] = inner.get(key, 0) + 1
         if self.keep_decrypted:
             self.r.decrypted_packets.append((now, plain))
         if self.annotate:
-            self._note(f"data session={sess.id} counter={counter} inner={s.get('proto')} {s.get('src')}>{s.get('dst')}")
+            self._note(f"data session={sess.id} counter={counter} inner={key}")
         if sender.public_key is not None:
             nets = self.keyring.allowed(sender.public_key)
             if nets is not None:

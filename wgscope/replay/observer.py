@@ -100,6 +100,7 @@ class Observer(HandshakeObserver, TransportObserver):
         self._keepalive: dict = {}  # party id -> observe_transport.KeepaliveWatch
         self._current: dict[tuple, Session] = {}  # (initiator id, responder id) -> latest session
         self._ephemeral_warned = False
+        self._inner_keys: dict[bytes, str] = {}  # inner header bytes -> "proto src > dst"
         self._orphan_halves: dict[tuple, object] = {}  # (sender id, receiver id) -> one-way orphan session
 
     # ================================================================ parties

@@ -134,10 +134,11 @@ def reexecute(capture, ring, observer, result, node_bus=None, annotate=False, pr
             for node in sides.nodes:
                 node.advance(t)
             for node, role in sides.roles(udp.src, udp.dst, udp.payload):
-                if role == "in":
-                    comment = node.arrive(pkt.frame_number, t, udp.src, udp.dst, udp.payload)
+                if role == "in":  # the node's verdict: to write, or to check against the capture's own
+                    comment = node.arrive(pkt.frame_number, t, udp.src, udp.dst, udp.payload,
+                                          annotate or pkt.comment is not None)
                 else:
-                    comment = node.sent(pkt.frame_number, t, udp.src, udp.dst, udp.payload)
+                    comment = node.sent(pkt.frame_number, t, udp.src, udp.dst, udp.payload, annotate)
                 if comment is not None:
                     _against_source(observer, node, pkt, comment, role)
                     if annotate:  # the receiving side's verdict first: it decides the datagram's fate
