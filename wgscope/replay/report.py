@@ -65,12 +65,27 @@ def render(result: Replay, console: Console | None = None, ladder_limit: int = 4
                       str(s.r2i.packets if s.r2i else 0), state, str(sum(len(f.missing) for f in fl)))
         c.print(t)
 
+    for n in result.nodes:
+        agreed = sum(n["agreed"].values())
+        line = (f"re-executed [bold]{n['name']}[/] ({n['source']}): {agreed} datagrams sent as its core sends them, "
+                f"{n['divergences']} divergences")
+        if n["compared_by_kind"]:
+            line += f", {sum(n['compared_by_kind'].values())} compared by kind and timing only"
+        if n["unknown_inputs"]:
+            line += f" (not in the capture: {', '.join(n['unknown_inputs'])})"
+        c.print(line)
     hs = result.handshakes
     if hs:
         retries = [h for h in hs if h.attempt > 1]
         done = [h for h in hs if h.outcome == "completed"]
+        unverified = [h for h in hs if h.outcome == "unverified"]
+        rejected = [h for h in hs if h.outcome == "rejected"]
         rtts = [h.rtt for h in done if h.rtt is not None]
         line = f"handshakes: {len(hs)} initiations, {len(done)} completed, {len(retries)} retries"
+        if rejected:
+            line += f", {len(rejected)} rejected"
+        if unverified:
+            line += f", {len(unverified)} answered but not verified (keys unknown)"
         if rtts:
             line += f", response time median {sorted(rtts)[len(rtts) // 2] * 1000:.1f} ms"
         if result.cookies:
