@@ -162,3 +162,40 @@ def test_ipv6_underlay(tmp_path):
     assert len(r.sessions) == 1 and r.sessions[0].decryptable
     assert r.inner == {"icmpv6 fd00::1 > fd00::2": 1, "icmpv6 fd00::2 > fd00::1": 1}
     assert {p.endpoint for p in r.parties} == {("2001:db8::1", 51820), ("2001:db8::2", 51821)}
+
+
+def test_a_pre_shared_key_is_never_guessed(clean, tmp_path):
+    """Ephemeral keys without the PRESHARED_KEY lines: the observer cannot verify the responses
+    (it does not try the all-zero key on its own); with the lines, it can."""
+    from wgscope.replay.alter import alter_capture
+    from wgscope.pcap import read_capture_secrets
+
+    path, lab, a, b = clean
+    bare = tmp_path / "bare.pcapng"
+    alter_capture(path, bare, secrets=False)
+    lines = "".join(read_capture_secrets(path)).splitlines()
+    without = tmp_path / "no-psk.keys"
+    without.write_text("\n".join(x for x in lines if not x.startswith("PRESHARED_KEY")) + "\n")
+    r = replay_capture(bare, keylogs=[str(without)], reexecute_sides=False)
+    assert {h.outcome for h in r.handshakes} == {"completed"}  # confirmed by the initiator's data on the session
+    assert all(not s.decryptable and s.sealed_reason == "psk_unknown" for s in r.sessions)
+    assert any("pre-shared key" in n for n in r.notices)
+    with_psk = tmp_path / "psk.keys"
+    with_psk.write_text("\n".join(lines) + "\n")
+    r = replay_capture(bare, keylogs=[str(with_psk)], reexecute_sides=False)
+    assert all(s.decryptable for s in r.sessions)
+
+
+def test_an_unconfirmed_response_is_not_completed(tmp_path):
+    """A response whose keys are unknown and that no data follows is "unverified", never "completed"."""
+    from wgscope.replay.alter import alter_capture
+
+    path = tmp_path / "one.pcapng"
+    lab, a, b = two_nodes(seed=13)
+    with LabCapture(lab, path):
+        a.ping("10.0.0.2")
+        lab.run(1)
+    bare = tmp_path / "bare.pcapng"
+    alter_capture(path, bare, secrets=False, drop=[3, 4])  # only the initiation and the response remain
+    r = replay_capture(bare)
+    assert [h.outcome for h in r.handshakes] == ["unverified"]

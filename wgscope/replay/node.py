@@ -320,5 +320,7 @@ class ReplayNode:
     def summary(self) -> dict:
         return {"name": self.name, "source": self.side.source, "agreed": dict(self.agreed),
                 "compared_by_kind": dict(self.by_kind), "divergences": self.divergences, "written": self.written,
-                "unknown_inputs": sorted({what for _, what in self.entropy.unknown}),
+                "unknown_inputs": sorted({what for _, what in self.entropy.unknown}
+                                         | ({"pre-shared key (taken as none: a response that opens proves it)"}
+                                            if self.side.psk_unknown else set())),
                 "stopped_at_frame": self.stopped_at}
