@@ -31,7 +31,7 @@ SOURCES = [f"198.51.100.{i}" for i in range(1, 251)] + [f"203.0.113.{i}" for i i
 CLIENT = r"""
 import json, select, socket, sys, time
 sys.path.insert(0, sys.argv[1])
-from wgscope.keys import decode
+from wgscope.keytext import decode
 from wgscope.events import EventBus
 from wgscope.protocol.device import Device
 from wgscope.protocol.constants import LABEL_COOKIE

@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 with atheris.instrument_imports():
     import wgscope.protocol  # noqa: F401  (instrument the whole core)
-    from wgscope.protocol import cookie, device, ip, messages, noise, receive, replay  # noqa: F401
+    from wgscope.protocol import antireplay, cookie, device, entropy, ip, messages, noise, receive  # noqa: F401
     from fuzz_session import (
         ATTACKER, ATTACKER6, OPS, Session, consistency_problems, fingerprint, mutate, remac,
     )

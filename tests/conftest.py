@@ -5,6 +5,10 @@ import pytest
 
 IS_ROOT = os.geteuid() == 0
 
+# Every event emitted in the tests (and in the wgscope processes they start, which inherit the
+# environment) must carry exactly its catalogue fields (wgscope/events.py, EventBus strict).
+os.environ["WGSCOPE_STRICT_EVENTS"] = "1"
+
 
 def pytest_collection_modifyitems(config, items):
     """Root-only tests skip with a reason off root; in CI (root) nothing real may be skipped."""

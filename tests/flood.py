@@ -1,4 +1,4 @@
-"""A handshake flooder: initiations with a valid mac1 and a bogus rest (issue 7, part 3).
+"""A handshake flooder: initiations with a valid mac1 and a bogus rest.
 
 mac1 only proves the sender knows the responder's public key, so it is the cheapest
 initiation that gets past the first check. With `earn_cookies`, the flooder also does what a
@@ -24,7 +24,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from wgscope.keys import decode  # noqa: E402
+from wgscope.keytext import decode  # noqa: E402
 from wgscope.protocol.constants import MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION  # noqa: E402
 from wgscope.protocol.cookie import CookieGenerator  # noqa: E402
 from wgscope.protocol.crypto import AuthenticationError  # noqa: E402

@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import struct
+
+from lab_helpers import pair
 
 from wgscope.protocol.constants import (
     LABEL_MAC1, MAC_SIZE, MESSAGE_INITIATION, MESSAGE_RESPONSE, REJECT_AFTER_MESSAGES, REKEY_TIMEOUT,
 )
 from wgscope.protocol.crypto import HASH, MAC
 from wgscope.protocol.keypair import Keypair
-from wgscope.protocol.noise import Handshake
+from wgscope.protocol.noise import HandshakeState
 from wgscope.runtime import packets
-from wgscope.runtime.lab import Lab
 
 ATTACKER = ("203.0.113.66", 40066)
 ATTACKER6 = ("2001:db8::66", 40066)
@@ -38,10 +38,8 @@ class Session:
     """Two lab nodes with an established tunnel and the datagrams that built it."""
 
     def __init__(self, seed: int = 7) -> None:
-        self.lab = lab = Lab(seed=seed)
-        self.a = lab.add_node("alpha", "192.0.2.1", 51820, tunnel="10.0.0.1/24", private_key=_key("alpha"))
-        self.b = lab.add_node("bravo", "192.0.2.2", 51820, tunnel="10.0.0.2/24", private_key=_key("bravo"))
-        lab.connect(self.a, self.b, psk=_key("psk"))
+        lab, self.a, self.b = pair(seed=seed, psk=_key("psk"), keys=(_key("alpha"), _key("bravo")))
+        self.lab = lab
         self.wires = []
         lab.network.taps.append(self.wires.append)
         self.b.device.set_forced_load(True, lab.now)  # first initiation draws a cookie reply
@@ -135,7 +133,7 @@ def consistency_problems(device, now: float) -> list[str]:
         peer, obj = entry
         if id(peer) not in peers:
             bad.append(f"index {index:#x} names a removed peer")
-        elif isinstance(obj, Handshake):
+        elif isinstance(obj, HandshakeState):
             if obj is not peer.handshake or obj.local_index != index:
                 bad.append(f"index {index:#x} names a handshake that does not own it")
         elif isinstance(obj, Keypair):

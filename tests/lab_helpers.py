@@ -3,11 +3,10 @@
 from wgscope.runtime.lab import Lab
 
 
-def pair(seed=1, psk=None, keepalive=0, **kw):
-    lab = Lab(seed=seed, **kw)
-    a = lab.add_node("alpha", "192.0.2.1", 51820, tunnel="10.0.0.1/24")
-    b = lab.add_node("bravo", "192.0.2.2", 51820, tunnel="10.0.0.2/24")
-    lab.connect(a, b, psk=psk, keepalive=keepalive)
+def pair(seed=1, psk=None, keepalive=0, *, keys=(None, None), connect=True, **lab_kw):
+    """A lab with alpha and bravo (Lab.alpha_bravo), connected unless `connect` is False."""
+    lab = Lab(seed=seed, **lab_kw)
+    a, b = lab.alpha_bravo(keys=keys, connect=connect, psk=psk, keepalive=keepalive)
     return lab, a, b
 
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from netns import Namespace, unique, wait_for
-from wgscope.keys import encode
+from wgscope.keytext import encode
 from wgscope.protocol.crypto import public_key
 from wgscope.protocol.entropy import generate_private_key
 

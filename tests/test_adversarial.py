@@ -1,4 +1,4 @@
-"""Malicious packets: each dropped with a specific event and no change to protocol state (issue 7)."""
+"""Malicious packets: each dropped with a specific event and no change to protocol state."""
 
 import os
 import struct

@@ -10,9 +10,10 @@ import struct
 
 import pytest
 
+from lab_helpers import pair
+
 from wgscope.events import DEBUG, INFO
 from wgscope.protocol.actions import SendDatagram, WritePacket
-from wgscope.runtime.lab import Lab
 
 from test_offload import ipv4, tcp
 
@@ -20,10 +21,7 @@ KA, KB = bytes(range(1, 33)), bytes(range(101, 133))
 
 
 def build(keepalive: int = 0):
-    lab = Lab(seed=11, level=DEBUG)
-    a = lab.add_node("alpha", "192.0.2.1", 51820, tunnel="10.0.0.1/24", private_key=KA)
-    b = lab.add_node("bravo", "192.0.2.2", 51820, tunnel="10.0.0.2/24", private_key=KB)
-    lab.connect(a, b, keepalive=keepalive)
+    lab, a, b = pair(seed=11, keepalive=keepalive, keys=(KA, KB), level=DEBUG)
     a.ping("10.0.0.2")
     lab.run(1)
     assert b.echo_replies() or a.echo_replies()

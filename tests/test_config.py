@@ -20,7 +20,7 @@ from wgscope.config import (
     resolve_endpoint,
     to_setconf_text,
 )
-from wgscope.keys import encode
+from wgscope.keytext import encode
 from wgscope.protocol.crypto import public_key
 
 

@@ -10,17 +10,14 @@ import stat
 
 import pytest
 
+from lab_helpers import pair
+
 from wgscope.events import DEBUG, INFO, KEEPALIVE_RECEIVED, EventBus
-from wgscope.runtime.lab import Lab
 from wgscope.sinks.control import control_path, start_control_server
 
 
 def lab_pair():
-    lab = Lab(seed=3)
-    a = lab.add_node("alpha", "192.0.2.1", 51820, tunnel="10.0.0.1/24")
-    b = lab.add_node("bravo", "192.0.2.2", 51820, tunnel="10.0.0.2/24")
-    lab.connect(a, b)
-    return lab, a, b
+    return pair(seed=3)
 
 
 async def read_until(reader, pred, timeout=5.0):

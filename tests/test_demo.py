@@ -27,7 +27,7 @@ def test_genkey_pubkey_match_wg_format():
     import base64
     raw = base64.b64decode(priv)
     assert raw[0] & 7 == 0 and raw[31] & 0xC0 == 0x40  # clamped like wg genkey
-    from wgscope.keys import pubkey
+    from wgscope.keytext import pubkey
     assert pub == pubkey(priv)
 
 

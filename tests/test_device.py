@@ -2,7 +2,7 @@
 
 import os
 
-from lab_helpers import pair, times
+from lab_helpers import pair
 
 from wgscope.protocol.constants import QUEUE_STAGED_SIZE
 from wgscope.runtime import packets

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from wgscope.cli import main
-from wgscope.keys import encode
+from wgscope.keytext import encode
 from wgscope.replay.labcapture import LabCapture
 from wgscope.runtime.lab import Lab
 

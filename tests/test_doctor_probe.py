@@ -16,7 +16,7 @@ import pytest
 
 from conftest import require_tools
 from netns import namespaces, unique, veth, wait_for
-from wgscope.keys import genkey, pubkey
+from wgscope.keytext import genkey, pubkey
 
 pytestmark = pytest.mark.root
 
@@ -153,7 +153,7 @@ def test_nothing_listening(net):
 
 RESPONDER = textwrap.dedent("""
     import socket, sys, time
-    from wgscope.keys import decode
+    from wgscope.keytext import decode
     from wgscope.protocol.actions import SendDatagram
     from wgscope.protocol.device import Device
     private, initiator, port = sys.argv[1], sys.argv[2], int(sys.argv[3])

@@ -1,4 +1,4 @@
-"""Underlay faults: loss, duplication, reordering and delay (issue 7, part 5).
+"""Underlay faults: loss, duplication, reordering and delay.
 
 In the lab (wgscope.runtime.lab.Faults, seeded): the tunnel recovers, handshake retries keep
 the protocol's spacing, and a stream of numbered packets arrives intact, each number at most

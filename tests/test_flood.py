@@ -1,4 +1,4 @@
-"""Handshake floods (issue 7, part 3): cookie mode, mac2 for the legitimate, bounded cost.
+"""Handshake floods: cookie mode, mac2 for the legitimate, bounded cost.
 
 A flood of initiations with a valid mac1 and a bogus rest pushes the node under load; from
 then on such messages cost a MAC and a cookie reply, not a Curve25519 operation; a real peer

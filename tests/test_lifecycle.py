@@ -1,4 +1,4 @@
-"""A live node's life (issue 7, part 5): SIGTERM and SIGINT remove the TUN, the UAPI socket and
+"""A live node's life: SIGTERM and SIGINT remove the TUN, the UAPI socket and
 the pid file; a restart with the same configuration works; a SIGKILLed node's leftovers do
 not stop the next one. Malformed UAPI input (errno answers, the node keeps serving) is tested
 in tests/test_uapi.py and tests/test_uapi_wg.py and not repeated here.

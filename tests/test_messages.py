@@ -1,7 +1,6 @@
 import pytest
 
 from wgscope.protocol import messages as m
-from wgscope.protocol.constants import INITIATION_SIZE
 
 
 def test_roundtrip_all_kinds():
@@ -38,7 +37,3 @@ def test_bad_messages_raise_precise_errors(data, reason):
     with pytest.raises(m.MessageError) as e:
         m.parse(data)
     assert e.value.reason == reason
-
-
-def test_mac_offsets():
-    assert m.mac1_offset(1) == INITIATION_SIZE - 32

@@ -12,9 +12,11 @@ import json
 
 import pytest
 
+from lab_helpers import pair
+
 from wgscope.protocol import device as device_module
 from wgscope.protocol.entropy import generate_private_key
-from wgscope.runtime.lab import LAB_EPOCH, Lab
+from wgscope.runtime.lab import LAB_EPOCH
 from wgscope.sinks.jsonlog import EventLogSink
 from wgscope.sinks.setup import add_sink_arguments, attach_sinks
 
@@ -62,9 +64,7 @@ class KeyWitness:
 def scenario(witness: KeyWitness, sink_args: list[str], tmp_path) -> tuple[str, object]:
     """Everything that makes events: PSK handshake, data, cookies under load, rekey, roaming,
     bad datagrams, configuration changes, a new private key and a removed peer."""
-    lab = Lab(seed=11)
-    a = lab.add_node("alpha", "192.0.2.1", 51820, tunnel="10.0.0.1/24")
-    b = lab.add_node("bravo", "192.0.2.2", 51820, tunnel="10.0.0.2/24")
+    lab, a, b = pair(seed=11, connect=False)
     witness.watch(a)
     witness.watch(b)
     out, warn = io.StringIO(), io.StringIO()

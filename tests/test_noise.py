@@ -20,8 +20,8 @@ T = 1_700_000_000.25
 def _pair(psk=None):
     si, sr = generate_private_key(), generate_private_key()
     ini_id, res_id = noise.StaticIdentity(si), noise.StaticIdentity(sr)
-    hs_i = noise.Handshake(res_id.public, psk or noise.ZERO_PSK)
-    hs_r = noise.Handshake(ini_id.public, psk or noise.ZERO_PSK)
+    hs_i = noise.HandshakeState(res_id.public, psk or noise.ZERO_PSK)
+    hs_r = noise.HandshakeState(ini_id.public, psk or noise.ZERO_PSK)
     noise.precompute(ini_id, hs_i)
     noise.precompute(res_id, hs_r)
     return ini_id, res_id, hs_i, hs_r
@@ -103,7 +103,7 @@ def test_against_independent_noise_implementation(psk):
     m1 = their_i.write_message(tai64n.stamp(T))
 
     ini_id, res_id = noise.StaticIdentity(si), noise.StaticIdentity(sr)
-    hs_i, hs_r = noise.Handshake(res_id.public, psk), noise.Handshake(ini_id.public, psk)
+    hs_i, hs_r = noise.HandshakeState(res_id.public, psk), noise.HandshakeState(ini_id.public, psk)
     noise.precompute(ini_id, hs_i)
     ours1 = pack_initiation(noise.create_initiation(ini_id, hs_i, 1, ei, tai64n.stamp(T)))
     assert ours1[8:116] == m1  # ephemeral, encrypted static, encrypted timestamp

@@ -1,4 +1,4 @@
-"""The teaching notebooks run top to bottom on the venv's kernel, so they never rot (issue #6)."""
+"""The teaching notebooks run top to bottom on the venv's kernel, so they never rot."""
 
 from __future__ import annotations
 

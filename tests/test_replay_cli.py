@@ -1,4 +1,4 @@
-"""`wgscope replay` on the command line: outputs, and one-line errors for bad input (issue #6)."""
+"""`wgscope replay` on the command line: outputs, and one-line errors for bad input."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Each anomaly kind, from a real lab capture altered in a known way (issue #6)."""
+"""Each anomaly kind, from a real lab capture altered in a known way."""
 
 from __future__ import annotations
 
@@ -189,7 +189,7 @@ def test_counter_outside_window(tmp_path):
 
 
 def test_source_outside_allowed_ips_with_config(clean, tmp_path):
-    from wgscope.keys import encode
+    from wgscope.keytext import encode
 
     path, base, w = clean
     alpha = next(p for p in base.parties if p.initiations)

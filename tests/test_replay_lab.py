@@ -1,8 +1,10 @@
-"""Replaying lab captures reproduces what the nodes reported (issue #6)."""
+"""Replaying lab captures reproduces what the nodes reported."""
 
 from __future__ import annotations
 
 import pytest
+
+from lab_helpers import pair
 
 from wgscope.events import DEBUG
 from wgscope.replay import replay_capture
@@ -11,11 +13,7 @@ from wgscope.runtime.lab import Lab
 
 
 def two_nodes(seed=1, **kw):
-    lab = Lab(seed=seed, level=DEBUG)
-    a = lab.add_node("alpha", "192.0.2.1", 51820, tunnel="10.0.0.1/24")
-    b = lab.add_node("bravo", "192.0.2.2", 51820, tunnel="10.0.0.2/24")
-    lab.connect(a, b, **kw)
-    return lab, a, b
+    return pair(seed=seed, level=DEBUG, **kw)
 
 
 def busy_then_rekey(lab, a):
@@ -85,7 +83,7 @@ def test_both_sides_of_a_capture_are_re_executed(clean):
     assert [n["divergences"] for n in r.nodes] == [0, 0]
     assert {n["name"] for n in r.nodes} == set(recorders)
     by_key = {n.public_key: n for n in (a, b)}
-    from wgscope.keys import encode
+    from wgscope.keytext import encode
 
     for name, (_, rec) in recorders.items():
         node = by_key[next(k for k in by_key if encode(k) == name)]
@@ -103,7 +101,7 @@ def test_partial_decryption_still_yields_headers(clean, tmp_path):
     """Without the DSB: no keys at all, then static keys only."""
     from wgscope.replay.alter import alter_capture
     from wgscope.replay.keys import KeyRing
-    from wgscope.keys import encode
+    from wgscope.keytext import encode
 
     path, lab, a, b = clean
     bare = tmp_path / "bare.pcapng"

@@ -1,4 +1,4 @@
-"""A wireguard-go <-> wireguard-go capture replayed with only the static private keys (issue #6).
+"""A wireguard-go <-> wireguard-go capture replayed with only the static private keys.
 
 Two wireguard-go instances in namespaces joined by a veth; tshark captures on the veth while
 ping crosses the tunnel and a passive keepalive follows 10 s later (WP §6.5).

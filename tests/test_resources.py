@@ -1,4 +1,4 @@
-"""Resource bounds (issue 7, part 4): nothing grows without limit, thousands of peers work.
+"""Resource bounds: nothing grows without limit, thousands of peers work.
 
 Per-peer staged queues hold at most QUEUE_STAGED_SIZE packets (WG-GO QueueStagedSize), so
 total staged memory is bounded by peers x 128 x MTU; a peer that never answers, fed constant

@@ -1,4 +1,4 @@
-"""Secrets at the edges of a live node (issue 7, part 6).
+"""Secrets at the edges of a live node.
 
 - The files a live `wgscope up` makes are private even under `umask 000`: key log and capture
   0600, UAPI socket 0600, control socket 0600 in a 0700 directory.

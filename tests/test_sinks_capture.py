@@ -12,8 +12,10 @@ import pytest
 from pyshark_util import read_packets
 
 from conftest import require_tools
+from lab_helpers import pair
+
 from wgscope.pcap import CaptureReader, read_capture
-from wgscope.runtime.lab import LAB_EPOCH, Lab
+from wgscope.runtime.lab import LAB_EPOCH
 from wgscope.sinks.capture import CaptureWriter, parse_comment
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -26,9 +28,7 @@ def capture(tmp_path_factory):
     """alpha's capture: a PSK handshake and two pings, a cookie round under forced load, and
     three bad datagrams (bad mac1, unknown type, unknown index)."""
     path = tmp_path_factory.mktemp("cap") / "alpha.pcapng"
-    lab = Lab(seed=7)
-    a = lab.add_node("alpha", "192.0.2.1", 51820, tunnel="10.0.0.1/24")
-    b = lab.add_node("bravo", "192.0.2.2", 51820, tunnel="10.0.0.2/24")
+    lab, a, b = pair(seed=7, connect=False)
     writer = CaptureWriter(path, a.bus, LAB_EPOCH, "alpha", warn=None)
     lab.connect(a, b, psk=PSK)
     a.ping("10.0.0.2", 1)
@@ -79,7 +79,7 @@ def test_comments_tell_the_story(capture):
     assert story[-3:] == [("in", "initiation", "dropped", "bad_mac1"), ("in", "unknown", "dropped", "unknown_type"),
                           ("in", "transport", "dropped", "unknown_index")]
     bravo = b.device.public_key
-    from wgscope.keys import short
+    from wgscope.keytext import short
     assert rows[0]["peer"] == short(bravo)
     assert all(r["peer"] == short(bravo) for r in rows if r["kind"] == "transport" and r["verdict"] != "dropped")
 

@@ -9,15 +9,13 @@ import json
 
 from lab_helpers import pair
 from wgscope.events import CATALOGUE, DEBUG, INFO, TRACE, EventBus
-from wgscope.runtime.lab import LAB_EPOCH, Lab
+from wgscope.runtime.lab import LAB_EPOCH
 from wgscope.sinks.jsonlog import EventLogSink
 from wgscope.sinks.setup import add_sink_arguments, attach_sinks
 
 
 def run_ping(level_text: str, fmt: str = "json"):
-    lab = Lab(seed=3, level=INFO)
-    a = lab.add_node("alpha", "192.0.2.1", 51820, tunnel="10.0.0.1/24")
-    b = lab.add_node("bravo", "192.0.2.2", 51820, tunnel="10.0.0.2/24")
+    lab, a, b = pair(seed=3, connect=False, level=INFO)
     out = io.StringIO()
     parser = argparse.ArgumentParser()
     add_sink_arguments(parser)

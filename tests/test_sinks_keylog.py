@@ -8,7 +8,7 @@ import os
 import stat
 
 from lab_helpers import pair
-from wgscope.keys import encode
+from wgscope.keytext import encode
 from wgscope.sinks.keylog import KeylogWriter
 from wgscope.sinks.setup import add_sink_arguments, attach_sinks
 

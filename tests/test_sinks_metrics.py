@@ -9,7 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from lab_helpers import pair
-from wgscope.keys import encode
+from wgscope.keytext import encode
 from wgscope.sinks.metrics import parse_listen_address
 from wgscope.sinks.setup import add_sink_arguments, attach_sinks
 

@@ -10,8 +10,9 @@ from rich.console import Console
 
 from conftest import require_tools
 
+from lab_helpers import pair
+
 from wgscope import cli
-from wgscope.runtime.lab import Lab
 from wgscope.tui import formatting as fmt
 from wgscope.tui.app import DetailScreen, TopApp
 from wgscope.tui.lab_runner import LabDriver, run_demo_tui, serve_lab
@@ -19,11 +20,7 @@ from wgscope.tui.widgets import NodeBar
 
 
 def lab_pair():
-    lab = Lab(seed=5)
-    a = lab.add_node("alpha", "192.0.2.1", 51820, tunnel="10.0.0.1/24")
-    b = lab.add_node("bravo", "192.0.2.2", 51820, tunnel="10.0.0.2/24")
-    lab.connect(a, b)
-    return lab, a, b
+    return pair(seed=5)
 
 
 def plain(renderable, width: int = 120) -> str:

@@ -19,7 +19,7 @@ import time
 import pytest
 
 from wgscope.events import DEBUG, EventBus, EventRecorder
-from wgscope.keys import encode
+from wgscope.keytext import encode
 from wgscope.protocol.actions import SendDatagram
 from wgscope.protocol.crypto import public_key
 from wgscope.protocol.device import Device
@@ -185,9 +185,10 @@ def test_wg_set_show_showconf_and_dump(node, tmp_path):
     data, source = receiver.recvfrom(2048)
     receiver.close()
     assert data[0] == 1 and len(data) == 148 and source[1] == new_port  # a handshake initiation, from the new port
+    # transfer counts that initiation (148 bytes) as wireguard-go's txBytes would (peer.SendBuffers)
     assert wg("show", node.name, "dump").stdout.splitlines() == [
         f"{encode(PRIV)}\t{me}\t{new_port}\t0x1234",
-        f"{encode(PUBS[0])}\t{encode(PSK)}\t127.0.0.1:{target}\t10.0.0.3/32\t1700000000\t1000\t2000\t25"]
+        f"{encode(PUBS[0])}\t{encode(PSK)}\t127.0.0.1:{target}\t10.0.0.3/32\t1700000000\t1000\t{2000 + 148}\t25"]
     assert node.device.allowed_ips.lookup("10.0.0.2") is None
     assert node.device.allowed_ips.lookup("10.0.0.3") is node.device.peers[PUBS[0]]
     settings = [e.fields["setting"] for e in node.events.of("config_changed")]

@@ -14,7 +14,7 @@ from . import __version__
 
 # subcommand name -> module in wgscope.commands with register(subparsers) and run(args) -> int
 COMMANDS = {
-    "genkey": "keys", "pubkey": "keys", "genpsk": "keys",
+    "genkey": "keygen", "pubkey": "keygen", "genpsk": "keygen",
     "demo": "demo",
     "up": "up", "down": "up",
     "top": "top",
@@ -31,16 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wgscope", description="A userspace WireGuard node that shows its insides.")
     parser.add_argument("--version", action="version", version=f"wgscope {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    seen = set()
     for module_name in dict.fromkeys(COMMANDS.values()):
-        try:
-            module = importlib.import_module(f"wgscope.commands.{module_name}")
-        except ModuleNotFoundError as e:
-            if e.name == f"wgscope.commands.{module_name}":
-                continue  # not built yet
-            raise
-        module.register(sub)
-        seen.add(module_name)
+        importlib.import_module(f"wgscope.commands.{module_name}").register(sub)
     return parser
 
 

@@ -16,6 +16,7 @@ capture writer, which exist only when the user asked for keys.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, NamedTuple
 
@@ -83,7 +84,9 @@ HANDSHAKE_INITIATION_REJECTED = _define(
     "handshake_initiation_rejected", INFO, "handshake",
     "An initiation was dropped. Reasons: bad_mac1, bad_mac2 (answered with a cookie), rate_limited, "
     "decryption_failed, unknown_peer, stale_timestamp (replay), flood (more than 50/s for a peer).",
-    endpoint=ep, reason="str")
+    endpoint=ep, reason="str",
+    public_key="str|None: the static public key the initiator presented (base64), once it decrypted: for "
+    "unknown_peer the only name of the sender (a public key is not a secret)")
 HANDSHAKE_RESPONSE_CREATED = _define(
     "handshake_response_created", INFO, "handshake",
     "We answered a consumed initiation with a response.", sender_index="int: our receiver index",
@@ -179,7 +182,8 @@ SOURCE_ALLOWED = _define(
 SOURCE_REJECTED = _define(
     "source_rejected", INFO, "routing",
     "Decrypted packet's source is not in the sending peer's allowed IPs; dropped.", src="str", owner="str|None: "
-    "the peer that does own the source, if any")
+    "the peer that does own the source, if any", endpoint=ep,
+    receiver_index="int: the receiver index the transport message named (our keypair's)")
 ENDPOINT_CHANGED = _define(
     "endpoint_changed", INFO, "routing", "The peer's endpoint moved (roaming, or set by configuration).",
     old="str|None", new="str", cause="str: roaming | config")
@@ -206,7 +210,8 @@ PACKET_DROPPED = _define(
     "reserved_nonzero), unknown_index, decryption_failed, counter_replayed, counter_too_old, counter_limit, "
     "keypair_expired, invalid_inner_packet; for a TUN read whose offload header makes no sense (kind tun_read): "
     "short_read, unknown_gso_type, gso_type_ip_version_mismatch, bad_gso_headers, bad_gso_size, "
-    "bad_checksum_offset.", reason="str", kind="str: message kind", endpoint="str|None")
+    "bad_checksum_offset.", reason="str", kind="str: message kind", endpoint="str|None: where the datagram came from",
+    receiver_index="int|None: for a transport message, the receiver index it named")
 
 # ---------------------------------------------------------------- configuration
 PEER_ADDED = _define("peer_added", INFO, "config", "A peer was configured.", allowed_ips="list[str]",
@@ -257,16 +262,21 @@ class HandshakeSecrets(NamedTuple):
 
 Sink = Callable[[Event], None]
 
+STRICT_ENV = "WGSCOPE_STRICT_EVENTS"  # "1": every bus checks each event's fields against the catalogue
+
 
 class EventBus:
-    """One bus per node. Sinks subscribe with a level; the bus keeps the lowest as `level`."""
+    """One bus per node. Sinks subscribe with a level; the bus keeps the lowest as `level`.
 
-    def __init__(self, level: int = INFO, strict: bool = False) -> None:
+    A strict bus raises TypeError for an event whose fields are not exactly its catalogue entry's;
+    strict defaults to on when the environment has WGSCOPE_STRICT_EVENTS=1 (the test suite)."""
+
+    def __init__(self, level: int = INFO, strict: bool | None = None) -> None:
         self._sinks: list[tuple[int, Sink]] = []
         self._secret_sinks: list[Callable[[HandshakeSecrets], None]] = []
         self._taps: list[Callable[[str, tuple, tuple, bytes, float], None]] = []
         self.tapping = False  # adapters check this before calling tap_datagram
-        self.strict = strict
+        self.strict = os.environ.get(STRICT_ENV) == "1" if strict is None else strict
         self.floor = level  # the level at which events are built even with no sink (history)
         self.level = level
         self.trace = level <= TRACE
@@ -276,10 +286,6 @@ class EventBus:
         self.level = min([self.floor] + [lvl for lvl, _ in self._sinks])
         self.trace = self.level <= TRACE
         self.debug = self.level <= DEBUG
-
-    def set_floor(self, level: int) -> None:
-        self.floor = level
-        self._relevel()
 
     def subscribe(self, sink: Sink, level: int = INFO) -> Callable[[], None]:
         entry = (level, sink)

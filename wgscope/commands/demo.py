@@ -58,10 +58,7 @@ class Story:
 
 
 def build(lab: Lab) -> tuple:
-    alpha = lab.add_node("alpha", "192.0.2.1", 51820, tunnel="10.0.0.1/24")
-    bravo = lab.add_node("bravo", "192.0.2.2", 51820, tunnel="10.0.0.2/24")
-    lab.connect(alpha, bravo)
-    return alpha, bravo
+    return lab.alpha_bravo()
 
 
 def script(lab: Lab, story: Story, results: dict):

@@ -12,7 +12,7 @@ import sys
 
 from .. import config as wgconfig
 from ..errors import UserError
-from ..keys import encode
+from ..keytext import encode
 from ..protocol.crypto import public_key
 
 EXIT_PROBLEM = 3

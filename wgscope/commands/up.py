@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..events import INFO, EventBus
-from ..keys import encode
+from ..keytext import encode
 
 PID_DIR = Path("/run/wgscope")
 CAP_NET_ADMIN = 12
@@ -48,12 +48,9 @@ def register(sub) -> None:
                    help="ask the kernel for TSO/checksum offload on the TUN: 64 KB TCP reads cut into packets "
                         "in userspace (on a 2-vCPU VM: more CPU at moderate load, a draw at full load; bench/README.md)")
     p.add_argument("--timer-scale", type=float, default=None, help=argparse.SUPPRESS)
-    try:
-        from ..sinks.setup import add_sink_arguments
-    except ModuleNotFoundError:
-        pass
-    else:
-        add_sink_arguments(p)
+    from ..sinks.setup import add_sink_arguments
+
+    add_sink_arguments(p)
     p.set_defaults(func=up)
 
     d = sub.add_parser("down", help="stop the wgscope node serving an interface")
@@ -110,7 +107,7 @@ def _resolve(peer_config, path: str):
 
 
 def _key(value) -> bytes | None:
-    from ..keys import decode
+    from ..keytext import decode
 
     if value is None or isinstance(value, bytes):
         return value
@@ -224,10 +221,7 @@ def build_node(args, start: Startup):
 
 def _sinks_attacher(args):
     """--events/--keylog/--capture/--metrics (wgscope/sinks/setup.py), closed when the node stops."""
-    try:
-        from ..sinks.setup import attach_sinks
-    except ModuleNotFoundError:
-        return None
+    from ..sinks.setup import attach_sinks
 
     def attach(bus, node):
         sinks = attach_sinks(bus, args, node.snapshot, node.name,
@@ -238,14 +232,10 @@ def _sinks_attacher(args):
 
 
 def _attach_uapi(node, start: Startup) -> None:
-    """The `wg` tool's socket, /var/run/wireguard/NAME.sock (wgscope/uapi.py, runtime/uapi_socket.py).
+    """The `wg` tool's socket, /var/run/wireguard/NAME.sock (wgscope/uapi/, runtime/uapi_socket.py).
 
     Deleting the socket file stops the node, as the cross-platform page asks of implementations."""
-    try:
-        from ..runtime import uapi_socket
-    except ImportError as e:
-        start.warnings.append(f"no UAPI socket ({e})")
-        return
+    from ..runtime import uapi_socket
 
     async def begin(n) -> None:
         try:
@@ -265,10 +255,7 @@ def _attach_uapi(node, start: Startup) -> None:
 
 def _attach_control(node, start: Startup) -> None:
     """The dashboard's read-only control socket (wgscope/sinks/control.py); optional, a warning if taken."""
-    try:
-        from ..sinks.control import start_control_server
-    except ImportError:
-        return
+    from ..sinks.control import start_control_server
 
     async def begin(n) -> None:
         try:

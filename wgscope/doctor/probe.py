@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from ..events import DEBUG, EventBus, EventRecorder
 from ..protocol.actions import SendDatagram
 from ..protocol.device import Device
+from ..protocol.endpoint import endpoint_text
 
 # Linux socket options Python does not name (linux/in.h, linux/in6.h).
 IP_MTU_DISCOVER, IP_PMTUDISC_DO, IP_MTU = 10, 2, 14
@@ -120,7 +121,7 @@ class HandshakeProbe:
             return ProbeResult("no_endpoint", evidence=["the peer has no Endpoint = line; it can only be reached "
                                                         "after it contacts us"])
         host, port = self.endpoint
-        shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        shown = endpoint_text((host, port))
         resolved = resolve(host, port)
         if resolved is None:
             return ProbeResult("endpoint_unresolved", shown, evidence=[f"{host} does not resolve"])

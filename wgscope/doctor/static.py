@@ -13,7 +13,7 @@ import ipaddress
 import re
 
 from .. import config as wgconfig
-from ..keys import encode
+from ..keytext import encode
 from ..protocol.crypto import DH, DHError, public_key
 from .finding import ERROR, INFO, WARNING, Finding
 

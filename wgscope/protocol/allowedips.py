@@ -12,7 +12,7 @@ longest-prefix match in at most 33 (IPv4) or 129 (IPv6) dict probes, in practice
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Iterable
+from typing import Any
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _NETWORK_TYPES = (ipaddress.IPv4Network, ipaddress.IPv6Network)  # already masked: no need to parse again
@@ -103,7 +103,3 @@ class AllowedIPs:
     def __len__(self) -> int:
         return sum(len(v) for v in self._by_peer.values())
 
-    def replace(self, peer: Any, networks: Iterable[Network | str]) -> None:
-        self.remove_peer(peer)
-        for n in networks:
-            self.insert(n, peer)

@@ -20,8 +20,6 @@ from nacl.bindings import (
 )
 from nacl.exceptions import CryptoError
 
-from .constants import KEY_SIZE
-
 __all__ = [
     "AuthenticationError", "HASH", "MAC", "HMAC", "KDF1", "KDF2", "KDF3", "AEAD", "AEAD_OPEN",
     "XAEAD", "XAEAD_OPEN", "DH", "public_key", "clamp", "nonce",

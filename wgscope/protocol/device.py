@@ -19,7 +19,7 @@ import ipaddress
 from collections import Counter
 from typing import Iterable
 
-from ..keys import encode
+from ..keytext import encode
 from ..events import (
     CONFIG_CHANGED, ENDPOINT_CHANGED, INFO, KEYPAIR_CREATED, KEYPAIR_ROTATED, PEER_ADDED, PEER_REMOVED,
     UNDER_LOAD_ENTERED, UNDER_LOAD_LEFT, EventBus,
@@ -30,7 +30,8 @@ from .cookie import CookieChecker
 from .entropy import Entropy
 from .keypair import Keypair
 from .noise import ZERO_PSK, State, StaticIdentity, derive_transport_keys, precompute
-from .peer import Peer, endpoint_text
+from .endpoint import endpoint_text
+from .peer import Peer
 from .ratelimiter import RateLimiter
 from .receive import ReceivePath
 from .send import SendPath
@@ -53,7 +54,7 @@ class Device(SendPath, ReceivePath, TimerHooks):
         self.cookie_checker: CookieChecker | None = None
         self.peers: dict[bytes, Peer] = {}
         self.allowed_ips = AllowedIPs()
-        self.index_table: dict[int, tuple] = {}  # local index -> (peer, Handshake | Keypair)
+        self.index_table: dict[int, tuple] = {}  # local index -> (peer, HandshakeState | Keypair)
         self.wheel = TimerWheel(self.bus)
         self.ratelimiter = RateLimiter()
         self.listen_port = listen_port
@@ -168,7 +169,7 @@ class Device(SendPath, ReceivePath, TimerHooks):
 
     # ---------------------------------------------------------------- indices and sessions
     def new_index(self, entry: tuple, message: str) -> int:
-        """A fresh random 32-bit receiver index for `entry` (peer, Handshake) and the handshake
+        """A fresh random 32-bit receiver index for `entry` (peer, HandshakeState) and the handshake
         `message` about to be created (WP §5.4.2: chosen randomly)."""
         table = self.index_table
         draw, peer_key = self.entropy.index, entry[0].public_key
@@ -309,12 +310,6 @@ class Device(SendPath, ReceivePath, TimerHooks):
         for iface in self.interface_addresses:
             if iface.version == want:
                 return str(iface.ip)
-        return None
-
-    def peer_by_name(self, name: str) -> Peer | None:
-        for peer in self.peers.values():
-            if peer.name == name or peer.name.startswith(name) or peer.label == name:
-                return peer
         return None
 
     def snapshot(self, now: float) -> dict:

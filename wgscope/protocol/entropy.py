@@ -88,6 +88,10 @@ class Entropy:
         for lab nodes given no key."""
         return clamp(self._bytes(KEY_SIZE))
 
+    def preshared_key(self) -> bytes:
+        """A new pre-shared key, 32 random bytes. Called by `wgscope genpsk`."""
+        return self._bytes(KEY_SIZE)
+
     def fraction(self) -> float:
         """A float in [0, 1): the lab network's loss, duplication and reordering draws."""
         return self._numbers.random()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from .constants import REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME
-from .replay import ReplayWindow
+from .antireplay import AntiReplayWindow
 
 
 class Keypair:
@@ -17,7 +17,7 @@ class Keypair:
         self.send = ChaCha20Poly1305(send_key)
         self.recv = ChaCha20Poly1305(recv_key)
         self.send_counter = 0
-        self.replay = ReplayWindow()
+        self.replay = AntiReplayWindow()
         self.local_index = local_index
         self.remote_index = remote_index
         self.created = created
@@ -26,9 +26,6 @@ class Keypair:
         self.expired_reported = False
         self.rx_packets = 0
         self.tx_packets = 0
-
-    def age(self, now: float) -> float:
-        return now - self.created
 
     def expired_reason(self, now: float) -> str | None:
         """Why this keypair may not be used any more (WP §6.1), or None."""

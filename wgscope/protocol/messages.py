@@ -68,6 +68,13 @@ _transport = struct.Struct("<B3xIQ")
 _head = struct.Struct("<I")  # type + reserved, as one little-endian word
 head_word = _head.unpack_from  # (word,): exactly MESSAGE_TRANSPORT for a transport message
 transport_fields = struct.Struct("<4xIQ").unpack_from  # (receiver index, counter), no tuple type on the hot path
+_first_index = struct.Struct("<4xI").unpack_from
+
+
+def first_index(data: bytes) -> int:
+    """The index every message carries first (bytes 4-8): the sender's in an initiation and a
+    response, the receiver's in a cookie reply and transport data."""
+    return _first_index(data)[0]
 
 assert _initiation.size == INITIATION_SIZE and _response.size == RESPONSE_SIZE
 assert _cookie.size == COOKIE_REPLY_SIZE and _transport.size == TRANSPORT_HEADER_SIZE
@@ -138,11 +145,6 @@ def pack_cookie_reply(m: CookieReply) -> bytes:
 
 pack_transport_header = partial(_transport.pack, MESSAGE_TRANSPORT)
 """pack_transport_header(receiver, counter): the 16-byte header of a transport message."""
-
-
-# Offsets of mac1/mac2 inside the handshake messages (WP §5.4.4: msg_alpha / msg_beta).
-def mac1_offset(kind: int) -> int:
-    return (INITIATION_SIZE if kind == MESSAGE_INITIATION else RESPONSE_SIZE) - 32
 
 
 def kind_name(data: bytes) -> str:

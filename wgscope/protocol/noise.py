@@ -1,6 +1,6 @@
 """The Noise_IKpsk2 handshake as WireGuard uses it (WP §5.4.2–5.4.3, §5.4.5).
 
-Pure functions over a per-peer `Handshake` record. The device finds peers and indices; this
+Pure functions over a per-peer `HandshakeState` record. The device finds peers and indices; this
 module only computes. Names follow the whitepaper: C (chaining key), H (hash), E (ephemeral),
 S (static), Q (pre-shared key).
 """
@@ -25,11 +25,13 @@ _ZERO_MAC = bytes(16)
 
 
 class HandshakeError(Exception):
-    """A handshake message that does not authenticate or does not fit the state. `reason` is stable."""
+    """A handshake message that does not authenticate or does not fit the state. `reason` is stable;
+    `remote_static` is the initiator's static public key when it decrypted (unknown_peer), else b""."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, remote_static: bytes = b""):
         super().__init__(reason)
         self.reason = reason
+        self.remote_static = remote_static
 
 
 class State(Enum):
@@ -58,7 +60,7 @@ class StaticIdentity:
 
 
 @dataclass
-class Handshake:
+class HandshakeState:
     """Per-peer handshake state (WG-GO device/noise-protocol.go `Handshake`)."""
 
     remote_static: bytes
@@ -75,7 +77,6 @@ class Handshake:
     last_initiation_consumption: float = float("-inf")
     last_sent_handshake: float = float("-inf")
     initiation_sent_at: float | None = None
-    extra: dict = field(default_factory=dict)
 
     def zero(self) -> None:
         self.state = State.ZEROED
@@ -84,14 +85,14 @@ class Handshake:
         self.local_index = self.remote_index = 0
 
 
-def precompute(local: StaticIdentity, hs: Handshake) -> None:
+def precompute(local: StaticIdentity, hs: HandshakeState) -> None:
     try:
         hs.precomputed_static_static = DH(local.key, hs.remote_static)
     except DHError:
         hs.precomputed_static_static = b""
 
 
-def create_initiation(local: StaticIdentity, hs: Handshake, sender_index: int, ephemeral_private: bytes,
+def create_initiation(local: StaticIdentity, hs: HandshakeState, sender_index: int, ephemeral_private: bytes,
                       timestamp: bytes) -> Initiation:
     """Initiator, WP §5.4.2, with the ephemeral private key and the TAI64N `timestamp` given
     (entropy.Entropy supplies both). Returns the message with zero macs (cookie.py adds them)."""
@@ -148,7 +149,7 @@ def open_initiation(local: StaticIdentity, msg: Initiation,
         else:
             ss = static_static(remote_static)
             if ss is None:
-                raise HandshakeError("unknown_peer")
+                raise HandshakeError("unknown_peer", remote_static)
             if not ss:  # the peer's key gave an all-zero DH (precompute)
                 raise DHError("low-order remote static")
         C, k = KDF2(C, ss)
@@ -159,7 +160,7 @@ def open_initiation(local: StaticIdentity, msg: Initiation,
     return OpenedInitiation(remote_static, timestamp, msg.ephemeral, msg.sender, C, H)
 
 
-def accept_initiation(hs: Handshake, opened: OpenedInitiation, now: float, flood_interval: float) -> None:
+def accept_initiation(hs: HandshakeState, opened: OpenedInitiation, now: float, flood_interval: float) -> None:
     """Responder: the replay and flood checks (WP §5.1; WG-GO ConsumeMessageInitiation), then commit."""
     if not tai64n.after(opened.timestamp, hs.last_timestamp):
         raise HandshakeError("stale_timestamp")
@@ -173,7 +174,7 @@ def accept_initiation(hs: Handshake, opened: OpenedInitiation, now: float, flood
     hs.state = State.INITIATION_CONSUMED
 
 
-def create_response(hs: Handshake, sender_index: int, ephemeral_private: bytes) -> Response:
+def create_response(hs: HandshakeState, sender_index: int, ephemeral_private: bytes) -> Response:
     """Responder, WP §5.4.3, with the ephemeral private key given (entropy.Entropy supplies it)."""
     if hs.state is not State.INITIATION_CONSUMED:
         raise HandshakeError("wrong_state")
@@ -198,7 +199,7 @@ def create_response(hs: Handshake, sender_index: int, ephemeral_private: bytes) 
     return Response(sender_index, hs.remote_index, E_pub, enc_nothing, _ZERO_MAC, _ZERO_MAC)
 
 
-def consume_response(local: StaticIdentity, hs: Handshake, msg: Response) -> None:
+def consume_response(local: StaticIdentity, hs: HandshakeState, msg: Response) -> None:
     """Initiator, second half of WP §5.4.3. Commits only if everything authenticates."""
     if hs.state is not State.INITIATION_CREATED:
         raise HandshakeError("wrong_state")
@@ -223,7 +224,7 @@ def consume_response(local: StaticIdentity, hs: Handshake, msg: Response) -> Non
     hs.state = State.RESPONSE_CONSUMED
 
 
-def derive_transport_keys(hs: Handshake) -> tuple[bytes, bytes, bool]:
+def derive_transport_keys(hs: HandshakeState) -> tuple[bytes, bytes, bool]:
     """WP §5.4.5: (T_send, T_recv) := KDF2(C, ε), swapped for the responder. Zeroes the handshake."""
     if hs.state is State.RESPONSE_CONSUMED:
         initiator = True

@@ -6,17 +6,11 @@ from collections import Counter, deque
 
 from .constants import QUEUE_STAGED_SIZE
 from .cookie import CookieGenerator
+from .endpoint import endpoint_text
 from .keypair import Keypairs
-from .noise import ZERO_PSK, Handshake
+from .noise import ZERO_PSK, HandshakeState
 from .timers import TIMER_NAMES, Timer
-from ..keys import encode
-
-
-def endpoint_text(endpoint: tuple | None) -> str | None:
-    if endpoint is None:
-        return None
-    host, port = endpoint[0], endpoint[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+from ..keytext import encode
 
 
 class Peer:
@@ -25,7 +19,7 @@ class Peer:
         self.public_key = public_key
         self.name = encode(public_key)  # how events and sinks name the peer
         self.label = label  # a human name from the configuration, if any
-        self.handshake = Handshake(remote_static=public_key, preshared_key=preshared_key or ZERO_PSK)
+        self.handshake = HandshakeState(remote_static=public_key, preshared_key=preshared_key or ZERO_PSK)
         self.cookies = CookieGenerator(public_key)
         self.endpoint = endpoint
         self.persistent_keepalive = persistent_keepalive
@@ -45,6 +39,8 @@ class Peer:
         self.rx_packets = 0
         self.handshakes_completed = 0
         self.initiations_sent = 0
+        self.initiations_since_handshake = 0  # initiations sent since the last completed handshake
+        self.unanswered_initiations = 0  # initiations in a row that got neither a response nor a cookie reply
         self.retries = 0
         self.cookies_received = 0
         self.cookies_sent = 0
@@ -87,6 +83,8 @@ class Peer:
             "tx_bytes": self.tx_bytes, "rx_bytes": self.rx_bytes,
             "tx_packets": self.tx_packets, "rx_packets": self.rx_packets,
             "handshakes": self.handshakes_completed, "initiations_sent": self.initiations_sent,
+            "initiations_since_handshake": self.initiations_since_handshake,
+            "unanswered_initiations": self.unanswered_initiations,
             "retries": self.retries, "cookies_received": self.cookies_received, "cookies_sent": self.cookies_sent,
             "keepalives_sent": self.keepalives_sent, "keepalives_received": self.keepalives_received,
             "drops": dict(self.drops),

@@ -18,7 +18,8 @@ from ..events import (
 )
 from .actions import SendDatagram, WritePacket
 from .constants import (
-    HANDSHAKE_INITIATION_RATE, MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_TRANSPORT,
+    HANDSHAKE_INITIATION_RATE, INITIATION_SIZE, MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_TRANSPORT,
+    RESPONSE_SIZE,
     REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_ON_RECEIVE_AGE, TRANSPORT_HEADER_SIZE, TRANSPORT_MIN_SIZE,
 )
 from .cookie import endpoint_bytes
@@ -28,8 +29,9 @@ from .messages import (
     Initiation, MessageError, Response, head_word, kind_name, message_type, pack_response, parse_cookie_reply,
     parse_initiation, parse_response, transport_fields,
 )
-from .noise import Handshake, HandshakeError, accept_initiation, consume_response, create_response, open_initiation
-from .peer import endpoint_text
+from .noise import HandshakeError, HandshakeState, accept_initiation, consume_response, create_response, open_initiation
+from .endpoint import endpoint_text
+from ..keytext import encode
 from . import ip
 
 _UNKNOWN = object()
@@ -85,16 +87,16 @@ class ReceivePath:
                 if data_packets > 1:
                     self.timers_data_received(peer, now)  # a second data packet finds the timer pending
 
-    def _drop(self, peer, reason: str, kind: str, endpoint, now: float) -> None:
+    def _drop(self, peer, reason: str, kind: str, endpoint, now: float, receiver_index: int | None = None) -> None:
         (peer.drops if peer is not None else self.drops)[reason] += 1
         self.bus.emit(PACKET_DROPPED, now, peer.name if peer is not None else None, reason=reason, kind=kind,
-                      endpoint=endpoint_text(endpoint))
+                      endpoint=endpoint_text(endpoint), receiver_index=receiver_index)
 
     # ---------------------------------------------------------------- handshake messages
     def _receive_handshake(self, kind: int, data: bytes, endpoint: tuple, now: float, out: list) -> None:
         """WG-GO RoutineHandshake: mac1, then under load mac2 (else a cookie reply), then rate limit."""
         if kind == MESSAGE_INITIATION:
-            msg, rejected, extra = parse_initiation(data), HANDSHAKE_INITIATION_REJECTED, {}
+            msg, rejected, extra = parse_initiation(data), HANDSHAKE_INITIATION_REJECTED, {"public_key": None}
         else:
             msg, rejected = parse_response(data), HANDSHAKE_RESPONSE_REJECTED
             extra = {"receiver_index": msg.receiver}
@@ -131,7 +133,8 @@ class ReceivePath:
             opened = open_initiation(self.identity, msg, self._static_static)
         except HandshakeError as e:
             self.drops[e.reason] += 1
-            self.bus.emit(HANDSHAKE_INITIATION_REJECTED, now, None, endpoint=ep, reason=e.reason)
+            presented = encode(e.remote_static) if e.remote_static else None  # a public key: not a secret
+            self.bus.emit(HANDSHAKE_INITIATION_REJECTED, now, None, endpoint=ep, reason=e.reason, public_key=presented)
             return
         peer = self.peers[opened.remote_static]
         hs = peer.handshake
@@ -139,8 +142,10 @@ class ReceivePath:
             accept_initiation(hs, opened, now, HANDSHAKE_INITIATION_RATE)
         except HandshakeError as e:
             peer.drops[e.reason] += 1
-            self.bus.emit(HANDSHAKE_INITIATION_REJECTED, now, peer.name, endpoint=ep, reason=e.reason)
+            self.bus.emit(HANDSHAKE_INITIATION_REJECTED, now, peer.name, endpoint=ep, reason=e.reason,
+                          public_key=peer.name)
             return
+        peer.rx_bytes += INITIATION_SIZE  # WG-GO receive.go counts a consumed initiation in rxBytes
         self.bus.emit(HANDSHAKE_INITIATION_CONSUMED, now, peer.name, endpoint=ep, sender_index=msg.sender)
         self._update_endpoint(peer, endpoint, now)
         self.timers_any_authenticated_packet_traversal(peer, now)
@@ -162,13 +167,14 @@ class ReceivePath:
             self.index_table.pop(index, None)
             peer.drops[e.reason] += 1
             self.bus.emit(HANDSHAKE_INITIATION_REJECTED, now, peer.name, endpoint=endpoint_text(peer.endpoint),
-                          reason=e.reason)
+                          reason=e.reason, public_key=peer.name)
             return
         self.bus.emit(HANDSHAKE_RESPONSE_CREATED, now, peer.name, sender_index=index, receiver_index=hs.remote_index)
         data, _ = self.seal_handshake_message(peer, pack_response(msg), "response", now)
         remote_index = hs.remote_index
         self.begin_session(peer, now)  # responder: keypair goes to "next"
         out.append(SendDatagram(data, peer.endpoint))
+        peer.tx_bytes += len(data)  # WG-GO peer.SendBuffers counts every datagram sent to the peer
         self.bus.emit(HANDSHAKE_RESPONSE_SENT, now, peer.name, endpoint=endpoint_text(peer.endpoint),
                       sender_index=index, receiver_index=remote_index)
         self.timers_any_authenticated_packet_traversal(peer, now)
@@ -179,7 +185,7 @@ class ReceivePath:
         self.bus.emit(HANDSHAKE_RESPONSE_RECEIVED, now, None, endpoint=ep, sender_index=msg.sender,
                       receiver_index=msg.receiver)
         entry = self.index_table.get(msg.receiver)
-        if entry is None or not isinstance(entry[1], Handshake):
+        if entry is None or not isinstance(entry[1], HandshakeState):
             # an index that names a session already (a replayed response) is as unknown as a made-up one
             reason = "unknown_index" if entry is None else "wrong_state"
             self.drops[reason] += 1
@@ -194,6 +200,8 @@ class ReceivePath:
             self.bus.emit(HANDSHAKE_RESPONSE_REJECTED, now, peer.name, endpoint=ep, reason=e.reason,
                           receiver_index=msg.receiver)
             return
+        peer.rx_bytes += RESPONSE_SIZE  # WG-GO receive.go counts a consumed response in rxBytes
+        peer.unanswered_initiations = 0
         self.bus.emit(HANDSHAKE_RESPONSE_CONSUMED, now, peer.name, endpoint=ep, sender_index=msg.sender,
                       receiver_index=msg.receiver)
         self._update_endpoint(peer, endpoint, now)
@@ -226,17 +234,20 @@ class ReceivePath:
                           receiver_index=msg.receiver)
             return
         peer.cookies_received += 1
+        peer.unanswered_initiations = 0  # the peer answered, if only with "under load"
         self.bus.emit(COOKIE_REPLY_RECEIVED, now, peer.name, endpoint=ep, receiver_index=msg.receiver)
 
     # ---------------------------------------------------------------- transport data
     def _receive_transport(self, data: bytes, endpoint: tuple, now: float, out: list, authenticated: dict,
                            owners: dict) -> None:
         """One transport message; the timer hooks of the authenticated ones wait in `authenticated`
-        for _after_transport (receive_datagrams)."""
+        for _after_transport (receive_datagrams). Longer than 60 lines on purpose: it runs once per
+        datagram received, and each function call split out of it costs receive throughput
+        (bench/README.md, "Where the time per packet goes")."""
         receiver, counter = transport_fields(data)
         entry = self.index_table.get(receiver)
         if entry is None or type(entry[1]) is not Keypair:
-            self._drop(None, "unknown_index", "transport", endpoint, now)
+            self._drop(None, "unknown_index", "transport", endpoint, now, receiver)
             return
         peer, keypair = entry
         if keypair.recv is None or now - keypair.created >= REJECT_AFTER_TIME:
@@ -244,19 +255,19 @@ class ReceivePath:
                 keypair.expired_reported = True
                 self.bus.emit(KEYPAIR_EXPIRED, now, peer.name, local_index=keypair.local_index,
                               reason="reject_after_time", age=round(now - keypair.created, 3))
-            self._drop(peer, "keypair_expired", "transport", endpoint, now)
+            self._drop(peer, "keypair_expired", "transport", endpoint, now, receiver)
             return
         if counter >= REJECT_AFTER_MESSAGES:
-            self._drop(peer, "counter_limit", "transport", endpoint, now)
+            self._drop(peer, "counter_limit", "transport", endpoint, now, receiver)
             return
         try:
             plain = keypair.recv.decrypt(nonce(counter), data[TRANSPORT_HEADER_SIZE:], None)
         except InvalidTag:
-            self._drop(peer, "decryption_failed", "transport", endpoint, now)
+            self._drop(peer, "decryption_failed", "transport", endpoint, now, receiver)
             return
         refused = keypair.replay.check(counter)
         if refused:
-            self._drop(peer, refused, "transport", endpoint, now)
+            self._drop(peer, refused, "transport", endpoint, now, receiver)
             return
         if endpoint != peer.endpoint:
             self._update_endpoint(peer, endpoint, now)
@@ -280,7 +291,7 @@ class ReceivePath:
         try:
             length, ver, source = ip.inbound(plain)
         except ip.InvalidPacket:
-            self._drop(peer, "invalid_inner_packet", "transport", endpoint, now)
+            self._drop(peer, "invalid_inner_packet", "transport", endpoint, now, receiver)
             return
         if length != len(plain):
             plain = plain[:length]  # the padding (WP §5.4.6)
@@ -291,7 +302,8 @@ class ReceivePath:
         if owner is not peer:
             peer.drops["source_not_allowed"] += 1
             self.bus.emit(SOURCE_REJECTED, now, peer.name, src=ip.address_text(ver, int.from_bytes(source, "big")),
-                          owner=owner.name if owner is not None else None)
+                          owner=owner.name if owner is not None else None, endpoint=endpoint_text(endpoint),
+                          receiver_index=receiver)
             return
         if self.bus.trace:
             self.bus.emit(SOURCE_ALLOWED, now, peer.name, src=ip.address_text(ver, int.from_bytes(source, "big")))

@@ -19,7 +19,7 @@ from .constants import (
 from .crypto import nonce
 from .messages import pack_initiation, pack_transport_header
 from .noise import HandshakeError, create_initiation
-from .peer import endpoint_text
+from .endpoint import endpoint_text
 from . import ip
 
 
@@ -56,7 +56,8 @@ class SendPath:
                 ver, dst_bytes = ip.outbound(packet)
             except ip.InvalidPacket as e:
                 self.drops["invalid_inner_packet"] += 1
-                bus.emit(PACKET_DROPPED, now, None, reason="invalid_inner_packet", kind=str(e), endpoint=None)
+                bus.emit(PACKET_DROPPED, now, None, reason="invalid_inner_packet", kind=str(e), endpoint=None,
+                         receiver_index=None)
                 continue
             if dst_bytes != last_dst:  # a run of packets to one address is routed once (4 or 16 bytes)
                 last_dst = None
@@ -223,7 +224,10 @@ class SendPath:
         self.bus.emit(HANDSHAKE_INITIATION_CREATED, now, peer.name, sender_index=index, attempt=attempt)
         data, mac2 = self.seal_handshake_message(peer, pack_initiation(msg), "initiation", now)
         out.append(SendDatagram(data, peer.endpoint))
+        peer.tx_bytes += len(data)  # WG-GO peer.SendBuffers counts every datagram sent to the peer
         peer.initiations_sent += 1
+        peer.initiations_since_handshake += 1
+        peer.unanswered_initiations += 1
         self.bus.emit(HANDSHAKE_INITIATION_SENT, now, peer.name, endpoint=endpoint_text(peer.endpoint),
                       sender_index=index, attempt=attempt, mac2=mac2)
         self.timers_any_authenticated_packet_traversal(peer, now)

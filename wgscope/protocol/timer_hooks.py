@@ -47,6 +47,7 @@ class TimerHooks:
     def timers_handshake_complete(self, peer, now: float) -> None:
         self.wheel.cancel(peer.timers[RETRANSMIT_HANDSHAKE], now)
         peer.handshake_attempts = 0
+        peer.initiations_since_handshake = 0
         peer.sent_last_minute_handshake = False
         peer.last_handshake = now
         peer.last_handshake_wall = self.wall(now)

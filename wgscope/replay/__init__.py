@@ -1,4 +1,4 @@
-"""Replay a capture through the protocol code and explain what happened in it (issue #6).
+"""Replay a capture through the protocol code and explain what happened in it.
 
     from wgscope.replay import replay_capture
     result = replay_capture("captures/sample-lab.pcapng")       # keys from the capture's DSB

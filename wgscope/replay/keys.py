@@ -17,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from ..keys import KeyFormatError, decode, encode
+from ..keytext import KeyFormatError, decode, encode
 from ..protocol.constants import LABEL_COOKIE, LABEL_MAC1
 from ..protocol.cookie import CookieChecker
 from ..protocol.crypto import HASH, public_key

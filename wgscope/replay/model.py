@@ -9,16 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..keys import encode
-from ..protocol.replay import ReplayWindow
+from ..keytext import encode
+from ..protocol.endpoint import endpoint_text as _endpoint_text
+from ..protocol.antireplay import AntiReplayWindow
 from .loss import LossRanges
 
 
 def endpoint_text(ep: tuple | None) -> str:
-    if ep is None:
-        return "?"
-    host, port = ep[0], ep[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return _endpoint_text(ep, unknown="?")
 
 
 @dataclass(eq=False)
@@ -113,7 +111,7 @@ class Flow:
     sender: Party
     receiver_index: int
     cipher: object = None  # ChaCha20Poly1305 for this direction, when keys allow
-    replay: ReplayWindow = field(default_factory=ReplayWindow)
+    replay: AntiReplayWindow = field(default_factory=AntiReplayWindow)
     max_counter: int = -1
     missing: LossRanges = field(default_factory=LossRanges)  # counters skipped so far (gaps not yet filled)
     frame_of: dict = field(default_factory=dict)  # counter -> frame (for duplicate findings)

@@ -26,7 +26,7 @@ from ..protocol.constants import (
 )
 from ..protocol.crypto import MAC, nonce
 from ..protocol.device import Device
-from ..protocol.replay import ReplayWindow
+from ..protocol.antireplay import AntiReplayWindow
 from ..protocol.messages import KIND_NAMES, MessageError, message_type, transport_fields
 from .entropy import EARLY, LATE, CaptureEntropy
 from .rules import ONE_PER_REKEY_TIMEOUT, REJECT, REKEY_ON_SEND, TIMER_RULES, timer_cause
@@ -86,7 +86,7 @@ class ReplayNode:
         self.prefed: dict[int, int] = {}  # receiver index -> data counters below this were fed when staged
         self.later_staged: dict[int, list] = {}  # receiver index -> packets staged after the first, fed
         self.overdue: deque[Pending] = deque(maxlen=64)  # sent by the core more than LATE ago, not seen yet
-        self.seen: dict[int, ReplayWindow] = {}  # receiver index -> counters of own sends seen on the wire
+        self.seen: dict[int, AntiReplayWindow] = {}  # receiver index -> counters of own sends seen on the wire
         self.judge = VerdictJudge(bus)
         self.device = Device(side.private_key, bus=bus, listen_port=side.listen_port, mtu=side.mtu or DEFAULT_MTU,
                              wall_offset=0.0, entropy=entropy, name=self.name)
@@ -156,7 +156,7 @@ class ReplayNode:
             receiver, counter = transport_fields(data)
             window = self.seen.get(receiver)
             if window is None:
-                window = self.seen[receiver] = ReplayWindow()
+                window = self.seen[receiver] = AntiReplayWindow()
             if window.check(counter) is not None:
                 return None  # a copy the network made (or a replay): the observer reports it
         if kind == "transport":

@@ -45,6 +45,7 @@ class HandshakeObserver:
             initiator_key = view.initiator
         initiator = self._party(src, initiator_key)
         initiator.initiations += 1
+        initiator.tx_bytes += len(data)  # as WG-GO's txBytes: handshake messages count too
         hs = Handshake(len(r.handshakes) + 1, frame, now, initiator, responder, msg.sender, src, dst, msg.ephemeral,
                        mac1_ok=mac1_ok, mac2=data[-16:] != bytes(16), identified=initiator_key is not None, view=view,
                        mac1_bytes=data[-32:-16])
@@ -146,6 +147,7 @@ class HandshakeObserver:
         if hs is None:
             responder = self._party(src, None)
             responder.responses += 1
+            responder.tx_bytes += len(data)
             self._sent_authenticated(responder, keepalive=False)
             self._find("unknown_receiver_index", [frame], f"response for receiver index 0x{msg.receiver:08x}, "
                        "which no initiation in the capture created", responder)
@@ -153,6 +155,7 @@ class HandshakeObserver:
         responder = hs.responder
         self._moved(responder, src)
         responder.responses += 1
+        responder.tx_bytes += len(data)
         self._sent_authenticated(responder, keepalive=False)
         if dup is not None:
             self._find("replayed", [dup, frame], f"response 0x{msg.sender:08x} repeated byte for byte", responder)

@@ -15,7 +15,7 @@ from ..protocol.constants import (
 )
 from ..protocol.crypto import nonce
 from ..protocol.messages import transport_fields
-from ..protocol.replay import DUPLICATE, TOO_OLD
+from ..protocol.antireplay import DUPLICATE, TOO_OLD
 from ..runtime.packets import summarize
 from .entropy import EARLY as EARLY_TOLERANCE, LATE as LATE_TOLERANCE
 from .model import Flow, Party, Session

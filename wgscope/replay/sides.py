@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from ..keys import encode
+from ..keytext import encode
 
 ALL_V4 = ipaddress.ip_network("0.0.0.0/0")
 ALL_V6 = ipaddress.ip_network("::/0")

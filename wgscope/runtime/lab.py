@@ -19,10 +19,10 @@ from __future__ import annotations
 import heapq
 import ipaddress
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
-from ..events import DEBUG, INFO, EventBus, EventRecorder
+from ..events import DEBUG, EventBus, EventRecorder
 from ..protocol.actions import SendDatagram, WritePacket
 from ..protocol.device import Device
 from ..protocol.entropy import Entropy
@@ -189,6 +189,16 @@ class Lab:
                           allowed_ips=routes(b), persistent_keepalive=keepalive, label=b.name, now=self.now)
         b.device.add_peer(a.public_key, preshared_key=psk, endpoint=a.endpoint if b_knows_endpoint else None,
                           allowed_ips=routes(a), persistent_keepalive=keepalive, label=a.name, now=self.now)
+
+    def alpha_bravo(self, *, keys: tuple = (None, None), connect: bool = True, **connect_kw) -> tuple:
+        """The two-node set-up of the demo and the tests: alpha at 192.0.2.1:51820 with tunnel
+        address 10.0.0.1/24, bravo at 192.0.2.2:51820 with 10.0.0.2/24; `keys` their private
+        keys (None: from the lab's seed); connected (with `connect_kw`) unless `connect` is False."""
+        a = self.add_node("alpha", "192.0.2.1", 51820, tunnel="10.0.0.1/24", private_key=keys[0])
+        b = self.add_node("bravo", "192.0.2.2", 51820, tunnel="10.0.0.2/24", private_key=keys[1])
+        if connect:
+            self.connect(a, b, **connect_kw)
+        return a, b
 
     def schedule(self, when: float, fn: Callable[[], None]) -> None:
         heapq.heappush(self._queue, (when, next(self._seq), fn))

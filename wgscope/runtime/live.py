@@ -28,7 +28,7 @@ import time
 from typing import Callable
 
 from ..events import INTERFACE_DOWN, INTERFACE_UP, PACKET_DROPPED, EventBus
-from ..keys import encode
+from ..keytext import encode
 from ..protocol.actions import SendDatagram, WritePacket
 from ..protocol.device import Device
 from . import netlink
@@ -127,7 +127,8 @@ class LiveNode:
             try:
                 packets = tun.read()
             except OffloadError as e:
-                self.bus.emit(PACKET_DROPPED, self.now(), None, reason=e.reason, kind="tun_read", endpoint=None)
+                self.bus.emit(PACKET_DROPPED, self.now(), None, reason=e.reason, kind="tun_read", endpoint=None,
+                              receiver_index=None)
                 reads += 1
                 continue
             except OSError as e:

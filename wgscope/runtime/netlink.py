@@ -73,14 +73,6 @@ def add_route(ipr: IPRoute, index: int, net: Network) -> None:
             raise
 
 
-def mtu_of(ifname: str) -> int | None:
-    with IPRoute() as ipr:
-        index = _index(ipr, ifname)
-        if index is None:
-            return None
-        return ipr.get_links(index)[0].get_attr("IFLA_MTU")
-
-
 def delete(ifname: str) -> bool:
     """Delete the link if it is in this namespace (closing the TUN fd also removes it)."""
     with IPRoute() as ipr:

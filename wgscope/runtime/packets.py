@@ -41,10 +41,6 @@ def udp(src: str, sport: int, dst: str, dport: int, payload: bytes) -> bytes:
     return hdr + seg[:6] + struct.pack("!H", csum) + seg[8:]
 
 
-class Summary(tuple):
-    pass
-
-
 def summarize(packet: bytes) -> dict:
     """Protocol, addresses and, for ICMP echo, the kind and sequence."""
     v = packet[0] >> 4 if packet else 0

@@ -8,7 +8,7 @@ replaced. The socket file is 0600 and, as the kernel's netlink interface refuses
 callers with EPERM, a connection whose SO_PEERCRED uid is neither root nor our own is
 answered errno EPERM and closed. The file is removed on close (only if it is still ours).
 
-    server = await start_uapi_server(node)          # node: see wgscope/uapi.py
+    server = await start_uapi_server(node)          # node: see wgscope/uapi/__init__.py
     ...
     server.close(); await server.wait_closed()
 """

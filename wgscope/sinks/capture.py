@@ -28,14 +28,15 @@ from typing import TextIO
 from ..events import INFO, Event, EventBus, HandshakeSecrets
 from ..pcap.frames import LINKTYPE_RAW, build_udp_frame
 from ..pcap.pcapng_writer import PcapngWriter
-from ..protocol.constants import TRANSPORT_HEADER_SIZE
-from ..protocol.messages import KIND_NAMES, MessageError, kind_name, message_type
+from ..protocol.constants import TRANSPORT_MIN_SIZE
+from ..protocol.endpoint import endpoint_text
+from ..protocol.messages import KIND_NAMES, MessageError, first_index, kind_name, message_type
 from .keylog import SECRETS_WARNING, format_keylog
 
 __all__ = ["CaptureWriter", "Verdict", "parse_comment", "COMMENT_PREFIX"]
 
 COMMENT_PREFIX = "wgscope:"
-_KEEPALIVE_SIZE = TRANSPORT_HEADER_SIZE + 16  # empty payload + Poly1305 tag (WP §5.4.6)
+_KEEPALIVE_SIZE = TRANSPORT_MIN_SIZE  # empty payload + Poly1305 tag (WP §5.4.6)
 _MAX_INDICES = 4096
 
 # Events that decide the fate of an incoming datagram, by the message kind they concern.
@@ -96,26 +97,21 @@ def parse_comment(comment: str | None) -> dict[str, str]:
     return dict(p.split("=", 1) for p in machine.split() if "=" in p)
 
 
-def _endpoint_text(addr: tuple) -> str:
-    host, port = addr[0], addr[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def _classify(direction: str, data: bytes, remote: tuple) -> Verdict:
     """Message kind and the index it names: the sender's for an initiation and a response,
     the receiver's for a cookie reply and transport data."""
     try:
         kind_no = message_type(data)
     except MessageError as e:
-        v = Verdict(direction, kind_name(data) if data else "empty", None, _endpoint_text(remote))
+        v = Verdict(direction, kind_name(data) if data else "empty", None, endpoint_text(remote))
         if direction == "in":
             v.verdict, v.reason = "dropped", e.reason
         return v
     kind = KIND_NAMES[kind_no]
-    index = int.from_bytes(data[4:8], "little")
+    index = first_index(data)
     if kind_no == 4 and len(data) == _KEEPALIVE_SIZE:
         kind = "keepalive"
-    return Verdict(direction, kind, index, _endpoint_text(remote))
+    return Verdict(direction, kind, index, endpoint_text(remote))
 
 
 class CaptureWriter:

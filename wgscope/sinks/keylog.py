@@ -26,7 +26,7 @@ import sys
 from typing import TextIO
 
 from ..events import HandshakeSecrets
-from ..keys import encode
+from ..keytext import encode
 
 __all__ = ["KeylogWriter", "format_keylog", "open_private_text", "SECRETS_WARNING"]
 

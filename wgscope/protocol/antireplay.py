@@ -19,7 +19,7 @@ DUPLICATE = "counter_replayed"
 LIMIT = "counter_limit"
 
 
-class ReplayWindow:
+class AntiReplayWindow:
     __slots__ = ("last", "ring")
 
     def __init__(self) -> None:

@@ -1,4 +1,4 @@
-"""Key text format shared with `wg genkey` / `wg pubkey`: 32 bytes, standard base64."""
+"""Keys as text, the format of `wg genkey` / `wg pubkey` / `wg genpsk`: 32 bytes, standard base64."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import binascii
 
 from .protocol.constants import KEY_SIZE
 from .protocol.crypto import public_key
-from .protocol.entropy import generate_private_key
+from .protocol.entropy import SYSTEM
 
 
 class KeyFormatError(ValueError):
@@ -37,7 +37,11 @@ def short(key: bytes) -> str:
 
 
 def genkey() -> str:
-    return encode(generate_private_key())
+    return encode(SYSTEM.private_key())
+
+
+def genpsk() -> str:
+    return encode(SYSTEM.preshared_key())
 
 
 def pubkey(private_text: str) -> str:

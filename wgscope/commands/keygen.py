@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
-from .. import keys
+from .. import keytext
 from ..errors import UserError
 
 
@@ -19,18 +18,18 @@ def register(sub) -> None:
 
 
 def genkey(args) -> int:
-    print(keys.genkey())
+    print(keytext.genkey())
     return 0
 
 
 def genpsk(args) -> int:
-    print(keys.encode(os.urandom(32)))
+    print(keytext.genpsk())
     return 0
 
 
 def pubkey(args) -> int:
     try:
-        print(keys.pubkey(sys.stdin.read()))
-    except keys.KeyFormatError as e:
+        print(keytext.pubkey(sys.stdin.read()))
+    except keytext.KeyFormatError as e:
         raise UserError(str(e)) from None
     return 0

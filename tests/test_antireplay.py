@@ -1,9 +1,9 @@
 from wgscope.protocol.constants import REJECT_AFTER_MESSAGES, REPLAY_WINDOW_SIZE
-from wgscope.protocol.replay import DUPLICATE, LIMIT, TOO_OLD, ReplayWindow
+from wgscope.protocol.antireplay import DUPLICATE, LIMIT, TOO_OLD, AntiReplayWindow
 
 
 def test_in_order_and_duplicates():
-    w = ReplayWindow()
+    w = AntiReplayWindow()
     for c in range(100):
         assert w.check(c) is None
     assert w.check(50) == DUPLICATE
@@ -12,7 +12,7 @@ def test_in_order_and_duplicates():
 
 
 def test_out_of_order_within_window():
-    w = ReplayWindow()
+    w = AntiReplayWindow()
     assert w.check(1000) is None
     assert w.check(1000 - REPLAY_WINDOW_SIZE) is None  # exactly the window's edge
     assert w.check(999) is None
@@ -20,7 +20,7 @@ def test_out_of_order_within_window():
 
 
 def test_too_old_after_slide():
-    w = ReplayWindow()
+    w = AntiReplayWindow()
     assert w.check(20000) is None
     assert w.check(20000 - REPLAY_WINDOW_SIZE - 1) == TOO_OLD
     assert w.check(20000 - REPLAY_WINDOW_SIZE) is None
@@ -31,7 +31,7 @@ def test_too_old_after_slide():
 
 
 def test_far_future_counter_then_window_moves():
-    w = ReplayWindow()
+    w = AntiReplayWindow()
     assert w.check(0) is None
     assert w.check(2**40) is None
     assert w.check(1) == TOO_OLD
@@ -40,7 +40,7 @@ def test_far_future_counter_then_window_moves():
 
 
 def test_counter_limits():
-    w = ReplayWindow()
+    w = AntiReplayWindow()
     assert w.check(REJECT_AFTER_MESSAGES) == LIMIT
     assert w.check(2**64 - 1) == LIMIT
     assert w.check(REJECT_AFTER_MESSAGES - 1) is None
@@ -50,7 +50,7 @@ def test_counter_limits():
 
 def test_ring_reuse_does_not_leak_bits():
     """Bits from a block that wrapped around the ring must be cleared on the slide."""
-    w = ReplayWindow()
+    w = AntiReplayWindow()
     for c in range(0, 64 * 200, 7):
         assert w.check(c) is None, c
     for c in range(64 * 200 - REPLAY_WINDOW_SIZE + 1, 64 * 200, 7):
