@@ -9,7 +9,6 @@ from wgscope.replay import replay_capture
 from wgscope.replay.alter import alter_capture
 from wgscope.replay.labcapture import LabCapture
 from wgscope.runtime import packets
-from wgscope.runtime.lab import Lab
 
 from test_replay_lab import busy_then_rekey, two_nodes
 

@@ -100,7 +100,6 @@ def test_both_sides_of_a_capture_are_re_executed(clean):
 def test_partial_decryption_still_yields_headers(clean, tmp_path):
     """Without the DSB: no keys at all, then static keys only."""
     from wgscope.replay.alter import alter_capture
-    from wgscope.replay.keys import KeyRing
     from wgscope.keytext import encode
 
     path, lab, a, b = clean

@@ -39,7 +39,6 @@ def run(args) -> int:
     level = {"info": INFO, "debug": DEBUG, "trace": TRACE}[args.events_level]
     bus = EventBus(INFO)
     stream = None
-    node_bus = None
     if args.events:
         from ..sinks.jsonlog import EventLogSink
 
@@ -49,11 +48,12 @@ def run(args) -> int:
             raise UserError(f"cannot write events to {args.events}: {e.strerror}") from None
         bus.subscribe(EventLogSink(stream, fmt="json", node="replay"), level)
 
-        def node_bus(name: str) -> EventBus:
-            """A re-executed side writes the live node's events under the node's own name."""
-            node = EventBus(INFO)
+    def node_bus(name: str) -> EventBus:
+        """A re-executed side writes the live node's events under the node's own name."""
+        node = EventBus(INFO)
+        if stream is not None:
             node.subscribe(EventLogSink(stream, fmt="json", node=name), level)
-            return node
+        return node
     try:
         result = _replay(args, bus, node_bus)
     except ReplayInputError as e:

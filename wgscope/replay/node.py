@@ -83,6 +83,7 @@ class ReplayNode:
         self.by_kind: Counter[str] = Counter()  # compared by kind and timing only
         self.divergences = 0
         self.stopped_at: int | None = None
+        self.stop_reason: str | None = None
         self.prefed: dict[int, int] = {}  # receiver index -> data counters below this were fed when staged
         self.later_staged: dict[int, list] = {}  # receiver index -> packets staged after the first, fed
         self.overdue: deque[Pending] = deque(maxlen=64)  # sent by the core more than LATE ago, not seen yet
@@ -264,6 +265,10 @@ class ReplayNode:
                     del queue[i]
                     self.by_kind[kind] += 1  # a random input was not in the capture: kind and timing only
                     self._late(frame, t, p)
+                    if kind != "cookie_reply":  # the session keys now differ from the node's: it cannot be followed
+                        self._stop(frame, f"frame {frame}: the {kind}'s ephemeral key is in neither the capture nor "
+                                   "a key log, so the session it makes cannot be re-executed; from here this side "
+                                   "is observed (message kinds and timing)")
                     return
         if kind == "keepalive" and self._early_keepalive(frame, t, data):
             return
@@ -312,10 +317,13 @@ class ReplayNode:
         self.divergences += 1
         self.find("divergence", frames, detail, t, self.name)
         if self.divergences >= MAX_DIVERGENCES:
-            self.stopped_at = frames[0] if frames else -1
-            self.pending.clear()
-            self.find("divergence", frames, f"{self.name}: {MAX_DIVERGENCES} divergences; from here on this side "
-                      "is observed, not re-executed", t, self.name)
+            self._stop(frames[0] if frames else -1, f"{MAX_DIVERGENCES} divergences: from here this side is "
+                       "observed, not re-executed")
+
+    def _stop(self, frame: int, why: str) -> None:
+        self.stopped_at, self.stop_reason = frame, why
+        self.pending.clear()
+        self.overdue.clear()
 
     def summary(self) -> dict:
         return {"name": self.name, "source": self.side.source, "agreed": dict(self.agreed),
@@ -323,4 +331,4 @@ class ReplayNode:
                 "unknown_inputs": sorted({what for _, what in self.entropy.unknown}
                                          | ({"pre-shared key (taken as none: a response that opens proves it)"}
                                             if self.side.psk_unknown else set())),
-                "stopped_at_frame": self.stopped_at}
+                "stopped_at_frame": self.stopped_at, "stop_reason": self.stop_reason}

@@ -101,9 +101,8 @@ class Sides:
 
 def _first_contact(side, result, party) -> None:
     """A key log says nothing of endpoints: a peer the side sent the first initiation to had its
-    endpoint configured; one that initiated first is learned by roaming, as the node would."""
-    if side.from_config:
-        return
+    endpoint configured (a node cannot initiate to a peer without one); one that initiated first is
+    learned by roaming, as the node would."""
     seen: set[bytes] = set()
     for hs in result.handshakes:
         other = hs.responder if hs.initiator is party else hs.initiator if hs.responder is party else None

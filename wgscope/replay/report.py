@@ -74,6 +74,8 @@ def render(result: Replay, console: Console | None = None, ladder_limit: int = 4
         if n["unknown_inputs"]:
             line += f" (not in the capture: {', '.join(n['unknown_inputs'])})"
         c.print(line)
+        if n.get("stop_reason"):
+            c.print(f"  [yellow]note[/]: {n['stop_reason']}")
     hs = result.handshakes
     if hs:
         retries = [h for h in hs if h.attempt > 1]
