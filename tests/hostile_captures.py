@@ -65,6 +65,20 @@ def _shb() -> bytes:
     return _pcapng_block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
 
 
+def _far_future(good: bytes) -> bytes:
+    """The capture again, each interface given if_tsoffset 2^62 s (its packets then date from ~10^11 AD)."""
+    out, off = bytearray(), 0
+    while off + 8 <= len(good):
+        btype, blen = struct.unpack_from("<II", good, off)
+        block = good[off:off + blen]
+        if btype == 1:  # IDB: linktype, reserved, snaplen, then an if_tsoffset option and the end of options
+            body = block[8:16] + struct.pack("<HHq", 14, 8, 1 << 62) + struct.pack("<HH", 0, 0)
+            block = _pcapng_block(1, body)
+        out += block
+        off += blen
+    return bytes(out)
+
+
 def write_all(out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     made: list[Path] = []
@@ -107,6 +121,8 @@ def write_all(out: Path) -> list[Path]:
         idb = _pcapng_block(1, struct.pack("<HHI", 101, 0, 0) + opts + struct.pack("<HH", 0, 0))
         epb = _pcapng_block(6, struct.pack("<IIIII", 0, 0xFFFFFFFF, 0xFFFFFFFF, 40, 40) + bytes([0x45]) + bytes(39))
         put(f"{name}.pcapng", _shb() + idb + epb)
+    # real WireGuard frames with their keys, in an interface whose if_tsoffset puts them in the year ~10^11
+    put("wireguard-far-future.pcapng", _far_future(good))
     # a packet naming an interface the section does not have, and a thousand empty sections
     put("no-interface.pcapng", _shb() + _pcapng_block(6, struct.pack("<IIIII", 7, 0, 0, 0, 0)))
     put("many-sections.pcapng", _shb() * 1000)

@@ -206,7 +206,12 @@ def _read_pcap(buf, bo: str, units: float, record_size: int, linktype: int) -> I
 # --------------------------------------------------------------------------- pcapng
 
 
+# Timestamps a clock can hold: 1970 to the end of 9999 (what datetime and TAI64N label can write).
+_LAST_TIMESTAMP = 253402300800.0
+
+
 def _read_pcapng(buf, secrets: list[str], want_packets: bool, comments: bool = True) -> Iterator[CapturedPacket]:
+    # One loop, not a function per block kind: it is the per-packet path of every replay.
     end = len(buf)
     packet = CapturedPacket
     s = None
@@ -250,6 +255,9 @@ def _read_pcapng(buf, secrets: list[str], want_packets: bool, comments: bool = T
                 opt_start = data_end + ((-caplen) & 3)
                 comment = _comment(buf, opt_start, body_end, s, off) if comments and opt_start < body_end else None
                 last_ts = ((hi << 32) | lo) / iface.divisor + iface.offset
+                if not 0.0 <= last_ts < _LAST_TIMESTAMP:
+                    raise CaptureError(f"packet block at offset {off}: timestamp {last_ts:.6g} s is not a date "
+                                       "between 1970 and 9999 (if_tsresol/if_tsoffset)")
                 yield packet(n, last_ts, iface.linktype, buf[data_start:data_end], comment)
         elif btype == _BLOCK_SPB:
             if body_end - body < 4:

@@ -68,19 +68,30 @@ class HandshakeObserver:
         self._last_initiation[pair] = hs
         self._check_rekey_start(hs)
         self._sent_authenticated(initiator, keepalive=False)
-        # Verdicts, as the responder would reach them.
-        if mac1_ok is False:
+        if not self._judge_initiation(hs, msg, data, dup):
+            return  # dropped before it could be answered
+        old = self._pending.get(msg.sender)
+        if old is None or old.outcome != "unanswered":
+            self._pending[msg.sender] = hs
+        self._handshake_by_index[msg.sender] = hs
+
+    def _judge_initiation(self, hs: Handshake, msg, data: bytes, dup: int | None) -> bool:
+        """The verdicts the responder would reach, as far as the keys tell; False when it drops it
+        before anything else (bad mac1, a byte-for-byte copy)."""
+        frame, src, responder, initiator = self.frame, hs.src, hs.responder, hs.initiator
+        initiator_key = initiator.public_key if hs.identified else None
+        if hs.mac1_ok is False:
             hs.outcome, hs.reason = "rejected", "bad_mac1"
             self._find("bad_mac1", [frame], f"initiation from {endpoint_text(src)}: mac1 does not match "
                        f"{responder.name}'s public key", responder)
-            return
+            return False
         if hs.mac2:
             self._check_mac2(hs, data, src, responder, "initiation")
         if dup is not None:
             self._find("replayed", [dup, frame], f"initiation 0x{msg.sender:08x} repeated byte for byte", initiator)
             hs.outcome, hs.reason = "rejected", "replayed"
-            return
-        if view is not None and view.failure == "decryption_failed":
+            return False
+        if hs.view is not None and hs.view.failure == "decryption_failed":
             hs.outcome = "rejected"
             self._find("decryption_failed", [frame], f"initiation to {responder.name} does not decrypt with its key",
                        responder)
@@ -92,10 +103,7 @@ class HandshakeObserver:
                            "than an earlier one (replay, WP §5.1)", initiator)
             else:
                 self._last_timestamp[initiator_key] = hs.timestamp
-        old = self._pending.get(msg.sender)
-        if old is None or old.outcome != "unanswered":
-            self._pending[msg.sender] = hs
-        self._handshake_by_index[msg.sender] = hs
+        return True
 
     def _check_retry_spacing(self, prev: Handshake, hs: Handshake) -> None:
         gap = hs.time - prev.time
@@ -180,9 +188,22 @@ class HandshakeObserver:
         hs.session = sess
         sess.i2r = Flow(hs.initiator, msg.sender)
         sess.r2i = Flow(responder, hs.sender_index)
+        self._open_session(hs, sess, msg)
+        r.sessions.append(sess)
+        self._flows[msg.sender] = (sess, sess.i2r)
+        self._flows[hs.sender_index] = (sess, sess.r2i)
+        pair = (hs.initiator.id, responder.id)
+        self._current[pair] = sess
+        self._pending.pop(hs.sender_index, None)
+        self._note(f"response hs={hs.id} session={sess.id} indices=0x{hs.sender_index:08x}/0x{msg.sender:08x}"
+                   + ("" if sess.decryptable else f" sealed={sess.sealed_reason}"))
+
+    def _open_session(self, hs: Handshake, sess: Session, msg) -> None:
+        """The session's keys, if the known keys derive them (passive.py): verified, or why not."""
+        r, frame, responder = self.r, self.frame, hs.responder
         view = hs.view
         if view is not None and view.chaining_key:
-            rv = passive.open_response(kr, view, hs.ephemeral, msg)
+            rv = passive.open_response(self.keyring, view, hs.ephemeral, msg)
             if rv.send_i is not None:
                 hs.outcome = "completed"
                 sess.decryptable = True
@@ -206,14 +227,6 @@ class HandshakeObserver:
             r.notices.append("static private keys identify the peers and every handshake, but transport data "
                              "needs ephemeral keys (a key log with LOCAL_EPHEMERAL_PRIVATE_KEY) to decrypt: "
                              "each session's keys come from a fresh ephemeral Diffie-Hellman (WP §5.4)")
-        r.sessions.append(sess)
-        self._flows[msg.sender] = (sess, sess.i2r)
-        self._flows[hs.sender_index] = (sess, sess.r2i)
-        pair = (hs.initiator.id, responder.id)
-        self._current[pair] = sess
-        self._pending.pop(hs.sender_index, None)
-        self._note(f"response hs={hs.id} session={sess.id} indices=0x{hs.sender_index:08x}/0x{msg.sender:08x}"
-                   + ("" if sess.decryptable else f" sealed={sess.sealed_reason}"))
 
     # ================================================================ cookie reply
     def _cookie_reply(self, src: tuple, dst: tuple, data: bytes) -> None:

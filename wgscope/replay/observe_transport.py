@@ -62,31 +62,53 @@ class TransportObserver:
                 self._find("expired_keypair", [frame], f"session {sess.id} used {now - sess.created:.1f} s after "
                            f"it was created; REJECT_AFTER_TIME is {REJECT_AFTER_TIME:g} s", sender)
             sess.expired_frames.append(frame)
+        plain = self._authenticate(sess, flow, receiver, counter, data, keepalive)
+        if plain is False:
+            return
+        self._count(sess, flow, receiver, counter, size, keepalive)
+        if plain is not None:
+            flow.decrypted += 1
+            sender.decrypted += 1
+            if not plain:
+                if self.annotate:
+                    self._note(f"keepalive session={sess.id} counter={counter}")
+                return
+            self._inner(plain, sender, sess, receiver, counter)
+        elif self.annotate:
+            self._note(f"{'keepalive' if keepalive else 'transport'} session={sess.id} counter={counter} sealed")
+
+    def _authenticate(self, sess: Session, flow: Flow, receiver: int, counter: int, data: bytes, keepalive: bool):
+        """The payload (None: sealed, no keys), or False: refused — it does not authenticate, or the
+        anti-replay window refuses its counter (WP §5.4.6: checked after authentication)."""
+        frame, sender = self.frame, flow.sender
         plain = None
-        cipher = flow.cipher
-        if cipher is not None:
+        if flow.cipher is not None:
             try:
-                plain = cipher.decrypt(nonce(counter), data[TRANSPORT_HEADER_SIZE:], None)
+                plain = flow.cipher.decrypt(nonce(counter), data[TRANSPORT_HEADER_SIZE:], None)
             except InvalidTag:
                 flow.failed += 1
                 self._sent_authenticated(sender, keepalive)  # it left the sender; the wire spoiled it
                 self._find("decryption_failed", [frame], f"transport 0x{receiver:08x} counter {counter} does not "
                            f"authenticate with session {sess.id}'s keys", sender)
-                return
-        # Counters (WP §5.4.6): checked after authentication, as the receiver does.
+                return False
         refused = flow.replay.check(counter)
-        if refused:
-            if refused == DUPLICATE:
-                first = flow.frame_of.get(counter)
-                self._find("replayed", [first, frame] if first else [frame],
-                           f"counter {counter} on 0x{receiver:08x} seen again", sender, counter=counter)
-            elif refused == TOO_OLD:
-                self._find("counter_outside_window", [frame], f"counter {counter} on 0x{receiver:08x} is "
-                           f"{flow.max_counter - counter} behind the newest ({flow.max_counter}); the window is "
-                           f"{REPLAY_WINDOW_SIZE}", sender, counter=counter)
-            else:
-                self._find("malformed", [frame], f"counter {counter} past REJECT_AFTER_MESSAGES", sender)
-            return
+        if not refused:
+            return plain
+        if refused == DUPLICATE:
+            first = flow.frame_of.get(counter)
+            self._find("replayed", [first, frame] if first else [frame],
+                       f"counter {counter} on 0x{receiver:08x} seen again", sender, counter=counter)
+        elif refused == TOO_OLD:
+            self._find("counter_outside_window", [frame], f"counter {counter} on 0x{receiver:08x} is "
+                       f"{flow.max_counter - counter} behind the newest ({flow.max_counter}); the window is "
+                       f"{REPLAY_WINDOW_SIZE}", sender, counter=counter)
+        else:
+            self._find("malformed", [frame], f"counter {counter} past REJECT_AFTER_MESSAGES", sender)
+        return False
+
+    def _count(self, sess: Session, flow: Flow, receiver: int, counter: int, size: int, keepalive: bool) -> None:
+        """An accepted message: loss and reordering, the flow's counts, the receivers' timers."""
+        now, frame, sender = self.now, self.frame, flow.sender
         if counter > flow.max_counter:
             if counter > flow.max_counter + 1 and (flow.max_counter >= 0 or not sess.predates_capture):
                 flow.missing.add(flow.max_counter + 1, counter - 1, flow.frame_of.get(flow.max_counter), frame)
@@ -120,16 +142,6 @@ class TransportObserver:
         if not keepalive:
             self._data_received(receiver_party)
         self._check_rekey_due(sess, flow, keepalive)
-        if plain is not None:
-            flow.decrypted += 1
-            sender.decrypted += 1
-            if not plain:
-                if self.annotate:
-                    self._note(f"keepalive session={sess.id} counter={counter}")
-                return
-            self._inner(plain, sender, sess, receiver, counter)
-        elif self.annotate:
-            self._note(f"{'keepalive' if keepalive else 'transport'} session={sess.id} counter={counter} sealed")
 
     def _inner(self, plain: bytes, sender: Party, sess: Session, receiver: int, counter: int) -> None:
         now = self.now
