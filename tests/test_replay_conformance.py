@@ -88,3 +88,25 @@ def test_a_conforming_capture_has_no_divergence(tmp_path):
         talk_for(200)(lab, a, b)
     r = replay_capture(path)
     assert divergences(r) == [] and r.nodes[0]["divergences"] == 0
+
+
+def test_a_counter_past_the_limit_is_named(tmp_path):
+    """A transport message the side sealed with its own key but a counter past REJECT_AFTER_MESSAGES."""
+    from wgscope.protocol.constants import REJECT_AFTER_MESSAGES
+    from wgscope.protocol.crypto import nonce
+    from wgscope.protocol.messages import pack_transport_header
+    from wgscope.runtime import packets
+
+    lab, a, b = two_nodes(seed=2)
+    path = tmp_path / "limit.pcapng"
+    with LabCapture(lab, path, nodes=[a]):
+        a.ping("10.0.0.2")
+        lab.run(1)
+        kp = a.peer(b).keypairs.current
+        inner = packets.echo("10.0.0.1", "10.0.0.2", 9).ljust(96, b"\0")
+        counter = REJECT_AFTER_MESSAGES + 5
+        lab.network.send(a.endpoint, b.endpoint, pack_transport_header(kp.remote_index, counter)
+                         + kp.send.encrypt(nonce(counter), inner, None))
+        lab.run(1)
+    (found,) = divergences(replay_capture(path))
+    assert "past REJECT_AFTER_MESSAGES" in found.detail and found.frames

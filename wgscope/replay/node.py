@@ -21,8 +21,8 @@ from ..events import EventBus
 from ..protocol import ip
 from ..protocol.actions import SendDatagram, WritePacket
 from ..protocol.constants import (
-    DEFAULT_MTU, KEEPALIVE_TIMEOUT, MESSAGE_RESPONSE, REKEY_AFTER_TIME, RESPONSE_SIZE, TRANSPORT_HEADER_SIZE,
-    TRANSPORT_MIN_SIZE,
+    DEFAULT_MTU, KEEPALIVE_TIMEOUT, MESSAGE_RESPONSE, REJECT_AFTER_MESSAGES, REKEY_AFTER_TIME, RESPONSE_SIZE,
+    TRANSPORT_HEADER_SIZE, TRANSPORT_MIN_SIZE,
 )
 from ..protocol.crypto import MAC, nonce
 from ..protocol.device import Device
@@ -158,7 +158,12 @@ class ReplayNode:
             window = self.seen.get(receiver)
             if window is None:
                 window = self.seen[receiver] = AntiReplayWindow()
-            if window.check(counter) is not None:
+            if counter >= REJECT_AFTER_MESSAGES:
+                if self._open_own(data)[0] is not None:  # sealed with its own key: the node did send it
+                    self._diverge([frame], t, f"{self.name} sent {ARTICLE[kind]} with counter {counter}, past "
+                                  f"REJECT_AFTER_MESSAGES ({REJECT_AFTER_MESSAGES}); {REJECT}")
+                    return None
+            elif window.check(counter) is not None:
                 return None  # a copy the network made (or a replay): the observer reports it
         if kind == "transport":
             inner, keypair = self._open_own(data)
