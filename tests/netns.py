@@ -40,6 +40,7 @@ class Namespace:
         return p
 
     def stop_all(self) -> None:
+        self.kill_daemons()
         for p in self.procs:
             if p.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -52,6 +53,29 @@ class Namespace:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
+
+
+    def kill_daemons(self, wait: float = 5) -> None:
+        """Processes that live in the namespace without being ours to wait for (a `--daemon`
+        node, wgscope-userspace): SIGTERM, then SIGKILL after `wait` seconds."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            pids = [int(p) for p in sh(f"ip netns pids {self.name}", check=False).stdout.split()]
+            if not pids:
+                return
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+            deadline = time.time() + wait
+            while time.time() < deadline and any(_alive(pid) for pid in pids):
+                time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie waiting for a parent that is not ours to reap it."""
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 @contextlib.contextmanager

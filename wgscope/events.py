@@ -174,6 +174,11 @@ ROUTE_MISSING = _define(
     "route_missing", INFO, "routing",
     "Outbound packet to a destination no peer's allowed IPs cover; answered with ICMP unreachable.",
     dst="str", src="str")
+LOCAL_TRAFFIC_IGNORED = _define(
+    "local_traffic_ignored", DEBUG, "routing",
+    "A link-local or multicast packet the kernel itself sent to the TUN (an IPv6 router solicitation to ff02::2, "
+    "an MLD report) that no peer's allowed IPs cover; left alone as wireguard-go does: no routing miss, no drop.",
+    dst="str")
 NO_ENDPOINT = _define(
     "no_endpoint", INFO, "routing", "Outbound packet for a peer whose endpoint is not known yet.", dst="str")
 SOURCE_ALLOWED = _define(
@@ -210,7 +215,11 @@ PACKET_DROPPED = _define(
     "reserved_nonzero), unknown_index, decryption_failed, counter_replayed, counter_too_old, counter_limit, "
     "keypair_expired, invalid_inner_packet; for a TUN read whose offload header makes no sense (kind tun_read): "
     "short_read, unknown_gso_type, gso_type_ip_version_mismatch, bad_gso_headers, bad_gso_size, "
-    "bad_checksum_offset.", reason="str", kind="str: message kind", endpoint="str|None: where the datagram came from",
+    "bad_checksum_offset; for a datagram the kernel did not take (live node, the errno in the reason): "
+    "send_<errno> such as send_enetunreach, send_eperm, send_enobufs, send_eafnosupport (no socket of that "
+    "family); for a decrypted packet the TUN did not take (kind inner_packet): tun_write_<errno> such as "
+    "tun_write_eio (link down).", reason="str", kind="str: message kind",
+    endpoint="str|None: where the datagram came from (for send_<errno>, where it was going)",
     receiver_index="int|None: for a transport message, the receiver index it named")
 
 # ---------------------------------------------------------------- configuration

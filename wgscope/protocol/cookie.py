@@ -6,11 +6,10 @@ CookieChecker belongs to the device (messages sent to us); CookieGenerator belon
 
 from __future__ import annotations
 
-import hmac
 import ipaddress
 
 from .constants import COOKIE_REFRESH_TIME, LABEL_COOKIE, LABEL_MAC1, MAC_SIZE
-from .crypto import HASH, MAC, XAEAD, XAEAD_OPEN, AuthenticationError
+from .crypto import HASH, MAC, XAEAD, XAEAD_OPEN, AuthenticationError, same_secret
 from .entropy import Entropy
 from .messages import CookieReply, pack_cookie_reply
 
@@ -24,7 +23,7 @@ def endpoint_bytes(host: str, port: int) -> bytes:
 
 class CookieChecker:
     """Responder side: validate mac1/mac2 and build cookie replies. The macs are compared in
-    constant time (hmac.compare_digest), as the kernel's crypto_memneq does (cookie.c)."""
+    constant time (crypto.same_secret: hmac.compare_digest), as the kernel's crypto_memneq does (cookie.c)."""
 
     def __init__(self, mac1_key: bytes, cookie_key: bytes, entropy: Entropy) -> None:
         self.mac1_key = mac1_key
@@ -35,7 +34,7 @@ class CookieChecker:
 
     def check_mac1(self, msg: bytes) -> bool:
         end = len(msg) - 2 * MAC_SIZE
-        return hmac.compare_digest(MAC(self.mac1_key, msg[:end]), msg[end:end + MAC_SIZE])
+        return same_secret(MAC(self.mac1_key, msg[:end]), msg[end:end + MAC_SIZE])
 
     def _cookie(self, src: bytes) -> bytes:
         return MAC(self.secret, src)
@@ -44,7 +43,7 @@ class CookieChecker:
         if now - self.secret_set > COOKIE_REFRESH_TIME:
             return False  # the secret that made any cookie we handed out has expired
         end = len(msg) - MAC_SIZE
-        return hmac.compare_digest(MAC(self._cookie(src), msg[:end]), msg[end:])
+        return same_secret(MAC(self._cookie(src), msg[:end]), msg[end:])
 
     def create_reply(self, msg: bytes, receiver_index: int, src: bytes, now: float) -> bytes:
         if now - self.secret_set > COOKIE_REFRESH_TIME:

@@ -22,7 +22,7 @@ from nacl.exceptions import CryptoError
 
 __all__ = [
     "AuthenticationError", "HASH", "MAC", "HMAC", "KDF1", "KDF2", "KDF3", "AEAD", "AEAD_OPEN",
-    "XAEAD", "XAEAD_OPEN", "DH", "public_key", "clamp", "nonce",
+    "XAEAD", "XAEAD_OPEN", "DH", "public_key", "clamp", "nonce", "same_secret",
 ]
 
 
@@ -95,6 +95,11 @@ def XAEAD_OPEN(key: bytes, nonce24: bytes, ciphertext: bytes, ad: bytes) -> byte
         return crypto_aead_xchacha20poly1305_ietf_decrypt(ciphertext, ad, nonce24, key)
     except CryptoError:
         raise AuthenticationError("bad_tag", "XAEAD tag mismatch") from None
+
+
+def same_secret(a: bytes, b: bytes) -> bool:
+    """Equality of two secrets (keys, macs) in constant time, as the kernel's crypto_memneq."""
+    return _hmac.compare_digest(a, b)
 
 
 def clamp(private: bytes) -> bytes:

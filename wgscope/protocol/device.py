@@ -27,6 +27,7 @@ from ..events import (
 from .allowedips import AllowedIPs
 from .constants import DEFAULT_MTU, MAX_PEERS, UNDER_LOAD_AFTER_TIME, UNDER_LOAD_QUEUE_DEPTH
 from .cookie import CookieChecker
+from .crypto import same_secret
 from .entropy import Entropy
 from .keypair import Keypair
 from .noise import ZERO_PSK, State, StaticIdentity, derive_transport_keys, precompute
@@ -79,10 +80,10 @@ class Device(SendPath, ReceivePath, TimerHooks):
     # ---------------------------------------------------------------- configuration
     def set_private_key(self, private_key: bytes | None, now: float) -> None:
         """Change identity; sessions made with the old key are zeroed (WG-GO SetPrivateKey)."""
-        if private_key is None or private_key == bytes(32):
+        if private_key is None or same_secret(private_key, bytes(32)):
             private_key = bytes(32)
         identity = StaticIdentity(private_key)
-        if self.identity is not None and identity.private == self.identity.private:
+        if self.identity is not None and same_secret(identity.private, self.identity.private):
             return
         self.identity = identity
         self.cookie_checker = CookieChecker(identity.mac1_key, identity.cookie_key, self.entropy)
@@ -118,7 +119,7 @@ class Device(SendPath, ReceivePath, TimerHooks):
             self.allowed_ips.insert(net, peer)
         self.bus.emit(PEER_ADDED, now, peer.name, allowed_ips=[str(n) for n in self.allowed_ips.networks(peer)],
                       endpoint=endpoint_text(endpoint), persistent_keepalive=persistent_keepalive,
-                      has_psk=bool(preshared_key and preshared_key != ZERO_PSK))
+                      has_psk=bool(preshared_key) and not same_secret(preshared_key, ZERO_PSK))
         return peer
 
     def remove_peer(self, public_key: bytes, now: float = 0.0) -> None:
@@ -145,7 +146,7 @@ class Device(SendPath, ReceivePath, TimerHooks):
     def set_preshared_key(self, peer: Peer, psk: bytes | None, now: float = 0.0) -> None:
         peer.handshake.preshared_key = psk or ZERO_PSK
         self.bus.emit(CONFIG_CHANGED, now, peer.name, setting="preshared_key",
-                      value="(set)" if psk and psk != ZERO_PSK else "(none)")
+                      value="(set)" if psk and not same_secret(psk, ZERO_PSK) else "(none)")
 
     def set_persistent_keepalive(self, peer: Peer, interval: int, now: float = 0.0) -> list:
         """Changing the interval sends a keepalive at once when turned on (WG-GO uapi.go)."""

@@ -6,6 +6,7 @@ from collections import Counter, deque
 
 from .constants import QUEUE_STAGED_SIZE
 from .cookie import CookieGenerator
+from .crypto import same_secret
 from .endpoint import endpoint_text
 from .keypair import Keypairs
 from .noise import ZERO_PSK, HandshakeState
@@ -70,7 +71,7 @@ class Peer:
             "endpoint": endpoint_text(self.endpoint),
             "allowed_ips": [str(n) for n in allowed_ips],
             "persistent_keepalive": self.persistent_keepalive,
-            "has_psk": self.handshake.preshared_key != ZERO_PSK,
+            "has_psk": not same_secret(self.handshake.preshared_key, ZERO_PSK),
             "handshake_state": self.handshake.state.value,
             "keypairs": {"current": kp(self.keypairs.current), "previous": kp(self.keypairs.previous),
                          "next": kp(self.keypairs.next)},

@@ -6,6 +6,8 @@ The methods that cause actions append them to an `out` list the entry point made
 
 from __future__ import annotations
 
+from collections import Counter
+
 from cryptography.exceptions import InvalidTag
 
 from ..events import (
@@ -14,23 +16,29 @@ from ..events import (
     HANDSHAKE_INITIATION_REJECTED, HANDSHAKE_RESPONSE_CONSUMED, HANDSHAKE_RESPONSE_CREATED,
     HANDSHAKE_RESPONSE_RECEIVED, HANDSHAKE_RESPONSE_REJECTED, HANDSHAKE_RESPONSE_SENT, KEEPALIVE_RECEIVED,
     KEYPAIR_CONFIRMED, KEYPAIR_EXPIRED, PACKET_DROPPED, REKEY_WANTED, SOURCE_ALLOWED, SOURCE_REJECTED,
-    TRANSPORT_RECEIVED,
+    TRANSPORT_RECEIVED, EventBus,
 )
+from .allowedips import AllowedIPs
 from .actions import SendDatagram, WritePacket
 from .constants import (
     HANDSHAKE_INITIATION_RATE, INITIATION_SIZE, MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_TRANSPORT,
-    RESPONSE_SIZE,
-    REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_ON_RECEIVE_AGE, TRANSPORT_HEADER_SIZE, TRANSPORT_MIN_SIZE,
+    REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_ON_RECEIVE_AGE, RESPONSE_SIZE, TRANSPORT_HEADER_SIZE,
+    TRANSPORT_MIN_SIZE,
 )
-from .cookie import endpoint_bytes
+from .cookie import CookieChecker, endpoint_bytes
+from .entropy import Entropy
 from .crypto import AuthenticationError, nonce
 from .keypair import Keypair
 from .messages import (
     Initiation, MessageError, Response, head_word, kind_name, message_type, pack_response, parse_cookie_reply,
     parse_initiation, parse_response, transport_fields,
 )
-from .noise import HandshakeError, HandshakeState, accept_initiation, consume_response, create_response, open_initiation
+from .noise import (
+    HandshakeError, HandshakeState, StaticIdentity, accept_initiation, consume_response, create_response,
+    open_initiation,
+)
 from .endpoint import endpoint_text
+from .ratelimiter import RateLimiter
 from ..keytext import encode
 from . import ip
 
@@ -38,7 +46,18 @@ _UNKNOWN = object()
 
 
 class ReceivePath:
-    """Mixed into Device."""
+    """Mixed into Device. The device state it reads and writes (Device.__init__ sets it):"""
+
+    bus: EventBus
+    entropy: Entropy
+    identity: StaticIdentity
+    peers: dict
+    allowed_ips: AllowedIPs
+    index_table: dict
+    cookie_checker: CookieChecker
+    ratelimiter: RateLimiter
+    cookies_sent: int
+    drops: Counter
 
     def receive_datagram(self, data: bytes, endpoint: tuple, now: float) -> list:
         """A UDP datagram from `endpoint` (host, port). Returns the actions it causes."""

@@ -6,11 +6,15 @@ The methods that cause actions append them to an `out` list the entry point made
 
 from __future__ import annotations
 
+from collections import Counter
+
 from ..events import (
     COOKIE_USED, HANDSHAKE_INITIATION_CREATED, HANDSHAKE_INITIATION_SENT, HANDSHAKE_INITIATION_SKIPPED,
     KEEPALIVE_SENT, KEYPAIR_EXPIRED, NO_ENDPOINT, PACKET_DROPPED, PACKET_STAGED, QUEUE_OVERFLOW, REKEY_WANTED,
-    ROUTE_FOUND, ROUTE_MISSING, TRANSPORT_SENT, HandshakeSecrets,
+    ROUTE_FOUND, ROUTE_MISSING, TRANSPORT_SENT, EventBus, HandshakeSecrets,
 )
+from .allowedips import AllowedIPs
+from .entropy import Entropy
 from .actions import SendDatagram, WritePacket
 from .constants import (
     PADDING_MULTIPLE, REJECT_AFTER_MESSAGES, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME,
@@ -18,7 +22,7 @@ from .constants import (
 )
 from .crypto import nonce
 from .messages import pack_initiation, pack_transport_header
-from .noise import HandshakeError, create_initiation
+from .noise import HandshakeError, StaticIdentity, create_initiation
 from .endpoint import endpoint_text
 from . import ip
 
@@ -35,7 +39,15 @@ def padded_length(length: int, mtu: int) -> int:
 
 
 class SendPath:
-    """Mixed into Device."""
+    """Mixed into Device. The device state it reads and writes (Device.__init__ sets it):"""
+
+    bus: EventBus
+    entropy: Entropy
+    identity: StaticIdentity
+    allowed_ips: AllowedIPs
+    index_table: dict
+    drops: Counter
+    mtu: int
 
     # ---------------------------------------------------------------- from the TUN
     def send_packet(self, packet: bytes, now: float) -> list:

@@ -7,17 +7,23 @@ by side; the `expired_*` handlers are its expired* callbacks, found through EXPI
 
 from __future__ import annotations
 
-from ..events import HANDSHAKE_GAVE_UP, KEYPAIR_ZEROED, TIMER_FIRED
+from ..events import HANDSHAKE_GAVE_UP, KEYPAIR_ZEROED, TIMER_FIRED, EventBus
+from .entropy import Entropy
 from .constants import (
     KEEPALIVE_TIMEOUT, MAX_TIMER_HANDSHAKES, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX, ZERO_KEY_MATERIAL_AFTER,
 )
 from .timers import (
-    NEW_HANDSHAKE, PERSISTENT_KEEPALIVE, RETRANSMIT_HANDSHAKE, SEND_KEEPALIVE, ZERO_KEY_MATERIAL,
+    NEW_HANDSHAKE, PERSISTENT_KEEPALIVE, RETRANSMIT_HANDSHAKE, SEND_KEEPALIVE, ZERO_KEY_MATERIAL, TimerWheel,
 )
 
 
 class TimerHooks:
-    """Mixed into Device. Needs self.wheel, self.entropy, self.bus and the send methods."""
+    """Mixed into Device, beside the send methods. The device state it uses (Device.__init__ sets it):"""
+
+    bus: EventBus
+    entropy: Entropy
+    wheel: TimerWheel
+    index_table: dict
 
     def _jitter(self) -> float:
         return self.entropy.jitter(REKEY_TIMEOUT_JITTER_MAX)

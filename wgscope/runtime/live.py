@@ -33,6 +33,7 @@ from ..protocol.actions import SendDatagram, WritePacket
 from ..protocol.device import Device
 from . import netlink
 from .gso_split import OffloadError
+from .losses import Losses, kernel_scoped
 from .tun import Tun
 from .udp import UdpTransport
 
@@ -58,8 +59,10 @@ class LiveNode:
         self._timer_deadline: float | None = None
         self._stopped: asyncio.Future | None = None
         self.stop_reason = "stopped"
-        self.tun_write_drops = 0
-        self.link: asyncio.Task | None = None  # follows the TUN's MTU (rtnetlink), while running
+        self.losses = Losses(device, bus, self.now)  # what the kernel did not take; the kernel's own chatter
+        udp.on_lost = self.losses.datagrams_lost
+        self.link: asyncio.Task | None = None  # follows the TUN's MTU and local addresses (rtnetlink)
+        self.link_error: str | None = None  # why rtnetlink could not be followed, if it could not
         self._route_cache: dict[tuple, tuple] = {}
         self._route_cache_time = 0.0
         self._thread: int | None = None
@@ -96,7 +99,9 @@ class LiveNode:
         if run:
             self.udp.send_many(run, run_endpoint)
         if writes:  # one batch: TCP segments of a flow leave as one GSO write (tun.write_many)
-            self.tun_write_drops += self.tun.write_many(writes) if self.tun is not None else len(writes)
+            lost = self.tun.write_many(writes) if self.tun is not None else [(len(writes), "tun_write_enodev")]
+            for count, reason in lost:
+                self.losses.packets_lost(count, reason)
         self.reschedule()
 
     def reschedule(self) -> None:
@@ -140,6 +145,8 @@ class LiveNode:
             batch += packets
             reads += 1
         if batch:
+            if any(map(kernel_scoped, batch)):
+                batch = self.losses.without_local(batch)
             actions = device.send_packets(batch, self.now())
         self.apply(actions)
 
@@ -186,20 +193,22 @@ class LiveNode:
             self._route_cache[key] = src
         return src
 
-    async def _follow_mtu(self) -> None:
-        """The MTU may change under us (`ip link set`); the padding must follow it."""
+    async def _follow_link(self) -> None:
+        """The MTU may change under us (`ip link set`), and the padding must follow it; a local
+        address may be removed, and no source may stay pinned to it (udp.forget_local)."""
+        name = self.tun.name if self.tun is not None else None
         try:
-            await netlink.watch_mtu(self.tun.name, lambda mtu: self.device.set_mtu(mtu, self.now()))
+            await netlink.watch(name, lambda mtu: self.device.set_mtu(mtu, self.now()), self.udp.forget_local)
         except asyncio.CancelledError:
             raise
-        except Exception:  # noqa: BLE001 - no netlink here (or it went away): padding keeps the last MTU
-            pass
+        except Exception as e:  # noqa: BLE001 - no rtnetlink here: padding keeps the last MTU, sources
+            self.link_error = f"{e.__class__.__name__}: {e}"  # fall over only when a send fails (io counters)
 
     def _watch(self) -> None:
         loop = self.loop
         if self.tun is not None:
             loop.add_reader(self.tun.fileno(), self._on_tun_readable)
-            self.link = loop.create_task(self._follow_mtu())
+        self.link = loop.create_task(self._follow_link())
         for sock in self.udp.sockets():
             loop.add_reader(sock.fileno(), self._on_udp_readable, sock)
 
@@ -259,7 +268,10 @@ class LiveNode:
     def io_counters(self) -> dict:
         """How packets crossed the TUN and the sockets: reads, TSO super-packets cut, offloads."""
         tun, udp = self.tun, self.udp
-        io = {"udp_gso": udp.gso, "udp_send_errors": udp.send_errors, "tun_write_drops": self.tun_write_drops}
+        io = {"udp_gso": udp.gso, "udp_send_errors": udp.send_errors, "tun_write_drops": self.losses.tun_write_drops,
+              "udp_lost": dict(udp.lost), "udp_gso_fallbacks": udp.gso_fallbacks,
+              "udp_receive_errors": dict(udp.receive_errors), "local_ignored": self.losses.local_ignored,
+              "link_error": self.link_error}
         if tun is not None:
             io.update(tun_offload=tun.offload_names(), tun_reads=tun.reads, tun_gso_reads=tun.gso_reads,
                       tun_packets=tun.segments, tun_offload_drops=dict(tun.offload_drops),

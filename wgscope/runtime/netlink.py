@@ -12,7 +12,7 @@ from typing import Iterable
 
 from pyroute2 import AsyncIPRoute, IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.rtnl import RTMGRP_LINK
+from pyroute2.netlink.rtnl import RTMGRP_IPV4_IFADDR, RTMGRP_IPV6_IFADDR, RTMGRP_LINK
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
@@ -35,7 +35,7 @@ def _require(ipr: IPRoute, ifname: str) -> int:
 
 
 def configure(ifname: str, *, mtu: int | None = None, addresses: Iterable[Interface] = (),
-              routes: Iterable[Network] = (), up: bool = True) -> list[str]:
+              routes: Iterable[Network] = (), up: bool = True, table: int | None = None) -> list[str]:
     """Set MTU, add addresses, bring the link up, add routes. Returns what was done (for the summary)."""
     done: list[str] = []
     with IPRoute() as ipr:
@@ -57,20 +57,54 @@ def configure(ifname: str, *, mtu: int | None = None, addresses: Iterable[Interf
                 ipr.link("set", index=index, state="up")
                 done.append("link up")
             for net in routes:
-                add_route(ipr, index, ipaddress.ip_network(net, strict=False))
-                done.append(f"route {net}")
+                add_route(ipr, index, ipaddress.ip_network(net, strict=False), table)
+                done.append(f"route {net}" + (f" table {table}" if table else ""))
         except NetlinkError as e:
             raise LinkError(f"configuring {ifname}: {e.args[1] if len(e.args) > 1 else e}") from e
     return done
 
 
-def add_route(ipr: IPRoute, index: int, net: Network) -> None:
+def add_route(ipr: IPRoute, index: int, net: Network, table: int | None = None) -> None:
     try:
         ipr.route("replace", dst=str(net.network_address), dst_len=net.prefixlen, oif=index,
-                  family=10 if net.version == 6 else 2)
+                  family=10 if net.version == 6 else 2, **({"table": table} if table else {}))
     except NetlinkError as e:
         if e.code != 17:
             raise
+
+
+def path_mtu(hosts: Iterable[str]) -> tuple[int | None, str | None]:
+    """wg-quick's set_mtu_up: the largest MTU of the routes to `hosts` (the route's own mtu, else
+    its device's), else that of the IPv4 default route; and what it came from. (None, None) when
+    no route tells."""
+    best, via = None, None
+    with IPRoute() as ipr:
+        for host in hosts:
+            try:
+                found = ipr.route("get", dst=host)
+            except NetlinkError:
+                continue
+            mtu = _route_mtu(ipr, found[0]) if found else None
+            if mtu and (best is None or mtu > best):
+                best, via = mtu, f"route to {host}"
+        if best is None:
+            for route in ipr.get_default_routes(family=2):
+                mtu = _route_mtu(ipr, route)
+                if mtu and (best is None or mtu > best):
+                    best, via = mtu, "default route"
+    return best, via
+
+
+def _route_mtu(ipr: IPRoute, route) -> int | None:
+    metrics = route.get_attr("RTA_METRICS")
+    mtu = metrics.get_attr("RTAX_MTU") if metrics else None
+    if mtu:
+        return mtu
+    oif = route.get_attr("RTA_OIF")
+    if oif is None:
+        return None
+    links = ipr.get_links(oif)
+    return links[0].get_attr("IFLA_MTU") if links else None
 
 
 def delete(ifname: str) -> bool:
@@ -91,24 +125,31 @@ def exists(ifname: str) -> bool:
         return _index(ipr, ifname) is not None
 
 
-async def watch_mtu(ifname: str, changed) -> None:
-    """Call `changed(mtu)` each time rtnetlink announces a new MTU for `ifname` (`ip link set wg0
-    mtu N`), as wireguard-go's Linux TUN listens for RTM_NEWLINK. Runs until cancelled; returns
-    at once if the interface is not in this namespace."""
-    async with AsyncIPRoute() as ipr:
-        found = await ipr.link_lookup(ifname=ifname)
-    if not found:
-        return
-    index = found[0]
+async def watch(ifname: str | None, mtu_changed, address_removed) -> None:
+    """Follow rtnetlink in this namespace until cancelled: `mtu_changed(mtu)` each time the MTU
+    of `ifname` changes (`ip link set wg0 mtu N`), as wireguard-go's Linux TUN listens for
+    RTM_NEWLINK; `address_removed(ip)` for each address deleted from any interface
+    (RTM_DELADDR), so no reply stays pinned to a source the host no longer has. A TUN that is
+    not (or no longer) in this namespace is simply not followed."""
+    index = None
+    if ifname is not None:
+        async with AsyncIPRoute() as ipr:
+            found = await ipr.link_lookup(ifname=ifname)
+        index = found[0] if found else None
     ipr = AsyncIPRoute()
     try:
         await ipr.setup_endpoint()
-        await ipr.bind(groups=RTMGRP_LINK)  # this socket then carries only link notifications
+        await ipr.bind(groups=RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR)
         while True:
             async for msg in ipr.get():
-                if msg.get("event") == "RTM_NEWLINK" and msg.get("index") == index:
+                event = msg.get("event")
+                if event == "RTM_NEWLINK" and index is not None and msg.get("index") == index:
                     mtu = msg.get_attr("IFLA_MTU")
                     if mtu:
-                        changed(mtu)
+                        mtu_changed(mtu)
+                elif event == "RTM_DELADDR":
+                    address = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
+                    if address:
+                        address_removed(address)
     finally:
         ipr.close()

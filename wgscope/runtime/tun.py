@@ -131,39 +131,41 @@ class Tun:
         self.segments += len(packets)
         return packets
 
-    def write(self, packet: bytes) -> bool:
-        """Write one packet; False when the kernel queue is full or the link is down (dropped)."""
+    def write(self, packet: bytes) -> int:
+        """Write one packet; 0, or the errno when the kernel did not take it (queue full, link down)."""
         return self._write((NO_OFFLOAD, packet) if self.vnet else (packet,))
 
-    def _write(self, bufs) -> bool:
+    def _write(self, bufs) -> int:
         try:
             os.writev(self.fd, bufs)
-            return True
-        except BlockingIOError:
-            return False
+            return 0
         except OSError as e:
-            # EIO: the interface is down; EINVAL: malformed packet. Both drop, as the kernel would.
-            if e.errno in (errno.EIO, errno.EINVAL, errno.EAGAIN, errno.ENOBUFS, errno.EMSGSIZE):
-                return False
-            raise
+            # EIO: the interface is down; EINVAL: malformed packet; EAGAIN: the queue is full;
+            # EBADFD: the interface was deleted. Each drops the packet, reported by the caller.
+            return e.errno or errno.EIO
 
-    def write_many(self, packets: list) -> int:
+    def write_many(self, packets: list) -> list[tuple[int, str]]:
         """Write packets in order, TCP segments of one flow merged into GSO writes; returns the
-        packets dropped."""
+        packets the kernel did not take as (count, reason tun_write_<errno>)."""
         if not self.vnet or len(packets) < 2:
-            return sum(not self.write(p) for p in packets)
-        drops = 0
+            return [(1, _reason(err)) for err in map(self.write, packets) if err]
+        lost = []
         for bufs in coalesce(packets):
             carried = len(bufs) - 3 if len(bufs) > 2 else 1  # [vnet, ip, tcp, payloads...] or [vnet, packet]
             if carried > 1:
                 self.gso_writes += 1
                 self.coalesced += carried
-            if not self._write(bufs):
-                drops += carried
-        return drops
+            err = self._write(bufs)
+            if err:
+                lost.append((carried, _reason(err)))
+        return lost
 
     def close(self) -> None:
         """Closing the last fd of a non-persistent TUN deletes the interface, in any namespace."""
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+def _reason(err: int) -> str:
+    return "tun_write_" + errno.errorcode.get(err, f"errno{err}").lower()

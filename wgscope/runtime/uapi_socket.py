@@ -67,6 +67,11 @@ def _claim(path: str) -> None:
     raise UapiSocketError(f"interface name {name!r} is in use: another process serves {path}")
 
 
+def check_free(name: str, directory: str = SOCKET_DIRECTORY) -> None:
+    """Before anything is created: refuse a name whose socket answers; remove a stale one."""
+    _claim(socket_path(name, directory))
+
+
 def _listen(path: str) -> socket.socket:
     for attempt in range(2):
         _claim(path)

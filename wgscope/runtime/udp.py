@@ -14,7 +14,9 @@ return several datagrams from one sender coalesced, cut apart at the `gso_size` 
 reports in a UDP_GRO control message; and UDP_SEGMENT (GSO) in `send_many`, so a run of
 same-size datagrams to one endpoint leaves in one sendmsg (the last may be shorter). Both
 are what wireguard-go's conn/bind_std.go and gso_linux.go do; constants from linux/udp.h.
-When the kernel refuses either, the node falls back to one datagram per call.
+When the kernel refuses either, the node falls back to one datagram per call; a GSO send refused
+for its size (a path MTU below the segments) goes datagram by datagram. A datagram the kernel
+does not take is never silent: `on_lost` hears of it with reason send_<errno>.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ import errno
 import ipaddress
 import socket
 import struct
-from collections import OrderedDict
-from typing import Iterator
+import time
+from collections import Counter, OrderedDict
+from typing import Callable, Iterator
 
 RECV_SIZE = 65535
 CMSG_SPACE = 256
@@ -32,15 +35,17 @@ STICKY_LIMIT = 4096  # remote endpoints whose local source we remember (oldest f
 IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)  # linux/in.h; socket has it from Python 3.13
 _IN_PKTINFO = struct.Struct("=I4s4s")  # ipi_ifindex, ipi_spec_dst, ipi_addr (netinet/in.h)
 _IN6_PKTINFO = struct.Struct("=16sI")  # ipi6_addr, ipi6_ifindex
-_DROP_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EPERM, errno.EACCES, errno.EAGAIN,
-                errno.ENOBUFS, errno.EMSGSIZE, errno.ECONNREFUSED, errno.EADDRNOTAVAIL, errno.EINVAL,
-                errno.ENETDOWN, errno.EAFNOSUPPORT, errno.EDESTADDRREQ}
+_GSO_ERRNOS = {errno.EMSGSIZE, errno.EINVAL, errno.EIO, errno.EOPNOTSUPP}  # what a UDP_SEGMENT send may say
 _LOST_SOURCE = {errno.EINVAL, errno.EADDRNOTAVAIL, errno.ENETUNREACH}
 SOL_UDP = 17
 UDP_SEGMENT = 103  # linux/udp.h: GSO segment size (sendmsg cmsg, u16)
 UDP_GRO = 104  # linux/udp.h: receive coalesced datagrams; cmsg carries the segment size (int)
 GSO_MAX_SEGMENTS = 64  # UDP_MAX_SEGMENTS on older kernels (128 since 6.x)
 GSO_MAX_BYTES = 65000  # a UDP payload must stay under 65507 bytes
+GSO_RETRY = 30.0  # seconds before a segment size refused to an endpoint is tried as GSO again
+SOCKET_BUFFER = 7 << 20  # WG-GO conn/controlfns.go socketBufferSize
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # asm-generic/socket.h
+SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
 _u16 = struct.Struct("=H")
 _int = struct.Struct("=i")
 
@@ -65,10 +70,23 @@ def _bind(family: int, port: int, fwmark: int) -> socket.socket:
             sock.setsockopt(SOL_UDP, UDP_GRO, 1)
         except OSError:
             pass  # no UDP GRO in this kernel: one datagram per recvmsg
+        _size_buffers(sock)
     except OSError:
         sock.close()
         raise
     return sock
+
+
+def _size_buffers(sock: socket.socket) -> None:
+    """Socket buffers of SOCKET_BUFFER bytes, as WG-GO conn/controlfns_linux.go: up to
+    net.core.{r,w}mem_max, then beyond it with SO_*BUFFORCE where CAP_NET_ADMIN allows. A
+    burst larger than the default buffer is otherwise lost in the kernel (UdpRcvbufErrors)."""
+    for plain, force in ((socket.SO_RCVBUF, SO_RCVBUFFORCE), (socket.SO_SNDBUF, SO_SNDBUFFORCE)):
+        for option in (plain, force):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+            except OSError:
+                pass  # no CAP_NET_ADMIN for the FORCE variant: the plain one's size stands (slower, not wrong)
 
 
 class UdpTransport:
@@ -79,8 +97,13 @@ class UdpTransport:
         self.v6: socket.socket | None = None
         self.fwmark = fwmark
         self.sources: OrderedDict[tuple, tuple] = OrderedDict()  # remote (host, port) -> (local ip, ifindex)
-        self.send_errors = 0
-        self.gso = True  # cleared when the kernel refuses UDP_SEGMENT
+        self.send_errors = 0  # datagrams the kernel did not take
+        self.lost: Counter[str] = Counter()  # the same, by reason (send_<errno>)
+        self.receive_errors: Counter[str] = Counter()  # errors a receive returned instead of data, by errno
+        self.on_lost: Callable[[list, tuple, str], None] | None = None  # (datagrams, endpoint, reason)
+        self.gso = True  # cleared when the device cannot do UDP_SEGMENT at all (EIO)
+        self.gso_fallbacks = 0  # GSO sends refused for their size and sent datagram by datagram
+        self.ceilings: OrderedDict[tuple, tuple] = OrderedDict()  # endpoint -> (refused segment size, since)
         self.port = 0
         self.v4, self.v6, self.port = self._open(port)
 
@@ -139,8 +162,10 @@ class UdpTransport:
                 data, ancdata, _flags, addr = sock.recvmsg(RECV_SIZE, CMSG_SPACE)
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:
-                # ICMP errors queued on the socket (ECONNREFUSED...) surface here: not data.
+            except OSError as e:
+                # An ICMP error queued on the socket (ECONNREFUSED, EMSGSIZE...) about an earlier
+                # send surfaces here: not data, nothing lost on receive; counted by errno.
+                self.receive_errors[errno.errorcode.get(e.errno, str(e.errno))] += 1
                 continue
             remote = (addr[0], addr[1])
             local = None
@@ -178,12 +203,23 @@ class UdpTransport:
         src = self.sources.get((endpoint[0], endpoint[1]))
         return (src[0], self.port) if src else None
 
+    def forget_local(self, address: str) -> int:
+        """`address` left the host (RTM_DELADDR): stop pinning it as a source, so the kernel routes
+        afresh — the module drops a cached source that `inet_confirm_addr` no longer finds
+        (socket.c send4/send6). Returns how many remote endpoints were pinned to it."""
+        address = address.split("%", 1)[0]
+        stale = [remote for remote, (ip, _ifindex) in self.sources.items() if ip.split("%", 1)[0] == address]
+        for remote in stale:
+            del self.sources[remote]
+        return len(stale)
+
     def send_many(self, datagrams: list[bytes], endpoint: tuple) -> None:
         """Send datagrams to one endpoint in order; runs of one size go out as one GSO sendmsg."""
         if not self.gso or len(datagrams) < 2:
             for data in datagrams:
                 self.send(data, endpoint)
             return
+        ceiling = self._gso_ceiling(endpoint)
         i, n = 0, len(datagrams)
         while i < n:
             size = len(datagrams[i])
@@ -198,19 +234,48 @@ class UdpTransport:
                     break
                 total += size
                 j += 1
-            if j - i == 1:
-                self.send(datagrams[i], endpoint)
+            if j - i == 1 or (ceiling and size >= ceiling):
+                for k in range(i, j):
+                    self.send(datagrams[k], endpoint)
             else:
-                self.send(b"".join(datagrams[i:j]), endpoint, segment=size, count=j - i)
+                self._send_gso(datagrams[i:j], endpoint, size)
             i = j
 
-    def send(self, data: bytes, endpoint: tuple, segment: int = 0, count: int = 1) -> bool:
+    def send(self, data: bytes, endpoint: tuple) -> bool:
+        """One datagram; False when the kernel did not take it (then it is reported as lost)."""
+        err = self._sendmsg(data, endpoint)
+        if err:
+            self._lose([data], endpoint, err)
+        return not err
+
+    def _send_gso(self, batch: list[bytes], endpoint: tuple, segment: int) -> None:
+        """A run of datagrams as one UDP_SEGMENT sendmsg. A segment larger than the path's MTU is
+        refused whole (EMSGSIZE; EINVAL on older kernels); then each datagram goes alone and the
+        kernel fragments it, as it does for wireguard-go (no DF unless the path asked, see
+        IP_PMTUDISC_WANT in ip(7)); the size is remembered for the endpoint for GSO_RETRY seconds.
+        EIO/EOPNOTSUPP: the device cannot segment at all, so GSO is turned off for good."""
+        err = self._sendmsg(b"".join(batch), endpoint, segment)
+        if not err:
+            return
+        if err in (errno.EIO, errno.EOPNOTSUPP):
+            self.gso = False
+        elif err in (errno.EMSGSIZE, errno.EINVAL):
+            self._remember_ceiling(endpoint, segment)
+        else:  # not about segmentation (ENOBUFS, EPERM...): one at a time would fail alike
+            self._lose(batch, endpoint, err)
+            return
+        self.gso_fallbacks += 1
+        for data in batch:
+            self.send(data, endpoint)
+
+    def _sendmsg(self, data: bytes, endpoint: tuple, segment: int = 0) -> int:
+        """0 when the kernel took `data`, else the errno. A pinned source that fails with
+        EINVAL/EADDRNOTAVAIL/ENETUNREACH is forgotten and the kernel picks one (the module's fall-over)."""
         host, port = endpoint[0], endpoint[1]
         v6 = ":" in host
         sock = self.v6 if v6 else self.v4
         if sock is None:
-            self.send_errors += 1
-            return False
+            return errno.EAFNOSUPPORT
         key = (host, port)
         src = self.sources.get(key)
         gso = [(SOL_UDP, UDP_SEGMENT, _u16.pack(segment))] if segment else []
@@ -219,39 +284,56 @@ class UdpTransport:
                 if v6:
                     info = _IN6_PKTINFO.pack(socket.inet_pton(socket.AF_INET6, src[0]),
                                              src[1] if _link_local(src[0]) else 0)
-                    sock.sendmsg([data], [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, info)] + gso, 0, (host, port))
+                    sock.sendmsg([data], [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, info)] + gso, 0, key)
                 else:
                     info = _IN_PKTINFO.pack(0, socket.inet_aton(src[0]), b"\0" * 4)
-                    sock.sendmsg([data], [(socket.IPPROTO_IP, IP_PKTINFO, info)] + gso, 0, (host, port))
-                return True
+                    sock.sendmsg([data], [(socket.IPPROTO_IP, IP_PKTINFO, info)] + gso, 0, key)
+                return 0
             except OSError as e:
-                if segment and e.errno in (errno.EIO, errno.EINVAL, errno.EOPNOTSUPP):
-                    return self._gso_refused(data, endpoint, segment)
+                if segment and e.errno in _GSO_ERRNOS:
+                    return e.errno  # the segmentation, not the source: _send_gso decides
                 if e.errno not in _LOST_SOURCE:
-                    self.send_errors += count
-                    return False
-                del self.sources[key]  # the address went away: let the kernel choose (fall over)
+                    return _errno(e)
+                self.sources.pop(key, None)  # the address went away: let the kernel choose (fall over)
         try:
             if segment:
-                sock.sendmsg([data], gso, 0, (host, port))
+                sock.sendmsg([data], gso, 0, key)
             else:
-                sock.sendto(data, (host, port))
-            return True
-        except OSError as e:
-            if segment and e.errno in (errno.EIO, errno.EINVAL, errno.EOPNOTSUPP):
-                return self._gso_refused(data, endpoint, segment)
-            if e.errno in _DROP_ERRNOS or isinstance(e, socket.gaierror):
-                self.send_errors += count
-                return False
-            raise
+                sock.sendto(data, key)
+            return 0
+        except OSError as e:  # every errno is a loss reported by the caller, never an exception
+            return _errno(e)
 
-    def _gso_refused(self, data: bytes, endpoint: tuple, segment: int) -> bool:
-        """The kernel or device refused UDP_SEGMENT: stop using it and send the datagrams one by one."""
-        self.gso = False
-        ok = True
-        for start in range(0, len(data), segment):
-            ok = self.send(data[start:start + segment], endpoint) and ok
-        return ok
+    def _lose(self, datagrams: list[bytes], endpoint: tuple, err: int) -> None:
+        reason = "send_" + errno.errorcode.get(err, f"errno{err}").lower()
+        self.send_errors += len(datagrams)
+        self.lost[reason] += len(datagrams)
+        if self.on_lost is not None:
+            self.on_lost(datagrams, endpoint, reason)
+
+    def _gso_ceiling(self, endpoint: tuple) -> int:
+        """The smallest segment size known to be refused as GSO to `endpoint` (0: none)."""
+        known = self.ceilings.get((endpoint[0], endpoint[1]))
+        if known is None:
+            return 0
+        size, since = known
+        if time.monotonic() - since > GSO_RETRY:
+            del self.ceilings[(endpoint[0], endpoint[1])]
+            return 0
+        return size
+
+    def _remember_ceiling(self, endpoint: tuple, segment: int) -> None:
+        key = (endpoint[0], endpoint[1])
+        known = self.ceilings.get(key)
+        self.ceilings[key] = (min(segment, known[0]) if known else segment, time.monotonic())
+        if len(self.ceilings) > STICKY_LIMIT:
+            self.ceilings.popitem(last=False)
+
+
+def _errno(e: OSError) -> int:
+    if isinstance(e, socket.gaierror):
+        return errno.EDESTADDRREQ  # an endpoint that is no address: nowhere to send
+    return e.errno or errno.EIO
 
 
 def _link_local(address: str) -> bool:

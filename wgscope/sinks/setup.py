@@ -17,12 +17,16 @@ import sys
 from dataclasses import dataclass, field
 from typing import Callable, TextIO
 
+from typing import TYPE_CHECKING
+
 from ..errors import UserError
 from ..events import LEVELS, EventBus
-from .capture import CaptureWriter
-from .jsonlog import EventLogSink
-from .keylog import KeylogWriter
-from .metrics import MetricsServer
+
+if TYPE_CHECKING:  # imported when sinks are attached: structlog and prometheus_client cost ~0.5 s to load,
+    from .capture import CaptureWriter  # which every `wgscope` command line would pay to build its parser
+    from .jsonlog import EventLogSink
+    from .keylog import KeylogWriter
+    from .metrics import MetricsServer
 
 __all__ = ["add_sink_arguments", "attach_sinks", "Sinks"]
 
@@ -78,7 +82,10 @@ def attach_sinks(bus: EventBus, args: argparse.Namespace, snapshot_fn: Callable[
     Raises wgscope.errors.UserError (one line) when a file cannot be created or the metrics
     address cannot be bound; sinks made before the failure are closed again.
     """
-    from ..errors import UserError
+    from .capture import CaptureWriter
+    from .jsonlog import EventLogSink
+    from .keylog import KeylogWriter
+    from .metrics import MetricsServer
 
     if wall_offset is None:
         wall_offset = _wall_offset(snapshot_fn)

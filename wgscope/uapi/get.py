@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from ..events import UAPI_GET
+from ..protocol.crypto import same_secret
 from ..protocol.endpoint import endpoint_text
 
 def get_lines(node) -> list[str]:
@@ -12,7 +13,7 @@ def get_lines(node) -> list[str]:
     device = node.device
     out: list[str] = []
     private = device.identity.private if device.identity else bytes(32)
-    if private != bytes(32):
+    if not same_secret(private, bytes(32)):
         out.append("private_key=" + private.hex())
     if device.listen_port:
         out.append(f"listen_port={device.listen_port}")

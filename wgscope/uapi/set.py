@@ -6,6 +6,7 @@ import errno as E
 from typing import Any, Iterable
 
 from ..events import CONFIG_CHANGED, UAPI_SET
+from ..protocol.crypto import same_secret
 from ..protocol.device import ConfigurationError
 from ..protocol.noise import ZERO_PSK
 from ..protocol.peer import Peer
@@ -144,7 +145,7 @@ class SetOperation:
                 self.actions += device.send_keepalive_now(peer, now)
             return
         peer = ch.peer
-        if ch.psk is not _UNSET and (ch.psk or ZERO_PSK) != peer.preshared_key:
+        if ch.psk is not _UNSET and not same_secret(ch.psk or ZERO_PSK, peer.preshared_key):
             device.set_preshared_key(peer, ch.psk, now)
         if ch.endpoint is not _UNSET:
             device.set_endpoint(peer, ch.endpoint, now)

@@ -1,0 +1,93 @@
+"""What the kernel does not take is never silent and never counted as sent (runtime/losses.py,
+runtime/udp.py), and the kernel's own link-local chatter is no routing miss. Real sockets, no
+root: the kernel refuses a datagram to 255.255.255.255 without SO_BROADCAST (EACCES)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from wgscope.events import DEBUG, EventBus, EventRecorder
+from wgscope.protocol.crypto import public_key
+from wgscope.protocol.entropy import generate_private_key
+from wgscope.protocol.device import Device
+from wgscope.runtime import packets
+from wgscope.runtime.live import LiveNode
+from wgscope.runtime.losses import kernel_scoped
+from wgscope.runtime.udp import UdpTransport
+
+
+def _node(endpoint: tuple) -> tuple[LiveNode, object, EventRecorder]:
+    bus = EventBus(DEBUG)
+    recorder = EventRecorder()
+    bus.subscribe(recorder, DEBUG)
+    device = Device(generate_private_key(), bus=bus)
+    peer = device.add_peer(public_key(generate_private_key()), endpoint=endpoint,
+                           allowed_ips=[ipaddress.ip_network("10.1.0.0/16")])
+    node = LiveNode("wsloss", device, None, UdpTransport(0), bus)
+    return node, peer, recorder
+
+
+def test_a_refused_datagram_is_an_event_a_drop_and_not_sent():
+    node, peer, recorder = _node(("255.255.255.255", 51820))
+    try:
+        node.apply(node.device.force_handshake(peer, node.now()))
+        dropped = recorder.of("packet_dropped")
+        assert [(e.fields["reason"], e.fields["kind"], e.fields["endpoint"]) for e in dropped] == [
+            ("send_eacces", "initiation", "255.255.255.255:51820")]
+        assert dropped[0].peer == peer.name
+        assert peer.drops == {"send_eacces": 1} and peer.tx_bytes == 0
+        assert node.udp.send_errors == 1 and node.io_counters()["udp_lost"] == {"send_eacces": 1}
+    finally:
+        node.udp.close()
+
+
+def test_a_refused_gso_batch_is_reported_datagram_by_datagram():
+    """Each datagram of a batch is its own event (a GSO send refused for a reason other than its
+    size is not retried one by one: it would fail alike)."""
+    node, peer, recorder = _node(("255.255.255.255", 51820))
+    try:
+        node.udp.send_many([bytes([4, 0, 0, 0]) + bytes(60)] * 5, ("255.255.255.255", 51820))
+        assert [e.fields["reason"] for e in recorder.of("packet_dropped")] == ["send_eacces"] * 5
+        assert [e.fields["receiver_index"] for e in recorder.of("packet_dropped")] == [0] * 5
+        assert node.udp.send_errors == 5
+    finally:
+        node.udp.close()
+
+
+def test_no_socket_of_the_family_is_a_reported_loss():
+    node, peer, recorder = _node(("2001:db8::1", 51820))
+    try:
+        if node.udp.v6 is not None:
+            node.udp.v6.close()
+            node.udp.v6 = None
+        node.apply(node.device.force_handshake(peer, node.now()))
+        assert [e.fields["reason"] for e in recorder.of("packet_dropped")] == ["send_eafnosupport"]
+        assert peer.tx_bytes == 0
+    finally:
+        node.udp.close()
+
+
+def test_link_local_and_multicast_the_kernel_sends_are_ignored_quietly():
+    node, peer, recorder = _node(("192.0.2.1", 51820))
+    try:
+        solicitation = packets.udp("fe80::1", 5353, "ff02::2", 5353, b"rs")
+        mdns4 = packets.udp("10.1.0.1", 5353, "224.0.0.251", 5353, b"q")
+        routed = packets.echo("10.1.0.1", "10.9.9.9", 1)  # no peer: a real routing miss
+        assert kernel_scoped(solicitation) and kernel_scoped(mdns4) and not kernel_scoped(routed)
+        kept = node.losses.without_local([solicitation, mdns4, routed])
+        assert kept == [routed]
+        assert [e.fields["dst"] for e in recorder.of("local_traffic_ignored")] == ["ff02::2", "224.0.0.251"]
+        assert node.device.drops == {} and node.losses.local_ignored == 2
+    finally:
+        node.udp.close()
+
+
+def test_multicast_a_peer_covers_still_goes_to_it():
+    node, peer, recorder = _node(("192.0.2.1", 51820))
+    try:
+        node.device.allowed_ips.insert(ipaddress.ip_network("224.0.0.0/4"), peer)
+        mdns4 = packets.udp("10.1.0.1", 5353, "224.0.0.251", 5353, b"q")
+        assert node.losses.without_local([mdns4]) == [mdns4]
+        assert not recorder.of("local_traffic_ignored")
+    finally:
+        node.udp.close()
