@@ -24,7 +24,8 @@ pytestmark = pytest.mark.root
 # What only the adapter or the configuration says (the node starting and stopping, its
 # configuration being loaded), and packets from the TUN that no peer's allowed IPs cover (the
 # kernel's IPv6 router solicitations): none of it reaches the wire, so no capture can show it.
-NOT_PROTOCOL = {"interface_up", "interface_down", "config_changed", "uapi_get", "uapi_set", "route_missing"}
+NOT_PROTOCOL = {"interface_up", "interface_down", "config_changed", "uapi_get", "uapi_set", "route_missing",
+                "local_traffic_ignored"}
 ORDERED = {"handshake", "session"}
 
 FORGER = r"""
