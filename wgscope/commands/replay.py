@@ -1,4 +1,5 @@
-"""`wgscope replay CAPTURE`: feed a capture through the protocol code and explain what happened."""
+"""`wgscope replay CAPTURE`: re-execute each side whose key is known through the protocol core, observe
+the rest, and explain what happened."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from ..errors import UserError
 from ..events import DEBUG, INFO, EventBus
 
 EPILOG = """keys come from the capture's Decryption Secrets Block, --keylog files (Wireshark's WireGuard
-key log format) and --config files (wg-quick, private keys of one or both sides). With static
-private keys only, peers and handshakes are identified but transport data needs ephemeral keys."""
+key log format) and --config files (wg-quick, private keys of one or both sides). Every side whose
+static private key is known is re-executed: its own Device gets what arrived at it and re-sends
+what it sent, and every difference from the wire is a "divergence" finding; --events writes its
+events under its name. With static private keys only, a side is followed up to its first
+handshake (the ephemeral keys are needed for the session); with no keys, replay observes."""
 
 
 def register(sub) -> None:
