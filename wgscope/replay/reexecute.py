@@ -62,7 +62,6 @@ class Sides:
     """The re-executed nodes and which datagram belongs to which."""
 
     def __init__(self, ring, observer, result, node_bus) -> None:
-        self.result = result
         self.nodes: list[ReplayNode] = []
         self.endpoints: dict[tuple, ReplayNode] = {}
         start = result.first_time or 0.0
@@ -74,16 +73,10 @@ class Sides:
             _first_contact(side, result, party)
             entropy = CaptureEntropy(own_messages(result, side.public_key), ring.ephemeral_private)
             bus = node_bus(side.node_name) if node_bus is not None else EventBus(INFO)
-            node = ReplayNode(side, entropy, bus, start, self._finder(observer), staged_for)
+            node = ReplayNode(side, entropy, bus, start, observer.finding, staged_for)
             self.nodes.append(node)
             for ep in party.endpoints:
                 self.endpoints[ep] = node
-
-    @staticmethod
-    def _finder(observer):
-        def find(kind, frames, detail, time, name):
-            observer.finding(kind, frames, detail, time, name)
-        return find
 
     def roles(self, src: tuple, dst: tuple, data: bytes):
         """(node, "in" | "out") for each side this datagram concerns."""
