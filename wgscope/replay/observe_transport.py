@@ -1,6 +1,6 @@
 """The observer's transport half: sessions' flows, counters against the core's anti-replay
-window, loss as bounded ranges, and the receivers' keepalive and rekey timers judged by the
-core's constants (WP §5.4.6, §6.1-6.5; WG-GO timers.go)."""
+window, loss as bounded ranges, the parties' keepalive timers run by the core's own hooks
+(TimerShadow), and rekeys judged by the core's constants (WP §5.4.6, §6.1-6.5; WG-GO timers.go)."""
 
 from __future__ import annotations
 
@@ -8,27 +8,46 @@ import ipaddress
 
 from cryptography.exceptions import InvalidTag
 
+from ..events import WARNING, EventBus
 from ..protocol import ip as ipmod
 from ..protocol.constants import (
     KEEPALIVE_TIMEOUT, QUEUE_STAGED_SIZE, REJECT_AFTER_TIME, REKEY_AFTER_TIME, REPLAY_WINDOW_SIZE, TRANSPORT_HEADER_SIZE,
     TRANSPORT_MIN_SIZE,
 )
 from ..protocol.crypto import nonce
+from ..protocol.entropy import SYSTEM
+from ..protocol.peer import Peer
+from ..protocol.timer_hooks import TimerHooks
+from ..protocol.timers import SEND_KEEPALIVE, TimerWheel
 from ..protocol.messages import transport_fields
 from ..protocol.antireplay import DUPLICATE, TOO_OLD
 from ..runtime.packets import summarize
 from .entropy import EARLY as EARLY_TOLERANCE, LATE as LATE_TOLERANCE
 from .model import Flow, Party, Session
 
-class KeepaliveWatch:
-    """The receiving side's send-keepalive timer, replayed (WG-GO timers.go timersDataReceived)."""
-
-    __slots__ = ("armed_at", "armed_frame", "need_another")
+class TimerShadow(TimerHooks):
+    """The core's own timer hooks (protocol/timer_hooks.py) run for the parties an observer sees:
+    a party's send-keepalive timer is armed, cancelled and re-armed by the same code as in a
+    node, so its deadline is when the party's own timer comes due (WG-GO timers.go)."""
 
     def __init__(self) -> None:
-        self.armed_at: float | None = None
-        self.armed_frame = 0
-        self.need_another = False
+        self.bus = EventBus(WARNING)  # an observer is no node: its shadows emit nothing
+        self.entropy = SYSTEM
+        self.wheel = TimerWheel(self.bus)
+        self.index_table = {}
+        self.peers: dict[int, Peer] = {}  # party id -> its shadow (a Peer: its timers and flags)
+        self.armed_frame: dict[int, int] = {}
+
+    def of(self, party: Party) -> Peer:
+        peer = self.peers.get(party.id)
+        if peer is None:
+            peer = self.peers[party.id] = Peer(party.id.to_bytes(32, "little"))
+        return peer
+
+    def send_keepalive(self, peer, now: float, reason: str, out: list) -> None:
+        """What the core's expiry handler sends: here, the keepalive the party did send."""
+        self.timers_any_authenticated_packet_sent(peer, now)
+        self.wheel.next_deadline()  # drop what the cancel left in the heap
 
 
 class TransportObserver:
@@ -199,39 +218,37 @@ class TransportObserver:
 
     # ================================================================ timers, replayed
     def _data_received(self, party: Party) -> None:
-        w = self._keepalive.get(party.id)
-        if w is None:
-            w = self._keepalive[party.id] = KeepaliveWatch()
-        if w.armed_at is None:
-            w.armed_at, w.armed_frame = self.now, self.frame
-        else:
-            w.need_another = True
+        shadows = self._timers
+        peer = shadows.of(party)
+        if not peer.timers[SEND_KEEPALIVE].pending:
+            shadows.armed_frame[party.id] = self.frame
+        shadows.timers_data_received(peer, self.now)
 
     def _sent_authenticated(self, party: Party, keepalive: bool, sess: Session | None = None,
                             first: bool = False) -> None:
-        """WG-GO timersAnyAuthenticatedPacketSent cancels the send-keepalive timer."""
-        w = self._keepalive.get(party.id)
-        armed = w is not None and w.armed_at is not None
-        if keepalive:
-            confirm = first and sess is not None and sess.handshake is not None and \
-                self.now - sess.created < 1.0
-            if confirm:
-                self._note("keepalive confirms the new session")
-            elif armed:
-                delay = self.now - w.armed_at
-                early = delay < KEEPALIVE_TIMEOUT - EARLY_TOLERANCE and not party.persistent_keepalive_seen
-                if early or delay > KEEPALIVE_TIMEOUT + LATE_TOLERANCE:
-                    self._find("keepalive_timing", [w.armed_frame, self.frame],
+        """A party's authenticated send: a passive keepalive is its send-keepalive timer expiring
+        (judged against the deadline the core's hooks set); anything else cancels that timer."""
+        shadows, now = self._timers, self.now
+        peer = shadows.of(party)
+        timer = peer.timers[SEND_KEEPALIVE]
+        if keepalive and not (first and sess is not None and sess.handshake is not None and now - sess.created < 1.0):
+            if timer.pending:
+                delay = now - (timer.deadline - KEEPALIVE_TIMEOUT)
+                early = now < timer.deadline - EARLY_TOLERANCE and not party.persistent_keepalive_seen
+                if early or now > timer.deadline + LATE_TOLERANCE:
+                    self._find("keepalive_timing", [shadows.armed_frame.get(party.id, self.frame), self.frame],
                                f"{party.name} sent a keepalive {delay:.3f} s after the data it answers; "
                                f"KEEPALIVE_TIMEOUT is {KEEPALIVE_TIMEOUT:g} s", party, delay=round(delay, 6))
-                if w.need_another:
-                    w.need_another = False
-                    w.armed_at, w.armed_frame = self.now, self.frame
-                    return
-            else:
-                party.persistent_keepalive_seen = True  # not a passive keepalive: persistent or scheduled
-        if w is not None:
-            w.armed_at = None
+                shadows.wheel.cancel(timer, now)
+                shadows.expired_send_keepalive(peer, now, [])  # the core's own expiry: sent, maybe re-armed
+                if timer.pending:
+                    shadows.armed_frame[party.id] = self.frame
+                return
+            party.persistent_keepalive_seen = True  # not a passive keepalive: persistent or scheduled
+        elif keepalive:
+            self._note("keepalive confirms the new session")
+        shadows.timers_any_authenticated_packet_sent(peer, now)
+        shadows.wheel.next_deadline()
 
     def _check_rekey_due(self, sess: Session, flow: Flow, keepalive: bool) -> None:
         """The session initiator must start a rekey when it sends after REKEY_AFTER_TIME (WP §6.2)."""

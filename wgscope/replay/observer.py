@@ -27,7 +27,7 @@ from .findings import Finding
 from .keys import KeyRing
 from .model import CookieExchange, Flow, Handshake, Party, Roam, Session, endpoint_text
 from .observe_handshake import HandshakeObserver
-from .observe_transport import TransportObserver
+from .observe_transport import TimerShadow, TransportObserver
 
 
 @dataclass
@@ -97,7 +97,7 @@ class Observer(HandshakeObserver, TransportObserver):
         self._last_timestamp: dict[bytes, bytes] = {}  # initiator key -> greatest TAI64N
         self._last_initiation: dict[tuple, Handshake] = {}  # (initiator id, responder id) -> latest
         self._cookies: dict[tuple, tuple[bytes, int]] = {}  # (initiator endpoint, responder id) -> (cookie, frame)
-        self._keepalive: dict = {}  # party id -> observe_transport.KeepaliveWatch
+        self._timers = TimerShadow()  # the parties' keepalive timers, run by the core's hooks
         self._current: dict[tuple, Session] = {}  # (initiator id, responder id) -> latest session
         self._ephemeral_warned = False
         self._inner_keys: dict[bytes, str] = {}  # inner header bytes -> "proto src > dst"
