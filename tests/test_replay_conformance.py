@@ -27,10 +27,10 @@ def keepalive_after_7s(lab, a, b):
     lab.run(12)
 
 
-def retry_after(lab, a, b):
+def retry_after(lab, a, b, seconds=20):
     lab.network.blocked.add(("192.0.2.1", "192.0.2.2"))
     a.ping("10.0.0.2")
-    lab.run(20)
+    lab.run(seconds)
 
 
 def talk_for(seconds):
@@ -53,6 +53,8 @@ CASES = {
                    "after REKEY_TIMEOUT (5 s) + up to 334 ms jitter"),
     "no rekey at 120 s": ([(send_module, "REKEY_AFTER_TIME", 1000.0)], talk_for(170),
                           "starts a rekey (WP §6.2)"),
+    "retries past 90 s": ([(timer_hooks, "MAX_TIMER_HANDSHAKES", 25)], lambda lab, a, b: retry_after(lab, a, b, 120),
+                          "s after its protocol core gave up; the protocol retries for REKEY_ATTEMPT_TIME (90 s)"),
     # bravo (the responder, which never rekeys) answers on a keypair past REJECT_AFTER_TIME;
     # alpha, the same implementation, neither rekeys nor stops either
     "data past 180 s": ([(keypair_module, "REJECT_AFTER_TIME", 1000.0), (send_module, "REKEY_AFTER_TIME", 1000.0),

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 
-from ..events import EventBus
+from ..events import HANDSHAKE_COMPLETED, HANDSHAKE_GAVE_UP, INFO, EventBus
 from ..protocol import ip
 from ..protocol.actions import SendDatagram, WritePacket
 from ..protocol.constants import (
@@ -29,7 +29,7 @@ from ..protocol.device import Device
 from ..protocol.antireplay import AntiReplayWindow
 from ..protocol.messages import KIND_NAMES, MessageError, message_type, transport_fields
 from .entropy import EARLY, LATE, CaptureEntropy
-from .rules import ONE_PER_REKEY_TIMEOUT, REJECT, REKEY_ON_SEND, TIMER_RULES, timer_cause
+from .rules import GIVE_UP, ONE_PER_REKEY_TIMEOUT, REJECT, REKEY_ON_SEND, TIMER_RULES, timer_cause
 from .sides import SideSetting
 from .verdicts import VerdictJudge
 
@@ -89,6 +89,8 @@ class ReplayNode:
         self.overdue: deque[Pending] = deque(maxlen=64)  # sent by the core more than LATE ago, not seen yet
         self.seen: dict[int, AntiReplayWindow] = {}  # receiver index -> counters of own sends seen on the wire
         self.judge = VerdictJudge(bus)
+        self.gave_up: dict[str, float] = {}  # peer name -> when its core gave up the handshake
+        bus.subscribe(self._on_event, INFO)
         self.device = Device(side.private_key, bus=bus, listen_port=side.listen_port, mtu=side.mtu or DEFAULT_MTU,
                              wall_offset=0.0, entropy=entropy, name=self.name)
         for p in side.peers.values():
@@ -196,12 +198,21 @@ class ReplayNode:
         if peer is None:
             return
         out = self.device.initiate_handshake(peer, t)
+        if peer.name in self.gave_up:
+            self._diverge([frame], t, f"{self.name} sent an initiation {t - self.gave_up.pop(peer.name):.3f} s after "
+                          f"its protocol core gave up; {GIVE_UP}")
         if not any(type(a) is SendDatagram for a in out):
             since = t - peer.handshake.last_sent_handshake
             self._diverge([frame], t, f"{self.name} sent an initiation {since:.3f} s after its previous one; "
                           + ONE_PER_REKEY_TIMEOUT)
             out = self.device.force_handshake(peer, t)  # keep the core in step with what the node did
         self._produced(out, t, f"frame {frame}")
+
+    def _on_event(self, ev) -> None:
+        if ev.name == HANDSHAKE_GAVE_UP.name:
+            self.gave_up[ev.peer] = ev.time
+        elif ev.name == HANDSHAKE_COMPLETED.name:
+            self.gave_up.pop(ev.peer, None)
 
     def _peer_for_initiation(self, data: bytes):
         """mac1 is keyed by the responder's public key (WP §5.4.4): it names the peer."""

@@ -28,6 +28,8 @@ TIMER_RULES = {
 
 ONE_PER_REKEY_TIMEOUT = (f"the protocol sends at most one initiation per REKEY_TIMEOUT ({REKEY_TIMEOUT:g} s); "
                          + TIMER_RULES["retransmit_handshake"])
+GIVE_UP = (f"the protocol retries for REKEY_ATTEMPT_TIME ({REKEY_ATTEMPT_TIME:g} s) and then gives up (WP §6.4); "
+           "only new data from the TUN starts another handshake, and no capture shows data before a session exists")
 REKEY_ON_SEND = f"data sent on a keypair older than REKEY_AFTER_TIME ({REKEY_AFTER_TIME:g} s) starts a rekey (WP §6.2)"
 REJECT = f"no keypair is used past REJECT_AFTER_TIME ({REJECT_AFTER_TIME:g} s) or REJECT_AFTER_MESSAGES (WP §6.1)"
 
