@@ -139,3 +139,37 @@ def test_psk_mismatch_is_what_the_node_said(tmp_path):
 
     codes = {f.code for f in diagnose_capture(str(path))[0]}
     assert "capture_psk_mismatch" in codes and "capture_healthy" not in codes
+
+
+def test_forced_load_and_cookies(tmp_path):
+    """A node forced under load answers an initiation with a cookie reply, then accepts the retry
+    with mac2. No capture carries the forcing: the cookie reply the node sent shows it. Replayed,
+    the same events, the cookie reply compared by kind (its secret is in no capture)."""
+    lab = Lab(seed=7, level=TRACE)
+    a = lab.add_node("alpha", "192.0.2.1", 51820, tunnel="10.0.0.1/24")
+    b = lab.add_node("bravo", "192.0.2.2", 51820, tunnel="10.0.0.2/24")
+    path = tmp_path / "alpha.pcapng"
+    cap = CaptureWriter(path, a.bus, wall_offset=LAB_EPOCH, name="alpha", warn=None)
+    lab.connect(a, b, psk=bytes(range(32)))
+    a.ping("10.0.0.2", 1)
+    lab.run(1)
+    a.device.set_forced_load(True, lab.now)
+    lab.advance(200)
+    b.ping("10.0.0.1", 3)
+    lab.run(8)
+    a.device.set_forced_load(None, lab.now)
+    lab.run(1)
+    cap.close()
+    assert a.recorder.of("cookie_reply_sent")
+    rec = EventRecorder()
+
+    def node_bus(name):
+        bus = EventBus(TRACE)
+        bus.subscribe(rec, TRACE)
+        return bus
+
+    r = replay_capture(path, node_bus=node_bus)
+    assert Counter(e.name for e in rec.events) == Counter(e.name for e in a.recorder.events)
+    (summary,) = r.nodes
+    assert summary["divergences"] == 0 and summary["compared_by_kind"] == {"cookie_reply": 1}
+    assert summary["unknown_inputs"] == ["cookie secret"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..protocol.constants import KEEPALIVE_TIMEOUT, REKEY_TIMEOUT
+from ..protocol.constants import COOKIE_NONCE_SIZE, KEEPALIVE_TIMEOUT, REKEY_TIMEOUT
 from ..protocol.entropy import Entropy
 
 # A live node taps what it sends with the time of the core call that made it; a capture taken
@@ -72,6 +72,13 @@ class CaptureEntropy(Entropy):
                 return m.time
         return None
 
+    def answered_with_cookie(self, sender_index: int) -> bool:
+        """Did the side answer the handshake message with this sender index by a cookie reply (so
+        it was under load, an input no capture carries when it was forced)?"""
+        now = self.now
+        return any(m.kind == "cookie_reply" and not m.used and m.sender == sender_index
+                   and now - EARLY <= m.time <= now + LATE for m in self.messages[self._next:])
+
     # ---------------------------------------------------------------- the core's inputs
     def index(self, message: str, peer: bytes) -> int:
         if message in self._asked:  # asked again for this message: the wire's index is taken here
@@ -116,7 +123,7 @@ class CaptureEntropy(Entropy):
 
     def cookie_nonce(self) -> bytes:
         m = self._match("cookie_reply")
-        if m is None:
+        if m is None or len(m.nonce) != COOKIE_NONCE_SIZE:
             return super().cookie_nonce()
         m.used = True
         return m.nonce

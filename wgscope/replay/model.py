@@ -192,3 +192,4 @@ class CookieExchange:
     receiver: Party
     handshake: Handshake | None
     decrypted: bool
+    nonce: bytes = b""  # the reply's XChaCha20 nonce (what the sender's Entropy drew)

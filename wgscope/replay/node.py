@@ -142,7 +142,10 @@ class ReplayNode:
             staged = self.later_staged.pop(int.from_bytes(data[4:8], "little"), None)
             if staged:
                 self._produced(self.device.send_packets(staged, t), t, f"frame {frame}")
+        loaded = self._load_for(data, t)
         actions = self.device.receive_datagram(data, src, t)
+        if loaded:
+            self.device.set_forced_load(None, t)
         comment = self.judge.tap("in", src, dst, data, t) if judge else None
         self._produced(actions, t, f"frame {frame}")
         return comment
@@ -207,6 +210,19 @@ class ReplayNode:
                           + ONE_PER_REKEY_TIMEOUT)
             out = self.device.force_handshake(peer, t)  # keep the core in step with what the node did
         self._produced(out, t, f"frame {frame}")
+
+    def _load_for(self, data: bytes, t: float) -> bool:
+        """A handshake message the node answered with a cookie reply found it under load. When the
+        core's own measure of load (the handshake rate it sees) does not say so, the load was forced
+        (`--force-under-load`): force it for this message, as the node was."""
+        dev = self.device
+        if len(data) not in (148, 92) or data[0] not in (1, 2) or dev.force_under_load is not None \
+                or t < dev.under_load_until:
+            return False
+        if not self.entropy.answered_with_cookie(int.from_bytes(data[4:8], "little")):
+            return False
+        dev.set_forced_load(True, t)
+        return True
 
     def _on_event(self, ev) -> None:
         if ev.name == HANDSHAKE_GAVE_UP.name:

@@ -255,6 +255,6 @@ class HandshakeObserver:
             except AuthenticationError:
                 self._find("decryption_failed", [hs.frame, frame], f"cookie reply from {sender.name} does not "
                            "decrypt against the mac1 it answers", sender)
-        r.cookies.append(CookieExchange(frame, now, sender, hs.initiator, hs, decrypted))
+        r.cookies.append(CookieExchange(frame, now, sender, hs.initiator, hs, decrypted, msg.nonce))
         self._note(f"cookie_reply hs={hs.id}" + (" decrypted" if decrypted else ""))
 

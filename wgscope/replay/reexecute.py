@@ -29,7 +29,8 @@ def own_messages(result, public: bytes) -> list[WireMessage]:
                                    hs.response_ephemeral))
     for c in result.cookies:
         if c.sender.public_key == public:
-            out.append(WireMessage(c.frame, c.time, "cookie_reply", c.handshake.sender_index if c.handshake else 0))
+            out.append(WireMessage(c.frame, c.time, "cookie_reply", c.handshake.sender_index if c.handshake else 0,
+                                   nonce=c.nonce))
     out.sort(key=lambda m: m.frame)
     return out
 
