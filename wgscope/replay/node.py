@@ -21,8 +21,8 @@ from ..events import HANDSHAKE_COMPLETED, HANDSHAKE_GAVE_UP, INFO, EventBus
 from ..protocol import ip
 from ..protocol.actions import SendDatagram, WritePacket
 from ..protocol.constants import (
-    DEFAULT_MTU, KEEPALIVE_TIMEOUT, MESSAGE_RESPONSE, REJECT_AFTER_MESSAGES, REKEY_AFTER_TIME, RESPONSE_SIZE,
-    TRANSPORT_HEADER_SIZE, TRANSPORT_MIN_SIZE,
+    DEFAULT_MTU, INITIATION_SIZE, KEEPALIVE_TIMEOUT, MESSAGE_INITIATION, MESSAGE_RESPONSE, REJECT_AFTER_MESSAGES,
+    REKEY_AFTER_TIME, RESPONSE_SIZE, TRANSPORT_HEADER_SIZE, TRANSPORT_MIN_SIZE,
 )
 from ..protocol.crypto import MAC, nonce
 from ..protocol.device import Device
@@ -216,8 +216,8 @@ class ReplayNode:
         core's own measure of load (the handshake rate it sees) does not say so, the load was forced
         (`--force-under-load`): force it for this message, as the node was."""
         dev = self.device
-        if len(data) not in (148, 92) or data[0] not in (1, 2) or dev.force_under_load is not None \
-                or t < dev.under_load_until:
+        if (len(data), data[0]) not in ((INITIATION_SIZE, MESSAGE_INITIATION), (RESPONSE_SIZE, MESSAGE_RESPONSE)) \
+                or dev.force_under_load is not None or t < dev.under_load_until:
             return False
         if not self.entropy.answered_with_cookie(int.from_bytes(data[4:8], "little")):
             return False
