@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-DEBS   := wireguard-go wireguard-tools tshark iperf3 iputils-ping iproute2 iptables openresolv
+DEBS   := wireguard-go wireguard-tools tshark iperf3 iputils-ping iproute2 iptables openresolv prometheus
 
-.PHONY: demo test bench setup debs clean
+.PHONY: demo test bench setup debs clean notebooks notebooks-outputs
 
 setup: $(STAMP)
 
@@ -24,6 +24,20 @@ debs:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  fi; \
 	else echo "not root: Debian packages not installed, root-only tests will skip"; fi
+
+# The teaching notebooks in JupyterLab (the `notebooks` extra: jupyterlab, ipykernel, nbclient).
+NB_STAMP := $(VENV)/.notebooks
+$(NB_STAMP): pyproject.toml $(STAMP)
+	$(PY) -m pip install -q -e '.[notebooks]'
+	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	touch $(NB_STAMP)
+
+notebooks: $(NB_STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+# Re-run every notebook and save its outputs in the .ipynb (fixed keys and seeds: same bytes each run).
+notebooks-outputs: $(NB_STAMP)
+	$(PY) notebooks/save_outputs.py
 
 demo: setup
 	$(VENV)/bin/wgscope demo

@@ -9,7 +9,9 @@ Throughput: iperf3 TCP, A -> B, `--seconds` each, `--reps` runs, median; ping RT
     wgscope -> wireguard-go   wgscope sends, wireguard-go receives
     wireguard-go -> wgscope   and the other way round
     wireguard-go -> wireguard-go
-    wgscope trace events      wgscope -> wgscope with --events FILE --events-level trace on both
+    wgscope trace events      wgscope -> wgscope with --events FILE.wgtrace --events-level trace on both
+The rows are measured round-robin (each round brings every pair up once and runs iperf3 once),
+so each ratio is of runs taken alternately; the per-round ratios show the spread.
 Then: handshake responses per second (bench/handshakes.py), replay packets/s beside tshark
 (bench/replay_bench.py), memory per configured peer (bench/memory_per_peer.py, and the RSS of
 the handshake responders). Prints a table; writes bench/results/<host>-<time>.json.
@@ -24,6 +26,7 @@ import os
 import platform
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,7 +35,7 @@ from pathlib import Path
 
 from . import handshakes
 from .topology import VETH, WGGO, WGSCOPE, tunnel
-from .traffic import iperf_median, ping_rtt
+from .traffic import iperf, ping_rtt
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PAIRS = [
@@ -45,6 +48,8 @@ PAIRS = [
     ("wgscope -> wgscope, trace events", WGSCOPE, WGSCOPE, ("trace",)),
 ]
 BASELINE = "wireguard-go -> wireguard-go"
+TRACE_ROW = "wgscope -> wgscope, trace events"
+GOALS = {"wgscope -> wgscope": "(goal >= 1.5)", TRACE_ROW: "(goal >= 0.6, 0.8 hoped)"}
 
 
 def _rss_kib(pid: int) -> int | None:
@@ -68,29 +73,92 @@ def _machine() -> dict:
             "iperf3": version(["iperf3", "--version"]), "tshark": version(["tshark", "--version"])}
 
 
+def _extra(flags: tuple, tmp: Path) -> tuple[tuple, tuple]:
+    if "trace" in flags:  # every event of every level, on both ends, as a binary trace
+        return (("--events", str(tmp / "trace-a.wgtrace"), "--events-level", "trace"),
+                ("--events", str(tmp / "trace-b.wgtrace"), "--events-level", "trace"))
+    if "offload" in flags:
+        return ("--tun-offload",), ("--tun-offload",)
+    return (), ()
+
+
 def throughput(tmp: Path, seconds: float, reps: int, pairs) -> list[dict]:
-    rows = []
-    for label, impl_a, impl_b, flags in pairs:
-        extra_a = extra_b = ()
-        if "trace" in flags:
-            extra_a = ("--events", str(tmp / "trace-a.jsonl"), "--events-format", "json", "--events-level", "trace")
-            extra_b = ("--events", str(tmp / "trace-b.jsonl"), "--events-format", "json", "--events-level", "trace")
-        if "offload" in flags:
-            extra_a = extra_b = ("--tun-offload",)
-        print(f"  {label} ...", flush=True)
-        with tunnel(impl_a, impl_b, tmp / label.replace(" ", "_").replace(">", "").replace(",", ""),
-                    extra_a, extra_b) as setup:
-            rtt = ping_rtt(setup)
-            rss = {side: _rss_kib(pid) for side, pid in setup.pids.items()}  # before the traffic, as the responders'
-            tp = iperf_median(setup, seconds, reps)
-        row = {"label": label, "a": impl_a, "b": impl_b, "flags": list(flags), **tp, "rtt": rtt, "rss_kib": rss}
-        if "trace" in flags:
-            row["trace_event_bytes"] = sum(p.stat().st_size for p in tmp.glob("trace-*.jsonl"))
-            for p in tmp.glob("trace-*.jsonl"):
-                p.unlink()
-        rows.append(row)
-        print(f"    {tp['median_bps'] / 1e6:8.1f} Mbit/s  rtt {rtt['avg_ms']} ms", flush=True)
-    return rows
+    """Round-robin: each repetition brings every pair up once and runs one iperf3 on it, so the
+    ratios between rows are measured alternately, under the same drift of the shared machine."""
+    rows = {label: {"label": label, "a": a, "b": b, "flags": list(flags), "runs_bps": [], "rtts": [],
+                    "rss_kib": None} for label, a, b, flags in pairs}
+    for rep in range(reps):
+        print(f"  round {rep + 1} of {reps}", flush=True)
+        for label, impl_a, impl_b, flags in pairs:
+            extra_a, extra_b = _extra(flags, tmp)
+            row = rows[label]
+            with tunnel(impl_a, impl_b, tmp / label.replace(" ", "_").replace(">", "").replace(",", ""),
+                        extra_a, extra_b) as setup:
+                rtt = ping_rtt(setup)
+                if row["rss_kib"] is None:  # before the traffic, as the responders'
+                    row["rss_kib"] = {side: _rss_kib(pid) for side, pid in setup.pids.items()}
+                bps = iperf(setup, seconds)
+            row["runs_bps"].append(bps)
+            row["rtts"].append(rtt)
+            if "trace" in flags:
+                files = list(tmp.glob("trace-*.wgtrace"))
+                row.setdefault("trace_event_bytes", []).append(sum(p.stat().st_size for p in files))
+                row.setdefault("trace_events_lost", []).append(_events_lost(files))
+                for p in files:
+                    p.unlink()
+            print(f"    {label:34} {bps / 1e6:8.1f} Mbit/s  rtt {rtt['avg_ms']} ms", flush=True)
+    out = []
+    for row in rows.values():
+        row["median_bps"] = statistics.median(row["runs_bps"])
+        avgs = [r["avg_ms"] for r in row.pop("rtts") if r.get("avg_ms") is not None]
+        row["rtt"] = {"avg_ms": round(statistics.median(avgs), 3) if avgs else None, "runs_ms": avgs}
+        out.append(row)
+    return out
+
+
+def _events_lost(files: list[Path]) -> int:
+    """events_lost reported inside the trace files (0 when the writers kept up): only the generic
+    events of each block are looked at, the per-packet records are not decoded."""
+    from wgscope.trace.reader import read_blocks, read_header
+
+    lost = 0
+    for p in files:
+        with open(p, "rb") as f:
+            read_header(f)
+            totals = [g[2]["total"] for _rows, side in read_blocks(f) for g in side["generic"]
+                      if g[0] == "events_lost"]
+        lost += totals[-1] if totals else 0
+    return lost
+
+
+def paired_ratios(rows: list[dict], label: str, base_label: str) -> dict | None:
+    """The ratio of two rows per round (they ran one after the other), and of their medians."""
+    row = next((r for r in rows if r["label"] == label), None)
+    base = next((r for r in rows if r["label"] == base_label), None)
+    if not row or not base:
+        return None
+    per_round = [round(x / y, 3) for x, y in zip(row["runs_bps"], base["runs_bps"]) if y]
+    return {"of": label, "to": base_label, "median_ratio": round(row["median_bps"] / base["median_bps"], 3),
+            "per_round": per_round}
+
+
+def handshakes_alternating(tmp: Path, reps: int, rounds: int) -> dict:
+    """wgscope and wireguard-go as responders, one after the other, `reps` times: the median run
+    of each is reported (with all runs), and the ratio per round shows the spread."""
+    runs: dict[str, list[dict]] = {WGSCOPE: [], WGGO: []}
+    for rep in range(reps):
+        for impl in (WGSCOPE, WGGO):
+            h = handshakes.measure(impl, tmp / f"hs-{impl}-{rep}", rounds=rounds)
+            runs[impl].append(h)
+            print(f"  round {rep + 1}: {impl}: {h['handshakes_per_second']:.0f}/s", flush=True)
+    out: dict = {"peers": handshakes.PEERS}
+    for impl, hs in runs.items():
+        rates = [h["handshakes_per_second"] for h in hs]
+        median = sorted(hs, key=lambda h: h["handshakes_per_second"])[len(hs) // 2]
+        out[impl] = {**median, "runs_per_second": [round(r) for r in rates]}
+    out["per_round"] = [round(x["handshakes_per_second"] / y["handshakes_per_second"], 3)
+                        for x, y in zip(runs[WGSCOPE], runs[WGGO])]
+    return out
 
 
 def table(result: dict) -> str:
@@ -181,11 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             result["throughput"] = []
         if "handshakes" not in skip:
             print("handshakes per second (responder):", flush=True)
-            result["handshakes"] = {"peers": handshakes.PEERS}
-            for impl in (WGSCOPE, WGGO):
-                h = handshakes.measure(impl, tmp / f"hs-{impl}", rounds=10 if a.quick else handshakes.ROUNDS)
-                result["handshakes"][impl] = h
-                print(f"  {impl}: {h['handshakes_per_second']:.0f}/s", flush=True)
+            result["handshakes"] = handshakes_alternating(tmp, reps, rounds=10 if a.quick else handshakes.ROUNDS)
         if "replay" not in skip:
             print("replay vs tshark:", flush=True)
             from . import replay_bench
@@ -210,14 +274,29 @@ def main(argv: list[str] | None = None) -> int:
             result["memory"] = mem
     result["seconds"] = round(time.time() - started, 1)
     rows = result["throughput"]
-    base = next((r["median_bps"] for r in rows if r["label"] == BASELINE), None)
-    ours = next((r["median_bps"] for r in rows if r["label"] == "wgscope -> wgscope"), None)
-    if base and ours:
-        result["ratio_wgscope_to_wireguard_go"] = round(ours / base, 3)
+    result["ratios"] = [r for r in (paired_ratios(rows, "wgscope -> wgscope", BASELINE),
+                                    paired_ratios(rows, TRACE_ROW, "wgscope -> wgscope")) if r]
+    if result["ratios"] and result["ratios"][0]["to"] == BASELINE:
+        result["ratio_wgscope_to_wireguard_go"] = result["ratios"][0]["median_ratio"]
     print()
     print(table(result))
-    if "ratio_wgscope_to_wireguard_go" in result:
-        print(f"\nTCP throughput wgscope/wireguard-go: {result['ratio_wgscope_to_wireguard_go']:.2f} (goal >= 1.0)")
+    print()
+    for r in result["ratios"]:
+        goal = GOALS.get(r["of"], "")
+        print(f"TCP {r['of']} / {r['to']}: {r['median_ratio']:.2f} (per round {r['per_round']}) {goal}")
+    hs = result.get("handshakes") or {}
+    if hs.get(WGSCOPE) and hs.get(WGGO):
+        print(f"handshakes/s wgscope / wireguard-go: "
+              f"{hs[WGSCOPE]['handshakes_per_second'] / hs[WGGO]['handshakes_per_second']:.2f} "
+              f"(per round {hs['per_round']}) (goal >= 1.0)")
+    rtt = next((r["rtt"]["avg_ms"] for r in rows if r["label"] == "wgscope -> wgscope"), None)
+    base_rtt = next((r["rtt"]["avg_ms"] for r in rows if r["label"] == BASELINE), None)
+    if rtt and base_rtt:
+        print(f"ping RTT wgscope / wireguard-go: {rtt / base_rtt:.2f} (goal <= 1.5)")
+    trace = next((r for r in rows if r["label"] == TRACE_ROW), None)
+    if trace:
+        print(f"trace files per run: {[round(b / 1e6) for b in trace['trace_event_bytes']]} MB, "
+              f"events lost {trace['trace_events_lost']}")
     a.out.mkdir(parents=True, exist_ok=True)
     path = a.out / f"{socket.gethostname()}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")

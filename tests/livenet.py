@@ -50,6 +50,8 @@ def wgscope_config(path: Path, keys: Keys, *, listen_port: int | None, addresses
         lines.append(f"MTU = {mtu}")
     for p in peers:
         lines += ["", "[Peer]", f"PublicKey = {p['public_key']}", f"AllowedIPs = {', '.join(p['allowed_ips'])}"]
+        if p.get("name"):
+            lines.append(f"# Name = {p['name']}")
         if p.get("endpoint"):
             lines.append(f"Endpoint = {p['endpoint']}")
         if p.get("psk"):

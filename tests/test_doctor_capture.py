@@ -5,6 +5,7 @@ taken on that machine would), diagnosed through the replay engine."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -27,6 +28,8 @@ def make(tmp_path, kind: str) -> tuple[str, str]:
         b.device.remove_peer(a.public_key)
     elif kind == "load":
         b.device.set_forced_load(True, 0.0)
+    elif kind == "port":  # a's Endpoint for b names a port b does not listen on
+        a.device.set_endpoint(a.device.peers[b.public_key], ("192.0.2.2", 51999))
     config = tmp_path / f"{kind}.conf"
     config.write_text(f"[Interface]\nPrivateKey = {encode(a.device.identity.private)}\nAddress = 10.0.0.1/24\n\n"
                       f"[Peer]\nPublicKey = {encode(b.public_key)}\nPresharedKey = {encode(PSK)}\n"
@@ -36,6 +39,9 @@ def make(tmp_path, kind: str) -> tuple[str, str]:
     with LabCapture(lab, capture, nodes=[a]):
         a.ping("10.0.0.2")
         lab.run(12)
+        if kind == "port":  # then the peer initiates, and its handshake completes
+            b.ping("10.0.0.1")
+            lab.run(2)
     return str(config), str(capture)
 
 
@@ -61,6 +67,31 @@ def test_capture_diagnosis(tmp_path, capsys, kind, status, expected):
     assert doc["capture"]["wireguard"] > 0
     if kind == "healthy":
         assert doc["verdict"].startswith("healthy: 1 handshake(s) completed")
+
+
+def test_wrong_endpoint_port_is_not_blamed_on_keys(tmp_path, capsys):
+    """The capture holds a handshake the peer initiated and completed: that proves the keys, so doctor
+    leads with the wrong port it can see, not with 'the peer does not know our public key'."""
+    rc, doc = diagnose(capsys, *make(tmp_path, "port"))
+    assert rc == 3 and codes(doc) == {"capture_wrong_endpoint"}, doc["findings"]
+    assert re.fullmatch(r"problem: \S+'s Endpoint for \S+ has the wrong port: 192\.0\.2\.2:51999, but \S+ is at "
+                        r"192\.0\.2\.2:51820", doc["verdict"]), doc["verdict"]
+    (f,) = [f for f in doc["findings"] if f["code"] == "capture_wrong_endpoint"]
+    assert "Endpoint = 192.0.2.2:51820" in f["fix"] and "keys are proven right" in f["explanation"]
+    assert any("completed" in e and "both static keys are right" in e for e in f["evidence"])
+    config, capture = make(tmp_path, "port")
+    main(["doctor", config, "--capture", capture])
+    text = capsys.readouterr().out
+    assert "does not know our public key" not in text and not re.search(r"<[a-z_ ]+>", text, re.I)
+
+
+def test_unanswered_without_proof_names_real_values(tmp_path, capsys):
+    """No handshake completed: key mistakes lead, and every value is filled from the capture."""
+    rc, doc = diagnose(capsys, *make(tmp_path, "unknown"))
+    (f,) = [f for f in doc["findings"] if f["code"] == "capture_handshake_unanswered"]
+    assert f["explanation"].index("public key") < f["explanation"].index("firewall")
+    assert "--dport 51820" in f["explanation"] and "192.0.2.2:51820" in f["explanation"]
+    assert not re.search(r"<[a-z_ ]+>", json.dumps(doc), re.I)
 
 
 def test_capture_that_is_not_a_capture(tmp_path, capsys):

@@ -65,19 +65,24 @@ class Setup:
         return p.returncode, json.loads(p.stdout), p.stderr
 
 
+def start_wireguard_go(peer) -> str:
+    """wireguard-go in `peer`'s namespace with tunnel address 10.9.0.2/24, not yet configured; its name."""
+    ifname = unique("dpwg")
+    peer.popen(["wireguard-go", "-f", ifname], env={"WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1"},
+               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for(lambda: peer.run(f"ip link show {ifname}", check=False).returncode == 0, 5, what="wireguard-go")
+    peer.run(f"ip addr add 10.9.0.2/24 dev {ifname}")
+    peer.run(f"ip link set {ifname} up")
+    return ifname
+
+
 @pytest.fixture(scope="module")
 def net(tmp_path_factory):
     require_tools("wg", "wireguard-go", "ip")
     tmp = tmp_path_factory.mktemp("doctor")
     with namespaces("du", "dp") as (us, peer):
         veth(us, f"{US}/24", peer, f"{PEER}/24", mtu=1500)
-        ifname = unique("dpwg")
-        peer.popen(["wireguard-go", "-f", ifname], env={"WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD": "1"},
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: peer.run(f"ip link show {ifname}", check=False).returncode == 0, 5, what="wireguard-go")
-        peer.run(f"ip addr add 10.9.0.2/24 dev {ifname}")
-        peer.run(f"ip link set {ifname} up")
-        yield Setup(us, peer, ifname, tmp)
+        yield Setup(us, peer, start_wireguard_go(peer), tmp)
 
 
 def probe_of(doc: dict) -> dict:
@@ -97,6 +102,13 @@ def test_healthy(net):
     assert probe["outcome"] == "handshake_ok" and probe["rtt"] > 0
     assert rc == 0 and doc["status"] == "healthy" and doc["verdict"].startswith("healthy: handshake")
     assert probe["path_mtu"]["fits"] is True
+    # what the MTU check proved, exactly: the first hop by the DF send, the whole path by a full-size ping
+    echo = probe["path_mtu"]["echo"]
+    assert echo["small"]["reply"] and echo["full"]["reply"] and echo["full"]["size"] == 1420
+    assert echo["full"]["outer_size"] == 1480 and echo["full"]["reply_size"] == 1420
+    evidence = " ".join(doc["findings"][0]["evidence"])
+    assert "the first hop takes it" in evidence and "proves nothing about hops further on" in evidence
+    assert "the whole path carries MTU 1420 both ways" in evidence
     # the peer really has a session with us now
     assert "latest handshake" in net.peer.run(f"wg show {net.ifname}").stdout
 

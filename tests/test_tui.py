@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -14,7 +15,7 @@ from lab_helpers import pair
 
 from wgscope import cli
 from wgscope.tui import formatting as fmt
-from wgscope.tui.app import DetailScreen, TopApp
+from wgscope.tui.app import DetailScreen, TopApp, XRayScreen
 from wgscope.tui.lab_runner import LabDriver, run_demo_tui, serve_lab
 from wgscope.tui.widgets import NodeBar
 
@@ -54,6 +55,28 @@ def test_formatting():
     assert fmt.session_state({"keypairs": {}, "timers": {"retransmit_handshake": 1.0}})[0] == "handshaking"
 
 
+def test_countdowns_churn_and_wall_clock_formatting():
+    mine = {"age": 20.0, "initiator": True}
+    theirs = {"age": 20.0, "initiator": False}
+    assert fmt.rekey_in(mine) == 100.0 and fmt.rekey_in(theirs) is None and fmt.rekey_in(None) is None
+    assert fmt.rekey_text(mine) == "in 1m40s (we initiated)" and "by the peer" in fmt.rekey_text(theirs)
+    assert fmt.rekey_text({"age": 130.0, "initiator": True}).startswith("due with our next packet")
+    assert fmt.keepalive_in({"timers": {"send_keepalive": 9.5, "persistent_keepalive": 3.0}}) == 3.0
+    assert fmt.keepalive_in({"timers": {"send_keepalive": None}}) is None
+    assert fmt.is_churn("timer_armed") and fmt.is_churn("transport_sent") and not fmt.is_churn("handshake_completed")
+    assert not fmt.is_churn("keepalive_sent") and not fmt.is_churn("route_missing")
+    assert not fmt.matches({"event": "timer_armed"}, None, [], show_churn=False)
+    assert fmt.matches({"event": "timer_armed"}, None, ["timer"], show_churn=False)  # asked for by name
+    assert fmt.matches({"event": "endpoint_changed"}, None, [], show_churn=False)
+    msg = {"event": "handshake_completed", "time": 1.5, "fields": {}}
+    assert fmt.event_text(msg, {}, wall_offset=1_767_225_600.0).plain.startswith("00:00:01.500 ")
+    assert fmt.event_text(dict(msg, wall=1_767_225_662.25), {}, None).plain.startswith("00:01:02.250 ")
+    assert fmt.event_text(msg, {}, wall_offset=1_767_225_600.0, wall=False).plain.split()[0] == "1.500"
+    counts = fmt.handshake_counts({"handshakes": 0, "initiations_sent": 3, "retries": 2,
+                                   "initiations_since_handshake": 3, "unanswered_initiations": 3})
+    assert counts.startswith("0 completed, 3 initiations since the last, 3 unanswered in a row")
+
+
 def test_dashboard_follows_traffic_and_clock_jump(tmp_path):
     lab, a, b = lab_pair()
     key = a.peer(b).name
@@ -74,6 +97,17 @@ def test_dashboard_follows_traffic_and_clock_jump(tmp_path):
                 assert cell(app, key, "reject").startswith("2m5")  # REJECT_AFTER_TIME - ~1 s
                 card = plain(app.main.query_one("#card").content)
                 assert "reject in 2m5" in card and "keepalive" in card and "staged 0/128" in card
+                assert "rekey      in 1m5" in card and "(we initiated)" in card  # alpha initiated
+                assert cell(app, key, "rekey").startswith("1m5")
+                # timer churn stays out of the default pane; `t` brings it in, `w` the protocol clock
+                assert "handshake_initiation_sent" in pane_text(app) and "timer_armed" not in pane_text(app)
+                await pilot.press("t")
+                await until(pilot, lambda: "timer_armed" in pane_text(app))
+                armed = next(line for line in pane_text(app).splitlines() if "timer_armed" in line)
+                assert armed.startswith("00:00:0")  # the lab's wall clock starts at 00:00:00 UTC
+                await pilot.press("w", "t")
+                await until(pilot, lambda: "timer_armed" not in pane_text(app))
+                assert "protocol clock" in app.main.query_one("#events").border_title
 
                 # Jump 100 s: countdowns move on, counters grow with new traffic.
                 lab.advance(100)
@@ -125,6 +159,17 @@ def test_pause_filter_and_detail(tmp_path):
                 await until(pilot, lambda: isinstance(app.screen, DetailScreen))
                 detail = plain(app.screen.query_one("#detail-card").content)
                 assert key in detail and "10.0.0.2/32" in detail and "retry —" in detail
+                # the handshake x-ray of this session: alpha initiated it; its indices and both keys
+                await pilot.press("x")
+                await until(pilot, lambda: isinstance(app.screen, XRayScreen))
+                xray = str(app.screen.query_one("#xray").content)
+                cur = app.peer(key)["keypairs"]["current"]
+                assert "we were the initiator" in xray and f"Sr_pub (responder) {key}" in xray
+                assert f"initiation sender index {cur['local_index']:08x}" in xray
+                assert "(Cr, τ, κ) := KDF3(Cr, Q)" in xray and "a PSK mismatch fails exactly here" in xray
+                await pilot.press("t")  # the event switches do nothing over the x-ray
+                await pilot.press("escape")
+                await until(pilot, lambda: isinstance(app.screen, DetailScreen))
                 await pilot.press("escape")
                 await until(pilot, lambda: not isinstance(app.screen, DetailScreen))
 
@@ -224,3 +269,52 @@ def test_dashboard_attached_to_live_node(tmp_path):
                 assert "node gone" in app.status
 
         asyncio.run(main())
+
+
+def test_readme_picture_is_the_demo(tmp_path):
+    """The screenshot helper draws `wgscope demo --tui`'s own lab after its story: peers the demo makes only."""
+    from wgscope.tui import screenshot
+
+    svg = asyncio.run(screenshot.capture((100, 30), settle=2.0)).replace("&#160;", " ")
+    assert "wgscope demo --tui — lab node alpha" in svg and "bravo" in svg and "charlie" not in svg
+    assert "handshake_completed" in svg and "cookie_used" in svg and "(we initiated)" in svg
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert "docs/dashboard.png" in readme
+    assert "charlie" not in (Path(__file__).resolve().parent.parent / "docs" / "dashboard.svg").read_text()
+
+
+def test_xray_with_the_nodes_capture_shows_real_values(tmp_path):
+    """Given the node's --capture file (it carries the session keys), x shows the session's handshake
+    with its real values, re-computed from that capture."""
+    import argparse
+
+    from wgscope.sinks.setup import add_sink_arguments, attach_sinks
+
+    lab, a, b = lab_pair()
+    key = a.peer(b).name
+    parser = argparse.ArgumentParser()
+    add_sink_arguments(parser)
+    capture = tmp_path / "alpha.pcapng"
+    sinks = attach_sinks(a.bus, parser.parse_args(["--capture", str(capture)]), lambda: a.device.snapshot(lab.now),
+                         "alpha", wall_offset=a.device.wall_offset, warn=None)
+
+    async def main():
+        async with serve_lab(lab, a, path=tmp_path / "alpha.ctl", traffic=None) as server:
+            a.ping("10.0.0.2")
+            lab.run(1.0)
+            app = TopApp(server.path, retry=0.2, capture=capture)
+            async with app.run_test(size=(100, 30)) as pilot:
+                await until(pilot, lambda: app.snapshot and cell(app, key, "state") == "established")
+                await pilot.press("enter")
+                await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+                await pilot.press("x")
+                await until(pilot, lambda: isinstance(app.screen, XRayScreen))
+                return str(app.screen.query_one("#xray").content), app.peer(key)["keypairs"]["current"]
+
+    try:
+        text, cur = asyncio.run(main())
+    finally:
+        sinks.close()
+    assert "which carries the session keys" in text and "redacted" not in text
+    assert f"[  4:  8] sender     {cur['local_index'].to_bytes(4, 'little').hex()}" in text
+    assert "(Ti_send = Tr_recv, Ti_recv = Tr_send) := KDF2(Cr, ε)" in text

@@ -21,6 +21,7 @@ COMMANDS = {
     "replay": "replay",
     "doctor": "doctor",
     "events-doc": "eventsdoc",
+    "events": "events",
 }
 
 

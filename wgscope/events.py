@@ -1,31 +1,20 @@
-"""The event catalogue and the event bus.
+"""The event catalogue, and the bus's names (wgscope/eventbus.py) re-exported beside it.
 
-Every state change in wgscope is announced through exactly one constructor, `EventBus.emit`,
-with an EventType from this catalogue. An event has a stable name, the time it happened (the
-protocol clock passed into the core), the peer it concerns (base64 public key, or None) and
-typed fields. docs/events.md is generated from this module (`wgscope events-doc`).
-
-Levels follow logging's numbers, plus TRACE below DEBUG for per-packet events: the core
-checks `bus.trace` (a plain attribute) before building a per-packet event, so leaving them
-off costs one attribute read.
-
-Secrets never travel as events. The core hands handshake secrets to `bus.publish_secret`,
-which reaches only sinks that subscribed with `subscribe_secrets` — the keylog and the
-capture writer, which exist only when the user asked for keys.
+Every state change in wgscope is announced through the bus (`EventBus.emit`, or
+`EventBus.record` for the per-packet events) with an EventType from this catalogue. An event
+has a stable name, the time it happened (the protocol clock passed into the core) and the same
+instant as wall-clock time, the peer it concerns (base64 public key, or None) and typed
+fields. docs/events.md is generated from this module (`wgscope events-doc`).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, NamedTuple
 
-TRACE = 5
-DEBUG = 10
-INFO = 20
-WARNING = 30
-LEVEL_NAMES = {TRACE: "trace", DEBUG: "debug", INFO: "info", WARNING: "warning"}
-LEVELS = {v: k for k, v in LEVEL_NAMES.items()}
+from .eventbus import (  # noqa: F401  (the bus's names, re-exported: import them from here)
+    DEBUG, FLUSH_INTERVAL, FLUSH_RECORDS, GENERIC, INFO, LEVEL_NAMES, LEVELS, M64, PACKED, STRICT_ENV, TRACE, WARNING,
+    Event, EventBus, HandshakeSecrets, RecordSink, Sink, iso_wall,
+)
 
 
 @dataclass(frozen=True)
@@ -45,17 +34,6 @@ def _define(event_name: str, level: int, category: str, doc: str, /, **fields: s
     assert event_name not in CATALOGUE, event_name
     CATALOGUE[event_name] = et
     return et
-
-
-class Event(NamedTuple):
-    name: str
-    time: float
-    peer: str | None
-    fields: dict[str, Any]
-    level: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"event": self.name, "time": self.time, "peer": self.peer, **self.fields}
 
 
 # ---------------------------------------------------------------- handshake
@@ -248,6 +226,14 @@ INTERFACE_UP = _define("interface_up", INFO, "interface", "The node started.", i
                        public_key="str")
 INTERFACE_DOWN = _define("interface_down", INFO, "interface", "The node stopped.", interface="str", reason="str")
 
+# ---------------------------------------------------------------- the event stream itself
+EVENTS_LOST = _define(
+    "events_lost", WARNING, "observability",
+    "A sink could not keep up (its write queue was full, or writing failed) and lost events; nothing is "
+    "dropped without this count. Sent to every other sink at once and written to the sink itself when it "
+    "recovers.", sink="str: which sink (trace file path, ...)", lost="int: events lost in this gap",
+    total="int: events this sink lost since it started", reason="str: queue_full | write_failed")
+
 # ---------------------------------------------------------------- capture replay
 REPLAY_FINDING = _define(
     "replay_finding", INFO, "replay",
@@ -256,91 +242,6 @@ REPLAY_FINDING = _define(
     detail="str")
 
 del ep
-
-
-class HandshakeSecrets(NamedTuple):
-    """Handed to secret subscribers only (keylog, capture DSB). Never an Event."""
-
-    time: float
-    local_static_private: bytes
-    remote_static_public: bytes
-    local_ephemeral_private: bytes
-    preshared_key: bytes
-    role: str
-
-
-Sink = Callable[[Event], None]
-
-STRICT_ENV = "WGSCOPE_STRICT_EVENTS"  # "1": every bus checks each event's fields against the catalogue
-
-
-class EventBus:
-    """One bus per node. Sinks subscribe with a level; the bus keeps the lowest as `level`.
-
-    A strict bus raises TypeError for an event whose fields are not exactly its catalogue entry's;
-    strict defaults to on when the environment has WGSCOPE_STRICT_EVENTS=1 (the test suite)."""
-
-    def __init__(self, level: int = INFO, strict: bool | None = None) -> None:
-        self._sinks: list[tuple[int, Sink]] = []
-        self._secret_sinks: list[Callable[[HandshakeSecrets], None]] = []
-        self._taps: list[Callable[[str, tuple, tuple, bytes, float], None]] = []
-        self.tapping = False  # adapters check this before calling tap_datagram
-        self.strict = os.environ.get(STRICT_ENV) == "1" if strict is None else strict
-        self.floor = level  # the level at which events are built even with no sink (history)
-        self.level = level
-        self.trace = level <= TRACE
-        self.debug = level <= DEBUG
-
-    def _relevel(self) -> None:
-        self.level = min([self.floor] + [lvl for lvl, _ in self._sinks])
-        self.trace = self.level <= TRACE
-        self.debug = self.level <= DEBUG
-
-    def subscribe(self, sink: Sink, level: int = INFO) -> Callable[[], None]:
-        entry = (level, sink)
-        self._sinks.append(entry)
-        self._relevel()
-
-        def unsubscribe() -> None:
-            if entry in self._sinks:
-                self._sinks.remove(entry)
-                self._relevel()
-
-        return unsubscribe
-
-    def subscribe_secrets(self, sink: Callable[[HandshakeSecrets], None]) -> None:
-        self._secret_sinks.append(sink)
-
-    @property
-    def wants_secrets(self) -> bool:
-        return bool(self._secret_sinks)
-
-    def publish_secret(self, secrets: HandshakeSecrets) -> None:
-        for sink in self._secret_sinks:
-            sink(secrets)
-
-    def add_datagram_tap(self, tap: Callable[[str, tuple, tuple, bytes, float], None]) -> None:
-        """A tap sees every underlay datagram: tap(direction "in"|"out", src, dst, data, now).
-
-        Adapter contract: after each core call, tap the input datagram (if any) first, then each
-        SendDatagram the call returned, in order; the events the call emitted in between are the
-        verdict on those datagrams (the capture writer turns them into packet comments)."""
-        self._taps.append(tap)
-        self.tapping = True
-
-    def tap_datagram(self, direction: str, src: tuple, dst: tuple, data: bytes, now: float) -> None:
-        for tap in self._taps:
-            tap(direction, src, dst, data, now)
-
-    def emit(self, etype: EventType, now: float, peer: str | None = None, **fields: Any) -> None:
-        if etype.level < self.level:
-            return
-        if self.strict and set(fields) != set(etype.fields):
-            raise TypeError(f"{etype.name}: fields {sorted(fields)} != catalogue {sorted(etype.fields)}")
-        ev = Event(etype.name, now, peer, fields, etype.level)
-        for level, sink in self._sinks:
-            if etype.level >= level:
-                sink(ev)
 
 
 class EventRecorder:

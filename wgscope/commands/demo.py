@@ -130,7 +130,7 @@ def run(args) -> int:
 
             story = Story(console, quiet=True)
             status = run_demo_tui(lab, alpha, speed=args.speed, traffic=None,
-                                  script=lambda lab: script(lab, story, results))
+                                  script=lambda lab: script(lab, story, results), capture=args.capture)
             console.print(f"demo: {len(results)} of 5 steps ran before the dashboard closed")
             return status
         story = Story(console, args.quiet)
@@ -145,7 +145,7 @@ def run(args) -> int:
     for step, ok in results.items():
         console.print(f"  {'[green]ok[/]' if ok else '[red]FAILED[/]'}  {step}")
     if args.capture:
-        console.print(f"\nalpha's traffic is in {args.capture}: it carries its own keys, so "
+        console.print(f"\nalpha's traffic is in {Path(args.capture).resolve()}: it carries its own keys, so "
                       f"`tshark -r {args.capture}` (or Wireshark) shows it decrypted, with wgscope's verdict "
                       f"as a comment on each packet.")
     if failed:

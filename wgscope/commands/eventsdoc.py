@@ -11,13 +11,23 @@ HEADER = """\
 
 Every decision wgscope's protocol core makes is announced as one event from this catalogue
 (wgscope/events.py). An event has a stable `event` name, a `time` (the protocol clock,
-seconds), the `peer` it concerns (base64 public key, or null) and the typed fields below.
-Sinks render them: `--events FILE|-` writes JSON lines (`timestamp`, `level`, `event`,
-`category`, `node`, `peer`, `time`, then the fields) or a console line on a terminal.
+seconds), the same instant as wall-clock time (`timestamp`, ISO 8601 UTC; `Event.wall`, Unix
+seconds, from the node's own offset), the `peer` it concerns (base64 public key, or null) and
+the typed fields below.
+
+Sinks render them: `--events FILE.jsonl` writes JSON lines (`timestamp`, `level`, `event`,
+`category`, `node`, `peer`, `time`, then the fields); `--events -` a console line on a
+terminal, headed by the wall time of day; `--events FILE.wgtrace` a binary trace, read back
+with `wgscope events FILE` (JSON or console lines, filtered by kind, peer, level and time) or
+`wgscope.trace.frame.load_events(FILE)` (a pandas DataFrame, one column per field name
+below). The control socket (`wgscope top`) carries the same names and fields.
 
 Levels: `info` events are always built; `debug` adds timers, keepalives and slot changes;
 `trace` adds one event per data packet, built only when a sink asked for `--events-level
-trace` (the core checks one attribute first, so leaving it off costs nothing).
+trace` (the core checks one attribute first, so leaving it off costs nothing). Per-packet
+events travel as a few integers and become these fields when read, so a binary trace of
+every level costs the tunnel little (bench/README.md); as JSON lines they cost much more.
+A sink that cannot keep up says so with `events_lost`.
 
 Keys never appear in events. They leave the core only through `--keylog` and `--capture`.
 

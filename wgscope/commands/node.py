@@ -193,12 +193,13 @@ def summary(args, plan: Plan, device, start: Startup, has_key: bool, scale: floa
 
 def _sinks_attacher(args):
     """--events/--keylog/--capture/--metrics (wgscope/sinks/setup.py), closed when the node stops."""
-    from ..sinks.setup import attach_sinks
+    from ..sinks.setup import attach_sinks, flush_while_running
 
     def attach(bus, node):
         sinks = attach_sinks(bus, args, node.snapshot, node.name,
                              wall_offset=node.device.wall_offset)
         node.on_stop.append(lambda n: sinks.close())
+        flush_while_running(bus, node)
 
     return attach
 

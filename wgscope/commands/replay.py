@@ -33,10 +33,16 @@ def register(sub) -> None:
                    "packet comments (readable by dissectors/wgscope.lua)")
     p.add_argument("--plot", metavar="OUT.png", help="draw a timeline with matplotlib")
     p.add_argument("--json", action="store_true", help="print the reconstruction as JSON instead of the summary")
+    p.add_argument("--xray", type=int, metavar="FRAME", help="show the handshake FRAME (an initiation or a response) "
+                   "belongs to step by step, as the whitepaper writes it; values with a key log, redacted otherwise")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    if args.xray is not None:
+        from ..xray_capture import run_xray
+
+        return run_xray(args)
     from ..events import TRACE
     from ..replay import ReplayInputError
 

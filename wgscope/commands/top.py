@@ -11,12 +11,15 @@ def register(sub) -> None:
     p = sub.add_parser("top", help="live dashboard of a running node (wgscope up, or the lab of wgscope demo --tui)",
                        description="Attach to a running node's control socket and show its peers, sessions, timers, "
                                    "counters and events as they change. Keys: q quit, space pause, enter peer "
-                                   "detail, p this peer's events, / filter event kinds.")
+                                   "detail (x there: the handshake x-ray), p this peer's events, / filter event "
+                                   "kinds, t timer and per-packet events, w UTC or protocol clock.")
     p.add_argument("name", nargs="?", help="the node's interface name (or a socket path); "
                                            "optional when exactly one node is running")
     p.add_argument("--socket-dir", help="where control sockets live (default: /run/wgscope as root, else "
                                         "$XDG_RUNTIME_DIR/wgscope or /tmp/wgscope-UID)")
     p.add_argument("--retry", type=float, default=1.0, help="seconds between reconnection attempts (default 1)")
+    p.add_argument("--capture", metavar="FILE.pcapng", help="the node's --capture file: it carries the session "
+                   "keys, so the handshake x-ray (x in a peer's detail) shows real values")
     p.set_defaults(func=run)
 
 
@@ -35,5 +38,5 @@ def run(args) -> int:
         raise UserError("the dashboard needs a terminal")
     from ..tui.app import TopApp
 
-    TopApp(path, retry=max(0.1, args.retry)).run()
+    TopApp(path, retry=max(0.1, args.retry), capture=args.capture).run()
     return 0

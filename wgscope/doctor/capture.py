@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from .classify import SILENCE_CHECKS
+from .evidence import unanswered_findings
 from .finding import ERROR, INFO, OK, WARNING, Finding
 
 # replay finding kind -> (code, severity, title, explanation, fix)
@@ -19,12 +19,6 @@ PLAIN = {
         "mac1 of an initiation is keyed by the responder's public key (WP §5.4.4); these do not match it, so the "
         "responder drops them without a word. The initiator's copy of the responder's PublicKey is wrong.",
         "On the initiator, set the peer's PublicKey to what `wg show` prints as 'public key' on the responder."),
-    "handshake_unanswered": (
-        "capture_handshake_unanswered", ERROR, "handshake initiations went unanswered",
-        "Initiations reached the capture point and no response followed. In order of likelihood:\n"
-        + "\n".join(c.format(ours="`wg show` on the initiator prints it", endpoint="the responder's endpoint", port="<port>")
-                    for c in SILENCE_CHECKS),
-        "Work down the list; run `wgscope doctor --probe` from the initiator's side to narrow it down."),
     "bad_mac2": (
         "capture_cookie_mismatch", ERROR, "mac2 does not match the cookie the responder handed out",
         "Under load a responder wants mac2 computed from a cookie bound to the initiator's source address and port "
@@ -88,8 +82,9 @@ def plain_findings(replay) -> list[Finding]:
                         "Not one datagram in the capture is a WireGuard message: the capture was taken on the wrong "
                         "interface or port, or nothing was sent at all (no Endpoint, or the tunnel had no traffic "
                         "to trigger a handshake).",
-                        "Capture on the underlay interface (not wg0) with `udp port <ListenPort>` while pinging "
-                        "through the tunnel.", [f"{replay.frames} frame(s), none WireGuard"], "capture")]
+                        "Capture on the underlay interface (not wg0) with `udp port` and the ListenPort of either "
+                        "side (51820 unless set) while pinging through the tunnel.",
+                        [f"{replay.frames} frame(s), none WireGuard"], "capture")]
     by_kind: dict[str, list] = defaultdict(list)
     for f in replay.findings:
         by_kind[f.kind].append(f)
@@ -113,10 +108,14 @@ def plain_findings(replay) -> list[Finding]:
             "Check both sides' keys; add the configuration of the other side with --capture's config if you have "
             "it.", _evidence(others), "capture"))
     for kind, items in by_kind.items():
-        if kind in PLAIN:
+        if kind == "handshake_unanswered":
+            found = unanswered_findings(replay, items, _evidence(items))
+            if "capture_wrong_public_key" in {f.code for f in out}:
+                for f in found:
+                    f.severity = INFO  # already explained by the mac1 mismatch
+            out += found
+        elif kind in PLAIN:
             code, sev, title, why, fix = PLAIN[kind]
-            if kind == "handshake_unanswered" and "capture_wrong_public_key" in {f.code for f in out}:
-                sev = INFO  # already explained by the mac1 mismatch
             out.append(Finding(code, sev, title, why, fix, _evidence(items), "capture"))
         elif kind in TIMING:
             out.append(Finding("capture_timing", INFO, f"timing differs from the protocol's ({kind})",

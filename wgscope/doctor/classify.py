@@ -50,9 +50,9 @@ def probe_finding(result: ProbeResult, our_public: str, peer_name: str) -> list[
         mtu = result.path_mtu
         if mtu and mtu.get("fits") is False:
             out.append(mtu_finding(mtu, ev_source="probe"))
-        elif mtu and mtu.get("fits"):
-            out[0].evidence.append(f"a full-size transport message ({mtu['outer_size']} bytes, Don't Fragment) "
-                                   f"left without error; path MTU {mtu['path_mtu']}")
+        elif mtu:
+            out[0].evidence += first_hop_evidence(mtu)
+            out += whole_path_findings(mtu, out[0])
         return out
     if o == "psk_mismatch":
         out.append(Finding(
@@ -121,3 +121,46 @@ def mtu_finding(mtu: dict, ev_source: str = "probe") -> Finding:
         "outer headers are added: 60 bytes over IPv4, 80 over IPv6. Pings work, large transfers stall.",
         f"Set MTU = {best} in [Interface]" if best else "Lower MTU in [Interface] (e.g. 1280).",
         evidence, ev_source)
+
+
+def first_hop_evidence(mtu: dict) -> list[str]:
+    """What sending one full-size datagram with Don't Fragment proved: the first hop only."""
+    if mtu.get("fits") is None:
+        why = mtu.get("error") or "Don't Fragment could not be set"
+        return [f"the MTU check could not run: {why}"]
+    return [f"a full-size transport message ({mtu['outer_size']} bytes on the wire, Don't Fragment) left this host "
+            f"without error and no router answered 'fragmentation needed' within 0.2 s: the first hop takes it "
+            f"(the kernel's path MTU to the endpoint is {mtu['path_mtu']}); that alone proves nothing about hops "
+            "further on"]
+
+
+def whole_path_findings(mtu: dict, healthy: Finding) -> list[Finding]:
+    """The ping through the tunnel (path_echo.py): proven, disproven, or not provable here."""
+    echo = mtu.get("echo")
+    if not echo:
+        return []
+    small, full = echo["small"], echo.get("full")
+    dst = small["destination"]
+    if not small["reply"]:
+        healthy.evidence.append(f"{dst} did not answer a small ping through the tunnel, so the whole path at full "
+                                "size could not be proven (does it answer pings? is our Address in its AllowedIPs?)")
+        return []
+    if full and full["reply"]:
+        healthy.evidence.append(f"a full-size ping through the tunnel ({full['size']} bytes inside, "
+                                f"{full['outer_size']} on the wire) to {dst} came back the same size in "
+                                f"{full['rtt'] * 1000:.1f} ms: the whole path carries MTU {mtu['interface_mtu']} "
+                                "both ways")
+        return []
+    size = full["size"] if full else mtu["interface_mtu"]
+    return [Finding(
+        "probe_mtu_black_hole", ERROR, f"full-size packets do not cross the path: MTU {mtu['interface_mtu']} is too "
+        "large beyond the first hop",
+        f"A small ping through the tunnel to {dst} was answered, a full-size one ({size} bytes inside, "
+        f"{full.get('outer_size', size) if full else size} on the wire) was not, and no router said why: a hop "
+        "beyond the first has a smaller MTU and its 'fragmentation needed' never reaches us (a path MTU black "
+        "hole). Pings and the handshake work; large transfers stall.",
+        "Lower MTU in [Interface] until a full-size ping passes (1280 always does on IPv6 paths; try 1380, "
+        "1280), or let ICMP 'fragmentation needed' through the firewalls on the path.",
+        [f"small ping to {dst}: answered in {small['rtt'] * 1000:.1f} ms",
+         f"full-size ping to {dst}: no reply" + (f" ({full['error']})" if full and full.get('error') else "")],
+        "probe")]

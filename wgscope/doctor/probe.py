@@ -146,6 +146,10 @@ class HandshakeProbe:
             self._loop(peer_addr)
             if result.outcome in ("handshake_ok", "under_load_ok") and self.mtu and self.inner_destination:
                 result.path_mtu = self._check_path_mtu(family)
+                if result.path_mtu.get("fits") is not False:  # the first hop takes it: now the whole path
+                    from .path_echo import check_whole_path
+
+                    result.path_mtu["echo"] = check_whole_path(self, timeout=max(1.0, min(3.0, self.timeout)))
         finally:
             self.sock.close()
         result.events = [e.as_dict() for e in self.recorder.events]

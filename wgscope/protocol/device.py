@@ -49,6 +49,7 @@ class Device(SendPath, ReceivePath, TimerHooks):
                  mtu: int = DEFAULT_MTU, wall_offset: float = 0.0, entropy: Entropy | None = None,
                  name: str = "wgscope") -> None:
         self.bus = bus or EventBus(INFO)
+        self.bus.wall = self.wall  # every event carries the node's wall time beside the protocol clock
         self.name = name
         self.entropy = entropy or Entropy()
         self.identity: StaticIdentity | None = None

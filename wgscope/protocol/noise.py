@@ -13,7 +13,7 @@ from enum import Enum
 
 from .constants import CONSTRUCTION, IDENTIFIER, LABEL_COOKIE, LABEL_MAC1, TIMESTAMP_SIZE
 from .crypto import (
-    AEAD, AEAD_OPEN, DH, HASH, KDF1, KDF2, KDF3, AuthenticationError, DHError, private_key_object, public_key,
+    AEAD, AEAD_OPEN, DH, HASH, KDF1, KDF2, KDF3, AuthenticationError, DHError, public_key,
 )
 from .messages import Initiation, Response
 from . import tai64n
@@ -50,11 +50,9 @@ class StaticIdentity:
     public: bytes = b""
     mac1_key: bytes = b""  # HASH(LABEL_MAC1 || S_pub) — checks mac1 of messages sent to us
     cookie_key: bytes = b""  # HASH(LABEL_COOKIE || S_pub) — encrypts our cookie replies
-    key: object = field(default=None, repr=False)  # the private key object, built once (crypto.private_key_object)
 
     def __post_init__(self) -> None:
-        self.key = private_key_object(self.private)
-        self.public = public_key(self.key)
+        self.public = public_key(self.private)
         self.mac1_key = HASH(LABEL_MAC1 + self.public)
         self.cookie_key = HASH(LABEL_COOKIE + self.public)
 
@@ -69,7 +67,7 @@ class HandshakeState:
     state: State = State.ZEROED
     hash: bytes = b""
     chaining_key: bytes = b""
-    local_ephemeral: object = field(default=None, repr=False)  # private, as a key object (crypto.private_key_object)
+    local_ephemeral: bytes | None = field(default=None, repr=False)  # the ephemeral private key
     remote_ephemeral: bytes = b""
     local_index: int = 0
     remote_index: int = 0
@@ -87,31 +85,61 @@ class HandshakeState:
 
 def precompute(local: StaticIdentity, hs: HandshakeState) -> None:
     try:
-        hs.precomputed_static_static = DH(local.key, hs.remote_static)
+        hs.precomputed_static_static = DH(local.private, hs.remote_static)
     except DHError:
         hs.precomputed_static_static = b""
 
 
+# ---------------------------------------------------------------- the optional step record (x-ray)
+# Each function below takes `trace`: None (always, on the node's paths) or a list to which it
+# appends one (formula, values) pair per step, in the whitepaper's notation, for wgscope/xray.py
+# and the handshake notebook. When None the cost is one `is not None` test per step.
+
+
+def _trace_start(trace: list, H: bytes) -> None:
+    trace.append(("Ci := HASH(CONSTRUCTION)", {"C": INITIAL_CHAIN_KEY}))
+    trace.append(("Hi := HASH(Ci || IDENTIFIER)", {"H": INITIAL_HASH}))
+    trace.append(("Hi := HASH(Hi || Sr_pub)", {"H": H}))
+
+
 def create_initiation(local: StaticIdentity, hs: HandshakeState, sender_index: int, ephemeral_private: bytes,
-                      timestamp: bytes) -> Initiation:
+                      timestamp: bytes, trace: list | None = None) -> Initiation:
     """Initiator, WP §5.4.2, with the ephemeral private key and the TAI64N `timestamp` given
     (entropy.Entropy supplies both). Returns the message with zero macs (cookie.py adds them)."""
     if not hs.precomputed_static_static:
         raise HandshakeError("invalid_public_key")
     C = INITIAL_CHAIN_KEY
     H = HASH(INITIAL_HASH + hs.remote_static)
-    E_key = private_key_object(ephemeral_private)
-    E_pub = public_key(E_key)
+    E_pub = public_key(ephemeral_private)
     C = KDF1(C, E_pub)
+    if trace is not None:
+        _trace_start(trace, H)
+        trace.append(("(Ei_priv, Ei_pub) := DH-GENERATE(); msg.ephemeral := Ei_pub",
+                      {"Ei_priv": ephemeral_private, "Ei_pub": E_pub}))
+        trace.append(("Ci := KDF1(Ci, msg.ephemeral)", {"C": C}))
     H = HASH(H + E_pub)
-    C, k = KDF2(C, DH(E_key, hs.remote_static))
+    dh = DH(ephemeral_private, hs.remote_static)
+    C, k = KDF2(C, dh)
     enc_static = AEAD(k, 0, local.public, H)
+    if trace is not None:
+        trace.append(("Hi := HASH(Hi || msg.ephemeral)", {"H": H}))
+        trace.append(("(Ci, κ) := KDF2(Ci, DH(Ei_priv, Sr_pub))", {"dh": dh, "C": C, "κ": k}))
+        trace.append(("msg.static := AEAD(κ, 0, Si_pub, Hi)", {"κ": k, "Si_pub": local.public, "H": H,
+                                                              "msg.static": enc_static}))
     H = HASH(H + enc_static)
     C, k = KDF2(C, hs.precomputed_static_static)
     enc_ts = AEAD(k, 0, timestamp, H)
+    if trace is not None:
+        trace.append(("Hi := HASH(Hi || msg.static)", {"H": H}))
+        trace.append(("(Ci, κ) := KDF2(Ci, DH(Si_priv, Sr_pub))",
+                      {"dh": hs.precomputed_static_static, "C": C, "κ": k}))
+        trace.append(("msg.timestamp := AEAD(κ, 0, TAI64N(), Hi)", {"κ": k, "timestamp": timestamp, "H": H,
+                                                                   "msg.timestamp": enc_ts}))
     H = HASH(H + enc_ts)
+    if trace is not None:
+        trace.append(("Hi := HASH(Hi || msg.timestamp)", {"H": H}))
     hs.chaining_key, hs.hash = C, H
-    hs.local_ephemeral = E_key
+    hs.local_ephemeral = ephemeral_private
     hs.local_index = sender_index
     hs.state = State.INITIATION_CREATED
     return Initiation(sender_index, E_pub, enc_static, enc_ts, _ZERO_MAC, _ZERO_MAC)
@@ -130,7 +158,8 @@ class OpenedInitiation:
 
 
 def open_initiation(local: StaticIdentity, msg: Initiation,
-                    static_static: Callable[[bytes], bytes | None] | None = None) -> OpenedInitiation:
+                    static_static: Callable[[bytes], bytes | None] | None = None,
+                    trace: list | None = None) -> OpenedInitiation:
     """Responder, first half of WP §5.4.2: decrypt the initiator's identity and timestamp.
 
     `static_static(remote_static)` gives the peer's precomputed DH(S_priv, S_pub_remote), or None
@@ -139,13 +168,23 @@ def open_initiation(local: StaticIdentity, msg: Initiation,
     C = INITIAL_CHAIN_KEY
     H = HASH(INITIAL_HASH + local.public)
     C = KDF1(C, msg.ephemeral)
+    if trace is not None:
+        _trace_start(trace, H)
+        trace.append(("Ci := KDF1(Ci, msg.ephemeral)", {"Ei_pub": msg.ephemeral, "C": C}))
     H = HASH(H + msg.ephemeral)
     try:
-        C, k = KDF2(C, DH(local.key, msg.ephemeral))
+        dh = DH(local.private, msg.ephemeral)
+        C, k = KDF2(C, dh)
+        if trace is not None:
+            trace.append(("Hi := HASH(Hi || msg.ephemeral)", {"H": H}))
+            trace.append(("(Ci, κ) := KDF2(Ci, DH(Sr_priv, Ei_pub))", {"dh": dh, "C": C, "κ": k}))
         remote_static = AEAD_OPEN(k, 0, msg.encrypted_static, H)
+        if trace is not None:
+            trace.append(("Si_pub := AEAD-OPEN(κ, 0, msg.static, Hi)", {"κ": k, "H": H, "msg.static":
+                                                                       msg.encrypted_static, "Si_pub": remote_static}))
         H = HASH(H + msg.encrypted_static)
         if static_static is None:
-            ss = DH(local.key, remote_static)
+            ss = DH(local.private, remote_static)
         else:
             ss = static_static(remote_static)
             if ss is None:
@@ -153,10 +192,18 @@ def open_initiation(local: StaticIdentity, msg: Initiation,
             if not ss:  # the peer's key gave an all-zero DH (precompute)
                 raise DHError("low-order remote static")
         C, k = KDF2(C, ss)
+        if trace is not None:
+            trace.append(("Hi := HASH(Hi || msg.static)", {"H": H}))
+            trace.append(("(Ci, κ) := KDF2(Ci, DH(Sr_priv, Si_pub))", {"dh": ss, "C": C, "κ": k}))
         timestamp = AEAD_OPEN(k, 0, msg.encrypted_timestamp, H)
+        if trace is not None:
+            trace.append(("timestamp := AEAD-OPEN(κ, 0, msg.timestamp, Hi)", {
+                "κ": k, "H": H, "msg.timestamp": msg.encrypted_timestamp, "timestamp": timestamp}))
     except (AuthenticationError, DHError):
         raise HandshakeError("decryption_failed") from None
     H = HASH(H + msg.encrypted_timestamp)
+    if trace is not None:
+        trace.append(("Hi := HASH(Hi || msg.timestamp)", {"H": H}))
     return OpenedInitiation(remote_static, timestamp, msg.ephemeral, msg.sender, C, H)
 
 
@@ -174,57 +221,90 @@ def accept_initiation(hs: HandshakeState, opened: OpenedInitiation, now: float, 
     hs.state = State.INITIATION_CONSUMED
 
 
-def create_response(hs: HandshakeState, sender_index: int, ephemeral_private: bytes) -> Response:
+def create_response(hs: HandshakeState, sender_index: int, ephemeral_private: bytes,
+                    trace: list | None = None) -> Response:
     """Responder, WP §5.4.3, with the ephemeral private key given (entropy.Entropy supplies it)."""
     if hs.state is not State.INITIATION_CONSUMED:
         raise HandshakeError("wrong_state")
     C, H = hs.chaining_key, hs.hash
-    E_key = private_key_object(ephemeral_private)
-    E_pub = public_key(E_key)
+    E_pub = public_key(ephemeral_private)
     C = KDF1(C, E_pub)
     H = HASH(H + E_pub)
+    if trace is not None:
+        trace.append(("(Er_priv, Er_pub) := DH-GENERATE(); msg.ephemeral := Er_pub",
+                      {"Er_priv": ephemeral_private, "Er_pub": E_pub}))
+        trace.append(("Cr := KDF1(Cr, msg.ephemeral)", {"C": C}))
+        trace.append(("Hr := HASH(Hr || msg.ephemeral)", {"H": H}))
     try:
-        C = KDF1(C, DH(E_key, hs.remote_ephemeral))
-        C = KDF1(C, DH(E_key, hs.remote_static))
+        dh_ee = DH(ephemeral_private, hs.remote_ephemeral)
+        C = KDF1(C, dh_ee)
+        if trace is not None:
+            trace.append(("Cr := KDF1(Cr, DH(Er_priv, Ei_pub))", {"dh": dh_ee, "C": C}))
+        dh_se = DH(ephemeral_private, hs.remote_static)
+        C = KDF1(C, dh_se)
+        if trace is not None:
+            trace.append(("Cr := KDF1(Cr, DH(Er_priv, Si_pub))", {"dh": dh_se, "C": C}))
     except DHError:
         raise HandshakeError("invalid_public_key") from None
     C, tau, k = KDF3(C, hs.preshared_key)
     H = HASH(H + tau)
     enc_nothing = AEAD(k, 0, b"", H)
+    if trace is not None:
+        trace.append(("(Cr, τ, κ) := KDF3(Cr, Q)", {"Q": hs.preshared_key, "C": C, "τ": tau, "κ": k}))
+        trace.append(("Hr := HASH(Hr || τ)", {"H": H}))
+        trace.append(("msg.empty := AEAD(κ, 0, ε, Hr)", {"κ": k, "H": H, "msg.empty": enc_nothing}))
     H = HASH(H + enc_nothing)
+    if trace is not None:
+        trace.append(("Hr := HASH(Hr || msg.empty)", {"H": H}))
     hs.chaining_key, hs.hash = C, H
-    hs.local_ephemeral = E_key
+    hs.local_ephemeral = ephemeral_private
     hs.local_index = sender_index
     hs.state = State.RESPONSE_CREATED
     return Response(sender_index, hs.remote_index, E_pub, enc_nothing, _ZERO_MAC, _ZERO_MAC)
 
 
-def consume_response(local: StaticIdentity, hs: HandshakeState, msg: Response) -> None:
+def consume_response(local: StaticIdentity, hs: HandshakeState, msg: Response, trace: list | None = None) -> None:
     """Initiator, second half of WP §5.4.3. Commits only if everything authenticates."""
     if hs.state is not State.INITIATION_CREATED:
         raise HandshakeError("wrong_state")
     C, H = hs.chaining_key, hs.hash
     C = KDF1(C, msg.ephemeral)
     H = HASH(H + msg.ephemeral)
+    if trace is not None:
+        trace.append(("Cr := KDF1(Cr, msg.ephemeral)", {"Er_pub": msg.ephemeral, "C": C}))
+        trace.append(("Hr := HASH(Hr || msg.ephemeral)", {"H": H}))
     try:
-        C = KDF1(C, DH(hs.local_ephemeral, msg.ephemeral))
-        C = KDF1(C, DH(local.key, msg.ephemeral))
+        dh_ee = DH(hs.local_ephemeral, msg.ephemeral)
+        C = KDF1(C, dh_ee)
+        dh_se = DH(local.private, msg.ephemeral)
+        if trace is not None:
+            trace.append(("Cr := KDF1(Cr, DH(Ei_priv, Er_pub))", {"dh": dh_ee, "C": C}))
+        C = KDF1(C, dh_se)
+        if trace is not None:
+            trace.append(("Cr := KDF1(Cr, DH(Si_priv, Er_pub))", {"dh": dh_se, "C": C}))
     except DHError:
         raise HandshakeError("decryption_failed") from None
     C, tau, k = KDF3(C, hs.preshared_key)
     H = HASH(H + tau)
+    if trace is not None:
+        trace.append(("(Cr, τ, κ) := KDF3(Cr, Q)", {"Q": hs.preshared_key, "C": C, "τ": tau, "κ": k}))
+        trace.append(("Hr := HASH(Hr || τ)", {"H": H}))
     try:
         AEAD_OPEN(k, 0, msg.encrypted_nothing, H)
     except AuthenticationError:
         raise HandshakeError("decryption_failed") from None
+    if trace is not None:
+        trace.append(("ε := AEAD-OPEN(κ, 0, msg.empty, Hr)", {"κ": k, "H": H, "msg.empty": msg.encrypted_nothing}))
     H = HASH(H + msg.encrypted_nothing)
+    if trace is not None:
+        trace.append(("Hr := HASH(Hr || msg.empty)", {"H": H}))
     hs.chaining_key, hs.hash = C, H
     hs.remote_ephemeral = msg.ephemeral
     hs.remote_index = msg.sender
     hs.state = State.RESPONSE_CONSUMED
 
 
-def derive_transport_keys(hs: HandshakeState) -> tuple[bytes, bytes, bool]:
+def derive_transport_keys(hs: HandshakeState, trace: list | None = None) -> tuple[bytes, bytes, bool]:
     """WP §5.4.5: (T_send, T_recv) := KDF2(C, ε), swapped for the responder. Zeroes the handshake."""
     if hs.state is State.RESPONSE_CONSUMED:
         initiator = True
@@ -233,6 +313,9 @@ def derive_transport_keys(hs: HandshakeState) -> tuple[bytes, bytes, bool]:
     else:
         raise HandshakeError("wrong_state")
     t1, t2 = KDF2(hs.chaining_key, b"")
+    if trace is not None:
+        trace.append(("(Ti_send = Tr_recv, Ti_recv = Tr_send) := KDF2(Cr, ε)", {"C": hs.chaining_key, "Ti_send": t1,
+                                                                              "Ti_recv": t2}))
     send, recv = (t1, t2) if initiator else (t2, t1)
     hs.chaining_key = hs.hash = hs.remote_ephemeral = b""
     hs.local_ephemeral = None

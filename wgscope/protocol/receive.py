@@ -16,7 +16,7 @@ from ..events import (
     HANDSHAKE_INITIATION_REJECTED, HANDSHAKE_RESPONSE_CONSUMED, HANDSHAKE_RESPONSE_CREATED,
     HANDSHAKE_RESPONSE_RECEIVED, HANDSHAKE_RESPONSE_REJECTED, HANDSHAKE_RESPONSE_SENT, KEEPALIVE_RECEIVED,
     KEYPAIR_CONFIRMED, KEYPAIR_EXPIRED, PACKET_DROPPED, REKEY_WANTED, SOURCE_ALLOWED, SOURCE_REJECTED,
-    TRANSPORT_RECEIVED, EventBus,
+    TRANSPORT_RECEIVED, M64, EventBus,
 )
 from .allowedips import AllowedIPs
 from .actions import SendDatagram, WritePacket
@@ -305,8 +305,7 @@ class ReceivePath:
             return
         authenticated[peer] = authenticated.get(peer, 0) + 1
         if self.bus.trace:
-            self.bus.emit(TRANSPORT_RECEIVED, now, peer.name, receiver_index=receiver, counter=counter,
-                          size=len(plain))
+            self.bus.record(TRANSPORT_RECEIVED, now, peer.name, receiver, counter, len(plain))
         try:
             length, ver, source = ip.inbound(plain)
         except ip.InvalidPacket:
@@ -324,8 +323,9 @@ class ReceivePath:
                           owner=owner.name if owner is not None else None, endpoint=endpoint_text(endpoint),
                           receiver_index=receiver)
             return
-        if self.bus.trace:
-            self.bus.emit(SOURCE_ALLOWED, now, peer.name, src=ip.address_text(ver, int.from_bytes(source, "big")))
+        if self.bus.trace:  # a per-packet record: integers only, the address text is made when read
+            n = int.from_bytes(source, "big")
+            self.bus.record(SOURCE_ALLOWED, now, peer.name, ver, n >> 64, n & M64)
         out.append(WritePacket(plain))
 
     def confirm_next(self, peer, keypair, now: float, out: list) -> None:

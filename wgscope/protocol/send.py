@@ -11,7 +11,7 @@ from collections import Counter
 from ..events import (
     COOKIE_USED, HANDSHAKE_INITIATION_CREATED, HANDSHAKE_INITIATION_SENT, HANDSHAKE_INITIATION_SKIPPED,
     KEEPALIVE_SENT, KEYPAIR_EXPIRED, NO_ENDPOINT, PACKET_DROPPED, PACKET_STAGED, QUEUE_OVERFLOW, REKEY_WANTED,
-    ROUTE_FOUND, ROUTE_MISSING, TRANSPORT_SENT, EventBus, HandshakeSecrets,
+    ROUTE_FOUND, ROUTE_MISSING, TRANSPORT_SENT, M64, EventBus, HandshakeSecrets,
 )
 from .allowedips import AllowedIPs
 from .entropy import Entropy
@@ -87,8 +87,9 @@ class SendPath:
                     self._icmp_unreachable(packet, out)
                     continue
                 last_dst = dst_bytes
-            if bus.trace:
-                bus.emit(ROUTE_FOUND, now, peer.name, dst=ip.address_text(ver, int.from_bytes(dst_bytes, "big")))
+            if bus.trace:  # a per-packet record: integers only, the address text is made when read
+                n = int.from_bytes(dst_bytes, "big")
+                bus.record(ROUTE_FOUND, now, peer.name, ver, n >> 64, n & M64)
             self._stage(peer, packet, now)
             if peer not in routed:
                 routed.append(peer)
@@ -111,7 +112,7 @@ class SendPath:
             self.bus.emit(QUEUE_OVERFLOW, now, peer.name, limit=peer.staged_limit)
         staged.append(packet)
         if self.bus.trace:
-            self.bus.emit(PACKET_STAGED, now, peer.name, depth=len(staged))
+            self.bus.record(PACKET_STAGED, now, peer.name, len(staged))
 
     def send_staged(self, peer, now: float, out: list) -> None:
         """WG-GO SendStagedPackets: encrypt what is staged with the current keypair, or handshake."""
@@ -154,7 +155,7 @@ class SendPath:
         seal = keypair.send.encrypt
         remote = keypair.remote_index
         mtu = self.mtu
-        trace = self.bus.trace
+        trace, record = self.bus.trace, self.bus.record
         counter = keypair.send_counter
         first = counter
         sent_bytes = 0
@@ -171,7 +172,7 @@ class SendPath:
             out.append(SendDatagram(data, endpoint))
             sent_bytes += len(data)
             if trace:
-                self.bus.emit(TRANSPORT_SENT, now, peer.name, receiver_index=remote, counter=counter, size=length)
+                record(TRANSPORT_SENT, now, peer.name, remote, counter, length)
             counter += 1
         keypair.send_counter = counter
         sent = counter - first
@@ -200,7 +201,7 @@ class SendPath:
         if self.bus.wants_secrets:
             role = "initiator" if kind == "initiation" else "responder"
             self.bus.publish_secret(HandshakeSecrets(now, self.identity.private, peer.public_key,
-                                                     hs.local_ephemeral.private_bytes_raw(), hs.preshared_key, role))
+                                                     hs.local_ephemeral, hs.preshared_key, role))
         data, mac2 = peer.cookies.add_macs(message, now)
         if mac2:
             self.bus.emit(COOKIE_USED, now, peer.name, message=kind,

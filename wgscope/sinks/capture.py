@@ -176,7 +176,9 @@ class CaptureWriter:
             return
         self.writer.write_packet(frame, max(0.0, now + self.wall_offset), verdict.comment())
         self.packets += 1
-        if now - self._last_flush >= 0.5:
+        # handshake messages are rare: flush each at once, so a reader of the growing file (the dashboard's
+        # handshake x-ray) sees it; transport data at most every 0.5 s
+        if now - self._last_flush >= 0.5 or data[:1] != b"\x04":
             self.writer.flush()
             self._last_flush = now
 

@@ -4,13 +4,17 @@ One unix socket per node (see `control_path`). The protocol is newline-delimited
 server to client:
 
     {"type": "hello", "name": ..., "version": ..., "pid": ..., "rate": 5.0, "queue_limit": 1000}
-    {"type": "event", "event": "handshake_completed", "time": 12.3, "peer": "base64", "level": 20, "fields": {...}}
+    {"type": "event", "event": "handshake_completed", "time": 12.3, "wall": 1764579600.123,
+     "timestamp": "2026-12-01T09:00:00.123000Z", "peer": "base64", "level": 20, "fields": {...}}
     {"type": "snapshot", "data": Device.snapshot(now)}          at most `rate` times a second
     {"type": "missed", "count": N}                               N events were dropped for this client
     {"type": "pong"}                                             answer to {"cmd": "ping"}
 
-The socket is read-only: the only command is `ping`. Unknown or malformed lines get
-{"type": "error", "message": ...} and are otherwise ignored.
+The socket is read-only. Commands: {"cmd": "ping"}, and {"cmd": "level", "level": "trace"|"debug"|
+"info"}, the lowest event level this client is sent (debug unless asked; trace is every packet,
+built as an Event only while a client asks for it, and dropped and counted like any other when
+the client cannot keep up). Unknown or malformed lines get {"type": "error", "message": ...}
+and are otherwise ignored.
 
 A slow client never slows the node. The bus sink only appends to each client's bounded
 deque (no JSON, no I/O on the node's path); when the deque is full the event is dropped and
@@ -37,7 +41,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import __version__
-from ..events import DEBUG, INFO, Event, EventBus
+from ..events import DEBUG, INFO, LEVELS, Event, EventBus
 
 SNAPSHOT_RATE = 5.0  # snapshots per second, per client at most
 QUEUE_LIMIT = 1000  # events held per client before dropping
@@ -70,8 +74,8 @@ def list_sockets(directory: str | os.PathLike | None = None) -> list[Path]:
 
 
 def _event_message(ev: Event) -> dict[str, Any]:
-    return {"type": "event", "event": ev.name, "time": ev.time, "peer": ev.peer, "level": ev.level,
-            "fields": ev.fields}
+    return {"type": "event", "event": ev.name, "time": ev.time, "wall": ev.wall, "timestamp": ev.timestamp,
+            "peer": ev.peer, "level": ev.level, "fields": ev.fields}
 
 
 def _line(msg: dict[str, Any]) -> bytes:
@@ -88,10 +92,13 @@ class ControlClient:
         self.snapshot: dict | None = None  # latest only
         self.replies: list[dict] = []
         self.missed = 0  # dropped since last told
+        self.level = DEBUG  # the lowest event level this client wants
         self.dropped_total = 0
         self.wake = asyncio.Event()
 
     def offer(self, ev: Event) -> None:
+        if ev.level < self.level:
+            return
         if len(self.events) >= self.queue_limit:
             self.missed += 1
             self.dropped_total += 1
@@ -149,6 +156,10 @@ class ControlServer:
             self._unsubscribe = self.bus.subscribe(self._on_event, level)
             self._level = level
 
+    def _follow_clients(self) -> None:
+        """Listen at the lowest level a client asked for; INFO while none is attached."""
+        self._set_level(min((c.level for c in self.clients), default=INFO))
+
     # ---------------------------------------------------------------- lifecycle
     async def _start(self) -> None:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -199,7 +210,7 @@ class ControlServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         client = ControlClient(writer, self.queue_limit)
         self.clients.add(client)
-        self._set_level(DEBUG)
+        self._follow_clients()
         client.replies.append({"type": "hello", "name": self.name, "version": __version__, "pid": os.getpid(),
                                "rate": self.rate, "queue_limit": self.queue_limit})
         for ev in self.history:
@@ -210,8 +221,7 @@ class ControlServer:
             await self._read_commands(reader, client)
         finally:
             self.clients.discard(client)
-            if not self.clients:
-                self._set_level(INFO)
+            self._follow_clients()
             writer_task.cancel()
             writer.close()
 
@@ -224,13 +234,19 @@ class ControlServer:
             if not line:
                 return
             try:
-                cmd = json.loads(line).get("cmd")
+                msg = json.loads(line)
+                cmd = msg.get("cmd")
             except (ValueError, AttributeError):
-                cmd = None
+                msg, cmd = {}, None
             if cmd == "ping":
                 client.replies.append({"type": "pong", "time": self.now_fn()})
+            elif cmd == "level" and msg.get("level") in LEVELS:
+                client.level = LEVELS[msg["level"]]
+                self._follow_clients()
+                client.replies.append({"type": "level", "level": msg["level"]})
             else:
-                client.replies.append({"type": "error", "message": "read-only socket: the only command is ping"})
+                client.replies.append({"type": "error", "message": "read-only socket: the commands are ping and "
+                                                                   "level (trace, debug, info)"})
             client.wake.set()
 
     async def _write(self, client: ControlClient) -> None:

@@ -2,7 +2,8 @@
 
 A bus Event enters a structlog pipeline of small processors, each doing one thing:
 
-    add_wall_timestamp  the protocol clock -> ISO 8601 UTC wall time
+    add_wall_timestamp  the event's wall time -> ISO 8601 UTC `timestamp` (JSON keeps `time`, the
+                        protocol clock, beside it; the console shows the wall time of day)
     add_level           the catalogue level ("trace", "debug", "info")
     add_category        the catalogue category ("handshake", "cookie", ...)
     shorten_peer        console only: the first 8 base64 characters of the peer key
@@ -16,7 +17,6 @@ for structlog only when the user asked for `--events-level trace`.
 
 from __future__ import annotations
 
-import datetime
 import inspect
 import json
 import sys
@@ -24,7 +24,7 @@ from typing import Any, Callable, TextIO
 
 import structlog
 
-from ..events import CATALOGUE, LEVEL_NAMES, Event
+from ..events import CATALOGUE, LEVEL_NAMES, Event, iso_wall
 
 Processor = Callable[[Any, str, dict], dict]
 
@@ -32,24 +32,22 @@ __all__ = ["EventLogSink", "json_processors", "console_processors", "add_wall_ti
            "add_category", "shorten_peer", "drop_empty"]
 
 
-def _iso(wall: float, timespec: str = "microseconds") -> str:
-    return datetime.datetime.fromtimestamp(wall, datetime.timezone.utc).isoformat(timespec=timespec).replace(
-        "+00:00", "Z")
-
-
-def add_wall_timestamp(wall_offset: float, short: bool = False) -> Processor:
-    """`time` (protocol clock) -> `timestamp` (wall clock, UTC). JSON keeps `time` too: it is
-    what replay and the lab compare; the console shows only HH:MM:SS.mmm."""
+def add_wall_timestamp(wall_offset: float = 0.0, short: bool = False) -> Processor:
+    """`wall` (the Event's wall clock, UTC; or `time` + wall_offset for a dict without one) ->
+    `timestamp`, ISO 8601. JSON keeps `time` too: it is what replay and the lab compare; the
+    console shows only HH:MM:SS.mmm."""
 
     def processor(_logger, _name, event_dict: dict) -> dict:
         t = event_dict.get("time")
-        if isinstance(t, (int, float)):
+        wall = event_dict.pop("wall", None)
+        if wall is None and isinstance(t, (int, float)):
             wall = t + wall_offset
+        if wall is not None:
             if short:
                 event_dict.pop("time")
-                event_dict["timestamp"] = _iso(wall, "milliseconds")[11:23]
+                event_dict["timestamp"] = iso_wall(wall, "milliseconds")[11:23]
             else:
-                event_dict["timestamp"] = _iso(wall)
+                event_dict["timestamp"] = iso_wall(wall)
         return event_dict
 
     return processor
@@ -135,7 +133,7 @@ class EventLogSink:
         self.lines = 0
 
     def __call__(self, ev: Event) -> None:
-        self._log.msg(ev.name, peer=ev.peer, time=ev.time, **ev.fields)
+        self._log.msg(ev.name, peer=ev.peer, time=ev.time, wall=ev.wall, **ev.fields)
         self.lines += 1
 
     def close(self) -> None:

@@ -20,28 +20,31 @@ from typing import Callable, TextIO
 from typing import TYPE_CHECKING
 
 from ..errors import UserError
-from ..events import LEVELS, EventBus
+from ..events import FLUSH_INTERVAL, LEVELS, EventBus
 
 if TYPE_CHECKING:  # imported when sinks are attached: structlog and prometheus_client cost ~0.5 s to load,
     from .capture import CaptureWriter  # which every `wgscope` command line would pay to build its parser
     from .jsonlog import EventLogSink
     from .keylog import KeylogWriter
     from .metrics import MetricsServer
+    from ..trace.writer import TraceWriter
 
-__all__ = ["add_sink_arguments", "attach_sinks", "Sinks"]
+__all__ = ["add_sink_arguments", "attach_sinks", "Sinks", "flush_while_running"]
 
 EVENT_LEVELS = ("trace", "debug", "info")
 
 
 def add_sink_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("observability")
-    g.add_argument("--events", metavar="FILE|-", help="write every event as a line: JSON lines to FILE, "
-                   "or to stdout with '-' (a readable console line when stdout is a terminal)")
+    g.add_argument("--events", metavar="FILE|-", help="write every event: FILE.wgtrace as a binary trace "
+                   "(fast enough for --events-level trace; read it with `wgscope events FILE`), another FILE as "
+                   "JSON lines, '-' to stdout (a readable console line when stdout is a terminal)")
     g.add_argument("--events-level", choices=EVENT_LEVELS, default="info",
                    help="lowest event level written: info (default), debug (timers, keepalives), "
-                        "trace (every packet; slows the data path)")
-    g.add_argument("--events-format", choices=("auto", "json", "console"), default="auto",
-                   help="json, console, or auto (console on a terminal, JSON otherwise)")
+                        "trace (every packet: a binary trace costs a little, JSON lines slow the data path)")
+    g.add_argument("--events-format", choices=("auto", "json", "console", "binary"), default="auto",
+                   help="json, console, binary, or auto (binary for FILE.wgtrace, console on a terminal, "
+                        "JSON otherwise)")
     g.add_argument("--keylog", metavar="FILE", help="append each handshake's keys in Wireshark's WireGuard "
                    "key log format (wg.keylog_file); the file holds secrets and is created 0600")
     g.add_argument("--capture", metavar="FILE.pcapng", help="record the node's UDP traffic as pcapng, with "
@@ -53,7 +56,7 @@ def add_sink_arguments(parser: argparse.ArgumentParser) -> None:
 
 @dataclass
 class Sinks:
-    events: EventLogSink | None = None
+    events: EventLogSink | TraceWriter | None = None
     keylog: KeylogWriter | None = None
     capture: CaptureWriter | None = None
     metrics: MetricsServer | None = None
@@ -86,6 +89,8 @@ def attach_sinks(bus: EventBus, args: argparse.Namespace, snapshot_fn: Callable[
     from .jsonlog import EventLogSink
     from .keylog import KeylogWriter
     from .metrics import MetricsServer
+    from ..trace.format import SUFFIX as TRACE_SUFFIX
+    from ..trace.writer import TraceWriter
 
     if wall_offset is None:
         wall_offset = _wall_offset(snapshot_fn)
@@ -94,13 +99,20 @@ def attach_sinks(bus: EventBus, args: argparse.Namespace, snapshot_fn: Callable[
         events = getattr(args, "events", None)
         if events:
             what = "stdout" if events == "-" else events
+            fmt = getattr(args, "events_format", "auto") or "auto"
+            level = LEVELS[getattr(args, "events_level", None) or "info"]
+            binary = fmt == "binary" or (fmt == "auto" and events.endswith(TRACE_SUFFIX))
+            if binary and events == "-":
+                raise UserError("a binary trace needs a file (--events FILE.wgtrace)")
             try:
-                sinks.events = EventLogSink(events, getattr(args, "events_format", "auto") or "auto",
-                                            wall_offset, node=name)
+                if binary:
+                    sinks.events = TraceWriter(events, bus, level, node=name)
+                else:
+                    sinks.events = EventLogSink(events, fmt, wall_offset, node=name)
             except OSError as e:
                 raise UserError(f"cannot write events to {what}: {e.strerror or e}") from None
-            level = LEVELS[getattr(args, "events_level", None) or "info"]
-            sinks._unsubscribe.append(bus.subscribe(sinks.events, level))
+            if not binary:
+                sinks._unsubscribe.append(bus.subscribe(sinks.events, level))
         if getattr(args, "keylog", None):
             try:
                 sinks.keylog = KeylogWriter(args.keylog, wall_offset, name, warn=warn)
@@ -125,3 +137,20 @@ def attach_sinks(bus: EventBus, args: argparse.Namespace, snapshot_fn: Callable[
         sinks.close()
         raise
     return sinks
+
+
+def flush_while_running(bus: EventBus, node) -> None:
+    """A live node's gathered trace records reach the file at least every FLUSH_INTERVAL, also
+    when no event comes to carry them (the bus flushes on its own only when one is recorded)."""
+
+    def start(n) -> None:
+        handle = []
+
+        def tick() -> None:
+            bus.flush()
+            handle[:] = [n.loop.call_later(FLUSH_INTERVAL, tick)]
+
+        handle.append(n.loop.call_later(FLUSH_INTERVAL, tick))
+        n.on_stop.append(lambda _n: handle[0].cancel())
+
+    node.on_start.append(start)

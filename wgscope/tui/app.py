@@ -14,7 +14,9 @@ from pathlib import Path
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Input
+from rich.text import Text
+from textual.containers import VerticalScroll
+from textual.widgets import Footer, Input, Static
 
 from . import client
 from . import formatting as fmt
@@ -31,11 +33,27 @@ EventPane { height: 1fr; min-height: 4; border-top: solid $primary-darken-2; }
 """
 
 
+class XRayScreen(Screen):
+    """The handshake x-ray of the peer's current session (wgscope/xray.py): every step as the whitepaper
+    writes it, with roles, public keys and indices; values are not shown (the dashboard has no keys)."""
+
+    BINDINGS = [Binding("escape,x", "app.pop_screen", "back"), Binding("q", "app.quit", "quit")]
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static(Text(self.text), id="xray")
+        yield Footer()
+
+
 class DetailScreen(Screen):
     """One peer: every keypair, timer, counter and configuration value, and only its events."""
 
-    BINDINGS = [Binding("escape,enter,d", "app.pop_screen", "back"), Binding("space", "app.pause", "pause"),
-                Binding("q", "app.quit", "quit")]
+    BINDINGS = [Binding("escape,enter,d", "app.pop_screen", "back"), Binding("x", "xray", "handshake x-ray"),
+                Binding("space", "app.pause", "pause"), Binding("q", "app.quit", "quit")]
 
     def __init__(self, peer_key: str) -> None:
         super().__init__()
@@ -51,10 +69,30 @@ class DetailScreen(Screen):
         pane = self.query_one(EventPane)
         main = self.app.main.query_one("#events", EventPane)
         pane.labels = main.labels
+        pane.show_churn, pane.wall, pane.wall_offset = main.show_churn, main.wall, main.wall_offset
         pane.kept.extend(main.kept)
         pane.refilter(self.peer_key, [])
         pane.border_title = "events of this peer"
         self.app.redraw()
+
+    def action_xray(self) -> None:
+        from ..xray import render_skeleton
+
+        peer = self.app.peer(self.peer_key) or {}
+        cur = (peer.get("keypairs") or {}).get("current")
+        if cur is not None and self.app.capture is not None:  # the node's capture carries its keys: real values
+            from ..xray_capture import render_session
+
+            text = render_session(str(self.app.capture), (cur["local_index"], cur["remote_index"]))
+            if text is not None:
+                self.app.push_screen(XRayScreen(f"from {self.app.capture}, which carries the session keys\n{text}"))
+                return
+        ours = (self.app.snapshot or {}).get("public_key", "?")
+        text = render_skeleton("initiator" if cur is None or cur["initiator"] else "responder", ours, self.peer_key,
+                               cur and cur["local_index"], cur and cur["remote_index"])
+        if cur is None:
+            text = "no current session with this peer: the steps any handshake with it takes\n" + text
+        self.app.push_screen(XRayScreen(text))
 
     def redraw(self, app: "TopApp") -> None:
         peer = app.peer(self.peer_key)
@@ -72,12 +110,16 @@ class TopApp(App):
         Binding("enter,d", "detail", "detail"),
         Binding("p", "peer_filter", "peer events"),
         Binding("slash", "kind_filter", "filter"),
+        Binding("t", "toggle_churn", "timers"),
+        Binding("w", "toggle_clock", "clock"),
         Binding("c", "clear_events", "clear"),
     ]
 
-    def __init__(self, path: Path | str, retry: float = 1.0) -> None:
+    def __init__(self, path: Path | str, retry: float = 1.0, capture: Path | str | None = None) -> None:
+        """`capture`: the node's --capture file (it carries its keys); the handshake x-ray reads it."""
         super().__init__()
         self.path = Path(path)
+        self.capture = Path(capture) if capture else None
         self.retry = retry
         self.snapshot: dict | None = None
         self.hello: dict | None = None
@@ -101,7 +143,7 @@ class TopApp(App):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.main.query_one("#events", EventPane).border_title = "events"
+        self._title_events()
         self.main.query_one("#card", PeerCard).border_title = "selected peer"
         self.redraw()
         self.run_worker(self._attach(), exclusive=True, group="control")
@@ -142,6 +184,9 @@ class TopApp(App):
             if pane is None:  # the app is closing: its widgets are gone
                 return
             labels = pane.labels
+            wall, at = self.snapshot.get("wall"), self.snapshot.get("time")
+            if isinstance(wall, (int, float)) and isinstance(at, (int, float)):  # for events without their own wall
+                self._set_panes(wall_offset=wall - at)
             for p in self.snapshot.get("peers", []):
                 if p.get("label"):
                     labels[p["public_key"]] = p["label"]
@@ -189,6 +234,8 @@ class TopApp(App):
         return None
 
     def redraw(self) -> None:
+        if isinstance(self.screen, XRayScreen):
+            return
         if isinstance(self.screen, DetailScreen):
             self.screen.redraw(self)
         bar = self.main.query_one("#bar", NodeBar)
@@ -208,8 +255,11 @@ class TopApp(App):
 
     # ---------------------------------------------------------------- actions
     def check_action(self, action: str, parameters) -> bool | None:
-        """The filters and the detail key act on the main view; hide them over the detail view."""
-        if action in ("peer_filter", "kind_filter", "clear_events", "detail") and isinstance(self.screen, DetailScreen):
+        """The filters and the detail key act on the main view; hide them over the detail and x-ray views.
+        The event-pane switches act on the main and detail views; hide them over the x-ray."""
+        if action in ("peer_filter", "kind_filter", "clear_events", "detail") and self.screen is not self.main:
+            return False
+        if action in ("toggle_churn", "toggle_clock", "pause") and isinstance(self.screen, XRayScreen):
             return False
         return True
 
@@ -264,7 +314,39 @@ class TopApp(App):
             parts.append(f"peer {pane.labels.get(pane.peer_filter) or fmt.short_key(pane.peer_filter)}")
         if pane.terms:
             parts.append("kinds " + " ".join(pane.terms))
-        pane.border_title = "events" + (f" [{'; '.join(parts)}]" if parts else "")
+        if pane.show_churn:
+            parts.append("with timers")
+        parts.append("UTC" if pane.wall else "protocol clock")
+        pane.border_title = "events (" + "; ".join(parts) + ")"
+
+    def _panes(self) -> list[EventPane]:
+        panes = [self.main.query_one("#events", EventPane)]
+        if isinstance(self.screen, DetailScreen):
+            panes.append(self.screen.query_one(EventPane))
+        return panes
+
+    def _set_panes(self, **settings) -> None:
+        for pane in self._panes():
+            for name, value in settings.items():
+                setattr(pane, name, value)
+
+    def action_toggle_churn(self) -> None:
+        """Timer arming/cancelling and per-packet events in or out of the event panes."""
+        show = not self.main.query_one("#events", EventPane).show_churn
+        self._set_panes(show_churn=show)
+        self._refilter_all()
+        self._note("timer and per-packet events shown" if show else "timer and per-packet events hidden (t shows them)",
+                   "dim")
+
+    def action_toggle_clock(self) -> None:
+        """Event times as UTC wall clock (default) or as the node's protocol clock (seconds)."""
+        self._set_panes(wall=not self.main.query_one("#events", EventPane).wall)
+        self._refilter_all()
+
+    def _refilter_all(self) -> None:
+        for pane in self._panes():
+            pane.refilter(pane.peer_filter, pane.terms)
+        self._title_events()
 
     def action_clear_events(self) -> None:
         pane = self.main.query_one("#events", EventPane)

@@ -6,10 +6,12 @@ written — is decided once and tested without a terminal.
 
 from __future__ import annotations
 
+import datetime
+
 from rich.text import Text
 
-from ..events import CATALOGUE
-from ..protocol.constants import REJECT_AFTER_TIME
+from ..events import CATALOGUE, DEBUG
+from ..protocol.constants import REJECT_AFTER_TIME, REKEY_AFTER_TIME
 
 # Timer names from wgscope/protocol/timers.py, shortened for narrow terminals.
 TIMER_SHORT = {
@@ -65,6 +67,46 @@ def index(i: int | None) -> str:
 def reject_in(keypair: dict | None) -> float | None:
     """Seconds until the keypair reaches REJECT_AFTER_TIME (WP §6.1) and may no longer be used."""
     return None if keypair is None else REJECT_AFTER_TIME - keypair["age"]
+
+
+def rekey_in(keypair: dict | None) -> float | None:
+    """Seconds until the current keypair is REKEY_AFTER_TIME old (WP §6.2), after which the next packet
+    we send starts a new handshake. Only the side that initiated the session rekeys this way (WG-GO
+    keepKeyFreshSending checks keypair.isInitiator), so None for a session the peer initiated."""
+    if keypair is None or not keypair.get("initiator"):
+        return None
+    return REKEY_AFTER_TIME - keypair["age"]
+
+
+def rekey_text(keypair: dict | None) -> str:
+    """The rekey countdown as a person reads it, saying whose turn it is."""
+    if keypair is None:
+        return NONE
+    if not keypair.get("initiator"):
+        return "by the peer (it initiated this session)"
+    due = rekey_in(keypair)
+    return f"in {seconds(due)} (we initiated)" if due > 0 else "due with our next packet (we initiated)"
+
+
+def keepalive_in(peer: dict) -> float | None:
+    """Seconds until the next keepalive is due: the passive one (KEEPALIVE_TIMEOUT after data we did not
+    answer) or the persistent one, whichever is armed and sooner."""
+    timers = peer.get("timers", {})
+    due = [timers.get(n) for n in ("send_keepalive", "persistent_keepalive") if timers.get(n) is not None]
+    return min(due) if due else None
+
+
+def handshake_counts(peer: dict) -> str:
+    """Honest handshake counts: completed ones, attempts since the latest completed handshake and the
+    current run of initiations that got no answer at all (Peer.initiations_since_handshake,
+    Peer.unanswered_initiations; absent from an older node's snapshot)."""
+    parts = [f"{peer.get('handshakes', 0)} completed"]
+    if peer.get("initiations_since_handshake") is not None:
+        parts.append(f"{peer['initiations_since_handshake']} initiations since the last")
+    if peer.get("unanswered_initiations") is not None:
+        parts.append(f"{peer['unanswered_initiations']} unanswered in a row")
+    parts.append(f"{peer.get('initiations_sent', 0)} initiations sent in all ({peer.get('retries', 0)} retries)")
+    return ", ".join(parts)
 
 
 def session_state(peer: dict) -> tuple[str, str]:
@@ -133,13 +175,29 @@ def field_value(v) -> str:
     return str(v)
 
 
-def event_text(msg: dict, labels: dict[str, str]) -> Text:
-    """One event as one line: time, peer, name, fields."""
+def wall_clock(wall: float) -> str:
+    """Wall-clock time of day in UTC, to the millisecond: how the console log and Wireshark line up."""
+    return datetime.datetime.fromtimestamp(wall, datetime.timezone.utc).strftime("%H:%M:%S.%f")[:12]
+
+
+def event_wall(msg: dict, wall_offset: float | None) -> float | None:
+    """The event's wall-clock time: its own `wall` field, else its protocol time plus the node's
+    offset (snapshot `wall` - `time`), else None."""
+    if isinstance(msg.get("wall"), (int, float)):
+        return float(msg["wall"])
+    if wall_offset is None or not isinstance(msg.get("time"), (int, float)):
+        return None
+    return msg["time"] + wall_offset
+
+
+def event_text(msg: dict, labels: dict[str, str], wall_offset: float | None = None, wall: bool = True) -> Text:
+    """One event as one line: time (UTC wall clock by default, else the protocol clock), peer, name, fields."""
     name = msg.get("event", "?")
     peer = msg.get("peer")
     who = labels.get(peer) or short_key(peer, 6) if peer else "node"
     text = Text(no_wrap=True, overflow="ellipsis")
-    text.append(f"{msg.get('time', 0.0):9.3f} ", style="dim")
+    at = event_wall(msg, wall_offset) if wall else None
+    text.append(f"{wall_clock(at)} " if at is not None else f"{msg.get('time', 0.0):12.3f} ", style="dim")
     text.append(f"{who[:12]:<12} ", style="bold")
     text.append(name, style=CATEGORY_STYLE.get(event_category(name), ""))
     for key, value in (msg.get("fields") or {}).items():
@@ -150,11 +208,20 @@ def event_text(msg: dict, labels: dict[str, str]) -> Text:
     return text
 
 
-def matches(msg: dict, peer_filter: str | None, terms: list[str]) -> bool:
-    """Filter for the event pane: a peer (public key) and kind terms.
+def is_churn(name: str) -> bool:
+    """Events a person debugging a tunnel rarely wants by default: timer arming/cancelling/firing (four
+    per ping) and the per-packet trace events. Handshakes, cookies, keypairs, drops, routing misses,
+    endpoint changes, keepalives and configuration stay in view."""
+    et = CATALOGUE.get(name)
+    return et is not None and (et.category == "timer" or et.level < DEBUG)
+
+
+def matches(msg: dict, peer_filter: str | None, terms: list[str], show_churn: bool = True) -> bool:
+    """Filter for the event pane: a peer (public key), kind terms, and the churn switch.
 
     A term matches an event name or category by substring; '-term' excludes. With only
-    exclusions, everything else passes."""
+    exclusions, everything else passes. Churn (is_churn) is hidden unless `show_churn` or a
+    term asks for it by name."""
     if peer_filter is not None and msg.get("peer") != peer_filter:
         return False
     name = msg.get("event", "")
@@ -163,7 +230,10 @@ def matches(msg: dict, peer_filter: str | None, terms: list[str]) -> bool:
     exclude = [t[1:] for t in terms if t.startswith("-") and len(t) > 1]
     if any(t in name or t == category for t in exclude):
         return False
-    return not include or any(t in name or t == category for t in include)
+    asked = any(t in name or t == category for t in include)
+    if not show_churn and is_churn(name) and not asked:
+        return False
+    return not include or asked
 
 
 def parse_terms(text: str) -> list[str]:

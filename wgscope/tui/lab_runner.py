@@ -126,19 +126,20 @@ async def serve_lab(lab: Lab, node: LabNode, *, path: str | os.PathLike | None =
 def run_demo_tui(lab: Lab, node: LabNode, *, speed: float = 1.0,
                  traffic: Callable[[Lab], None] | None | object = DEFAULT, steps: Iterable[Step] = (),
                  script: Script | None = None, path: str | os.PathLike | None = None, headless: bool = False,
-                 exit_after: float | None = None) -> int:
+                 exit_after: float | None = None, capture: str | os.PathLike | None = None) -> int:
     """Run `lab` in real time (x `speed`) with the dashboard attached to `node`, until the user quits.
 
     traffic(lab) is called every tick (default: `node` pings its peers once a lab second; None: no
     traffic); steps are (lab time, fn(lab)) run in order at their times; `script(lab)` is a generator
     that yields lab seconds to wait between its acts. `exit_after` (real seconds) quits by itself,
-    with `headless` for scripted runs. Returns an exit status."""
+    with `headless` for scripted runs; `capture` is the node's --capture file, for the handshake x-ray.
+    Returns an exit status."""
     from .app import TopApp
 
     async def main() -> int:
         async with serve_lab(lab, node, path=path, speed=speed, traffic=traffic, steps=steps,
                              script=script) as server:
-            app = TopApp(Path(server.path))
+            app = TopApp(Path(server.path), capture=capture)
             # A failing script must not leave a frozen lab on screen: end the app, re-raise below.
             server.driver_task.add_done_callback(
                 lambda t: t.cancelled() or t.exception() is None or app.exit(return_code=1))

@@ -21,6 +21,9 @@ class NodeBar(Static):
         if snapshot:
             text.append(f" {snapshot.get('name', '?')} ", style="bold reverse")
             text.append(f" {fmt.short_key(snapshot.get('public_key'), 10)}  port {snapshot.get('listen_port')}  ")
+            wall = snapshot.get("wall")
+            if isinstance(wall, (int, float)):
+                text.append(f"{fmt.wall_clock(wall)[:8]} UTC  ")
             text.append(f"t={snapshot.get('time', 0.0):.1f}s  ", style="dim")
             if snapshot.get("under_load"):
                 text.append("UNDER LOAD ", style="bold yellow")
@@ -41,7 +44,8 @@ class NodeBar(Static):
 
 
 # Most telling first: at 80 columns the table is cut on the right (the card below has everything).
-PEER_COLUMNS = (("peer", "peer"), ("state", "session"), ("reject", "reject in"), ("next", "next timer"),
+PEER_COLUMNS = (("peer", "peer"), ("state", "session"), ("rekey", "rekey in"), ("reject", "reject in"),
+                ("next", "next timer"),
                 ("tx", "tx"), ("rx", "rx"), ("hs", "hs"), ("drops", "drops"), ("endpoint", "endpoint"),
                 ("current", "current index"))
 
@@ -59,8 +63,11 @@ class PeerTable(DataTable):
         cur = p.get("keypairs", {}).get("current")
         reject = fmt.reject_in(cur)
         armed = fmt.armed_timers(p)
+        rekey = fmt.rekey_in(cur)
         return [
             fmt.peer_name(p), Text(state, style=style),
+            # a session the peer initiated is rekeyed by the peer: no countdown of ours ("peer")
+            ("peer" if cur else fmt.NONE) if rekey is None else fmt.seconds(rekey) if rekey > 0 else "now",
             Text(fmt.seconds(reject), style="red" if reject is not None and reject < 30 else ""),
             f"{armed[0][0]} {fmt.seconds(armed[0][1])}" if armed else fmt.NONE,
             fmt.size(p["tx_bytes"]), fmt.size(p["rx_bytes"]), str(p["handshakes"]),
@@ -121,6 +128,11 @@ def peer_card(p: dict, detailed: bool = False) -> Group:
                              f"  tx {kp['tx_packets']} rx {kp['rx_packets']} pkts", style="dim")
         if slot == "current" or kp is not None or detailed:
             grid.add_row(slot, value)
+    cur = kps.get("current")
+    if cur is not None:
+        grid.add_row("rekey", fmt.rekey_text(cur))
+    grid.add_row("keepalive", f"in {fmt.seconds(fmt.keepalive_in(p))}" if fmt.keepalive_in(p) is not None
+                 else "none armed")
     timers = p.get("timers", {})
     if detailed:
         grid.add_row("timers", "  ".join(f"{fmt.TIMER_SHORT[n]} {fmt.seconds(timers.get(n))}" for n in TIMER_NAMES))
@@ -129,9 +141,9 @@ def peer_card(p: dict, detailed: bool = False) -> Group:
     grid.add_row("traffic", f"tx {fmt.size(p['tx_bytes'])} {p['tx_packets']} pkts   "
                             f"rx {fmt.size(p['rx_bytes'])} {p['rx_packets']} pkts   "
                             f"staged {p['staged']}/{p['staged_limit']}")
-    grid.add_row("handshake", f"{p['handshakes']} ok  {p['initiations_sent']} sent  {p['retries']} retries  "
-                              f"cookies rx {p['cookies_received']} tx {p['cookies_sent']}  "
-                              f"keepalive tx {p['keepalives_sent']} rx {p['keepalives_received']}")
+    grid.add_row("handshakes", fmt.handshake_counts(p))
+    grid.add_row("cookies", f"rx {p['cookies_received']} tx {p['cookies_sent']}   "
+                            f"keepalives tx {p['keepalives_sent']} rx {p['keepalives_received']}")
     grid.add_row("drops", Text(fmt.drops_text(p.get("drops")), style="red" if p.get("drops") else ""))
     if detailed:
         grid.add_row("allowed",  ", ".join(p.get("allowed_ips", [])) or fmt.NONE)
@@ -156,6 +168,9 @@ class EventPane(RichLog):
         self.peer_filter: str | None = None
         self.terms: list[str] = []
         self.labels: dict[str, str] = {}
+        self.show_churn = False  # timer arming/cancelling and per-packet events: behind the `t` key
+        self.wall = True  # UTC wall clock; `w` switches to the node's protocol clock
+        self.wall_offset: float | None = None  # snapshot wall - time, until events carry their own wall
 
     def add(self, msgs: list[dict], render: bool = True) -> None:
         self.kept.extend(msgs)
@@ -166,8 +181,8 @@ class EventPane(RichLog):
     def _write(self, msg: dict) -> None:
         if msg.get("type") == "note":
             self.write(Text(msg["text"], style=msg.get("style", "")))
-        elif fmt.matches(msg, self.peer_filter, self.terms):
-            self.write(fmt.event_text(msg, self.labels))
+        elif fmt.matches(msg, self.peer_filter, self.terms, self.show_churn):
+            self.write(fmt.event_text(msg, self.labels, self.wall_offset, self.wall))
 
     def refilter(self, peer_filter: str | None, terms: list[str]) -> None:
         self.peer_filter, self.terms = peer_filter, terms
