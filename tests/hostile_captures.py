@@ -156,7 +156,8 @@ def run(limit: int, files: list[str]) -> None:
             rc = f"{type(e).__name__}: {e}"
         finally:
             signal.alarm(0)
-        print(json.dumps({"file": f, "args": extra, "rc": rc, "stderr": err.getvalue(), "seconds": round(time.perf_counter() - t, 3),
+        seconds = round(time.perf_counter() - t, 3)
+        print(json.dumps({"file": f, "args": extra, "rc": rc, "stderr": err.getvalue(), "seconds": seconds,
                           "json": out.getvalue().startswith("{")}), flush=True)
 
 

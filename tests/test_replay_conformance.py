@@ -58,7 +58,8 @@ CASES = {
     # bravo (the responder, which never rekeys) answers on a keypair past REJECT_AFTER_TIME;
     # alpha, the same implementation, neither rekeys nor stops either
     "data past 180 s": ([(keypair_module, "REJECT_AFTER_TIME", 1000.0), (send_module, "REKEY_AFTER_TIME", 1000.0),
-                         (receive_module, "REJECT_AFTER_TIME", 1000.0), (receive_module, "REKEY_ON_RECEIVE_AGE", 1000.0)],
+                         (receive_module, "REJECT_AFTER_TIME", 1000.0),
+                         (receive_module, "REKEY_ON_RECEIVE_AGE", 1000.0)],
                         talk_for(200), "old (reject after time); no keypair is used past REJECT_AFTER_TIME (180 s)"),
 }
 

@@ -11,7 +11,8 @@ from cryptography.exceptions import InvalidTag
 from ..events import WARNING, EventBus
 from ..protocol import ip as ipmod
 from ..protocol.constants import (
-    KEEPALIVE_TIMEOUT, QUEUE_STAGED_SIZE, REJECT_AFTER_TIME, REKEY_AFTER_TIME, REPLAY_WINDOW_SIZE, TRANSPORT_HEADER_SIZE,
+    KEEPALIVE_TIMEOUT, QUEUE_STAGED_SIZE, REJECT_AFTER_TIME, REKEY_AFTER_TIME, REPLAY_WINDOW_SIZE,
+    TRANSPORT_HEADER_SIZE,
     TRANSPORT_MIN_SIZE,
 )
 from ..protocol.crypto import nonce

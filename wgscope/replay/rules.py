@@ -15,12 +15,13 @@ from ..protocol.constants import (
 JITTER = f"up to {REKEY_TIMEOUT_JITTER_MAX * 1000:.0f} ms jitter"
 
 TIMER_RULES = {
-    "retransmit_handshake": f"an unanswered initiation is retried after REKEY_TIMEOUT ({REKEY_TIMEOUT:g} s) + {JITTER}, "
-                            f"for REKEY_ATTEMPT_TIME ({REKEY_ATTEMPT_TIME:g} s) (WP §6.4)",
+    "retransmit_handshake": f"an unanswered initiation is retried after REKEY_TIMEOUT ({REKEY_TIMEOUT:g} s) + "
+                            f"{JITTER}, for REKEY_ATTEMPT_TIME ({REKEY_ATTEMPT_TIME:g} s) (WP §6.4)",
     "send_keepalive": f"a passive keepalive follows data received by KEEPALIVE_TIMEOUT ({KEEPALIVE_TIMEOUT:g} s) when "
                       "nothing was sent back (WP §6.5)",
-    "new_handshake": f"a handshake starts KEEPALIVE_TIMEOUT + REKEY_TIMEOUT ({KEEPALIVE_TIMEOUT + REKEY_TIMEOUT:g} s) + "
-                     f"{JITTER} after data sent with nothing received (WP §6.5)",
+    "new_handshake": f"a handshake starts KEEPALIVE_TIMEOUT + REKEY_TIMEOUT "
+                     f"({KEEPALIVE_TIMEOUT + REKEY_TIMEOUT:g} s) + {JITTER} after data sent with nothing received "
+                     "(WP §6.5)",
     "persistent_keepalive": "a keepalive every persistent-keepalive interval of silence (WP §6.5)",
     "zero_key_material": f"key material is erased after 3 x REJECT_AFTER_TIME ({3 * REJECT_AFTER_TIME:g} s) without "
                          "a new handshake (WP §6.3)",
