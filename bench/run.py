@@ -199,6 +199,10 @@ def table(result: dict) -> str:
         lines.append(f"{'wgscope replay':34}{rp['wgscope']['packets_per_second']:14}{ratio if ratio else '-':>9}")
         if ts:
             lines.append(f"{'tshark (decrypting)':34}{ts['packets_per_second']:14}{1.0:>9.2f}")
+    if result.get("replay_iperf"):
+        from .replay_bench import iperf_line
+
+        lines.append(iperf_line(result["replay_iperf"]))
     mem = result.get("memory")
     if mem:
         lines.append("")
@@ -254,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
             from . import replay_bench
 
             result["replay"] = replay_bench.measure(packets=20_000 if a.quick else 100_000)
+            result["replay_iperf"] = replay_bench.measure_iperf(3.0 if a.quick else 8.0, str(tmp / "replay-iperf"))
+            print("  " + replay_bench.iperf_line(result["replay_iperf"]), flush=True)
         if "memory" not in skip:
             print("memory per peer:", flush=True)
             from . import memory_per_peer
