@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -114,3 +115,23 @@ def test_deleting_the_link_or_the_uapi_socket_stops_the_node(tmp_path):
         assert node.proc.wait(5) == 0
         assert "down (UAPI socket removed)" in node.output()
         assert ns.run(f"ip link show {name}", check=False).returncode != 0
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("suffix", ["jsonl", "wgtrace"])
+def test_interface_down_reaches_the_events_file(tmp_path, suffix):
+    """interface_down is emitted before the stop hooks close the sinks, so a file records it."""
+    with namespaces("D") as (ns,):
+        name = unique("wsd")
+        conf = wgscope_config(tmp_path / f"{name}.conf", Keys(), listen_port=51820, addresses=["10.6.0.1/24"],
+                              peers=[])
+        events = tmp_path / f"{name}.{suffix}"
+        node = start_wgscope(ns, tmp_path, name, conf, "--events", str(events))
+        os.killpg(node.proc.pid, signal.SIGTERM)
+        assert node.proc.wait(10) == 0
+    r = run("events", str(events), "--format", "json")
+    assert r.returncode == 0, r.stderr
+    names = [json.loads(line)["event"] for line in r.stdout.splitlines()]
+    assert names[0] == "interface_up" and names[-1] == "interface_down", names
+    down = json.loads(r.stdout.splitlines()[-1])
+    assert down["interface"] == name and down["reason"] == "SIGTERM", down

@@ -318,6 +318,8 @@ class LiveNode:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        # Before the stop hooks: they close the event sinks, and a file sink must record it too.
+        self.bus.emit(INTERFACE_DOWN, self.now(), None, interface=self.name, reason=self.stop_reason)
         for hook in reversed(self.on_stop):
             try:
                 result = hook(self)
@@ -336,4 +338,3 @@ class LiveNode:
         self.udp.close()
         if self.tun is not None:
             self.tun.close()  # the last fd of a non-persistent TUN: the interface is deleted
-        self.bus.emit(INTERFACE_DOWN, self.now(), None, interface=self.name, reason=self.stop_reason)
