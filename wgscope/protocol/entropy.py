@@ -36,9 +36,14 @@ class Entropy:
         if seed is None:
             self._numbers: random.Random = random.SystemRandom()
             self._keys: random.Random | None = None
+            # Jitter needs no secrecy (WG-GO timers.go draws it with fastrandn), and the new-handshake
+            # timer is armed for nearly every data packet: a PRNG seeded once by the OS, not a
+            # getrandom syscall per packet (bench/README.md section 9).
+            self._jitter: random.Random = random.Random(os.urandom(32))
         else:
             self._numbers = random.Random(seed)
             self._keys = random.Random(f"wgscope key material {seed}")
+            self._jitter = self._numbers  # one stream, as before: seeded labs replay alike
 
     @classmethod
     def seeded(cls, seed: int | str) -> "Entropy":
@@ -71,7 +76,7 @@ class Entropy:
     def jitter(self, maximum: float) -> float:
         """Seconds in [0, maximum] added to a handshake retransmit or new-handshake timer (WG-GO
         timers.go: up to REKEY_TIMEOUT_JITTER_MAX). Called each time one of those is armed."""
-        return self._numbers.uniform(0, maximum)
+        return self._jitter.uniform(0, maximum)
 
     def cookie_secret(self) -> bytes:
         """The 32-byte secret Rm that cookies are made from (WP §5.4.7). Called when the device,
