@@ -78,8 +78,9 @@ class LiveNode:
         return mono0 + (time.monotonic() - mono0) / self.timer_scale
 
     # ---------------------------------------------------------------- carrying out actions
-    def apply(self, actions: list) -> None:
-        """Carry out the core's actions, then move the timer to the device's next deadline."""
+    def apply(self, actions: list) -> bool:
+        """Carry out the core's actions, then move the timer to the device's next deadline.
+        True when packets were written to the TUN."""
         bus = self.bus
         run: list = []  # consecutive datagrams to one endpoint: one GSO sendmsg (udp.send_many)
         run_endpoint = None
@@ -103,17 +104,23 @@ class LiveNode:
             for count, reason in lost:
                 self.losses.packets_lost(count, reason)
         self.reschedule()
+        return bool(writes)
 
     def reschedule(self) -> None:
+        """Arm the loop's one timer for the device's next deadline, lazily: a handle already armed
+        for an earlier time stays (when it fires, tick() finds nothing due and the timer is armed
+        again for the deadline of then). Every data packet moves a deadline later (keepalive and
+        new-handshake timers, WG-GO timersDataSent/Received), so re-arming only when the deadline
+        comes earlier saves a cancel and a call_at per packet, at the cost of one early wake-up
+        per armed deadline."""
         deadline = self.device.next_deadline()
-        if deadline == self._timer_deadline and (deadline is None or self._timer is not None):
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_deadline = deadline
         if deadline is None or self.loop is None:
-            return
+            return  # a handle still armed fires and finds nothing due
+        if self._timer is not None:
+            if self._timer_deadline <= deadline:
+                return
+            self._timer.cancel()
+        self._timer_deadline = deadline
         delay = max(0.0, (deadline - self.now()) * self.timer_scale)
         self._timer = self.loop.call_at(self.loop.time() + delay + TIMER_SLACK, self._on_timer)
 
@@ -169,7 +176,11 @@ class LiveNode:
             received += len(datagrams)
             if received >= BATCH:
                 break
-        self.apply(actions)
+        if self.apply(actions) and self.tun is not None and self.tun.fd >= 0:
+            # Turnaround: writing to the TUN runs the kernel's receive of those packets, so its answer
+            # (an echo reply, TCP's ACK) is usually queued on the TUN by now; read it without a trip
+            # through epoll and the loop (~a tenth of a hop, bench/README.md section 9).
+            self._on_tun_readable()
 
     def _source_for(self, endpoint: tuple) -> tuple:
         """For captures: the local (ip, port) a datagram to `endpoint` leaves from."""

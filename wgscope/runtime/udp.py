@@ -97,6 +97,7 @@ class UdpTransport:
         self.v6: socket.socket | None = None
         self.fwmark = fwmark
         self.sources: OrderedDict[tuple, tuple] = OrderedDict()  # remote (host, port) -> (local ip, ifindex)
+        self._pktinfo: dict[tuple, tuple] = {}  # (local ip, ifindex) -> its IP(V6)_PKTINFO control message
         self.send_errors = 0  # datagrams the kernel did not take
         self.lost: Counter[str] = Counter()  # the same, by reason (send_<errno>)
         self.receive_errors: Counter[str] = Counter()  # errors a receive returned instead of data, by errno
@@ -281,13 +282,8 @@ class UdpTransport:
         gso = [(SOL_UDP, UDP_SEGMENT, _u16.pack(segment))] if segment else []
         if src is not None:
             try:
-                if v6:
-                    info = _IN6_PKTINFO.pack(socket.inet_pton(socket.AF_INET6, src[0]),
-                                             src[1] if _link_local(src[0]) else 0)
-                    sock.sendmsg([data], [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, info)] + gso, 0, key)
-                else:
-                    info = _IN_PKTINFO.pack(0, socket.inet_aton(src[0]), b"\0" * 4)
-                    sock.sendmsg([data], [(socket.IPPROTO_IP, IP_PKTINFO, info)] + gso, 0, key)
+                cmsg = self._pktinfo.get(src) or self._pktinfo_for(src, v6)
+                sock.sendmsg([data], [cmsg, *gso] if gso else [cmsg], 0, key)
                 return 0
             except OSError as e:
                 if segment and e.errno in _GSO_ERRNOS:
@@ -303,6 +299,19 @@ class UdpTransport:
             return 0
         except OSError as e:  # every errno is a loss reported by the caller, never an exception
             return _errno(e)
+
+    def _pktinfo_for(self, src: tuple, v6: bool) -> tuple:
+        """The packet-info control message that pins the source `src` (local ip, ifindex), made once
+        per source rather than per datagram."""
+        if v6:
+            info = _IN6_PKTINFO.pack(socket.inet_pton(socket.AF_INET6, src[0]), src[1] if _link_local(src[0]) else 0)
+            cmsg = (socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, info)
+        else:
+            cmsg = (socket.IPPROTO_IP, IP_PKTINFO, _IN_PKTINFO.pack(0, socket.inet_aton(src[0]), b"\0" * 4))
+        if len(self._pktinfo) >= STICKY_LIMIT:
+            self._pktinfo.clear()
+        self._pktinfo[src] = cmsg
+        return cmsg
 
     def _lose(self, datagrams: list[bytes], endpoint: tuple, err: int) -> None:
         reason = "send_" + errno.errorcode.get(err, f"errno{err}").lower()
