@@ -46,9 +46,10 @@ def iperf_median(setup: Setup, seconds: float, reps: int) -> dict:
     return {"median_bps": statistics.median(runs), "runs_bps": runs}
 
 
-def ping_rtt(setup: Setup, count: int = 20) -> dict:
-    """Mean/min/max RTT in ms of `count` pings A -> B, 50 ms apart."""
-    r = setup.a.run(f"ping -c {count} -i 0.05 -W 2 {setup.b_ip}", check=False, timeout=count + 15)
+def ping_rtt(setup: Setup, count: int = 20, interval: float = 0.05) -> dict:
+    """Mean/min/max RTT in ms of `count` pings A -> B, `interval` seconds apart."""
+    r = setup.a.run(f"ping -c {count} -i {interval} -W 2 {setup.b_ip}", check=False,
+                    timeout=count * interval + 15)
     m = re.search(r"= ([\d.]+)/([\d.]+)/([\d.]+)/([\d.]+) ms", r.stdout)
     if not m:
         return {"avg_ms": None, "min_ms": None, "max_ms": None, "error": r.stdout[-200:]}
