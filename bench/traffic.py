@@ -54,4 +54,5 @@ def ping_rtt(setup: Setup, count: int = 20, interval: float = 0.05) -> dict:
     if not m:
         return {"avg_ms": None, "min_ms": None, "max_ms": None, "error": r.stdout[-200:]}
     mn, avg, mx, _mdev = map(float, m.groups())
-    return {"avg_ms": avg, "min_ms": mn, "max_ms": mx}
+    each = [float(t) for t in re.findall(r"time=([\d.]+) ms", r.stdout)]
+    return {"avg_ms": avg, "min_ms": mn, "max_ms": mx, "median_ms": statistics.median(each) if each else None}
