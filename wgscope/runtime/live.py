@@ -131,9 +131,6 @@ class LiveNode:
         self.apply(self.device.tick(self.now()))
 
     # ---------------------------------------------------------------- readiness
-    # A lone packet or datagram (the first read or receive of a wake-up brings just one) is carried
-    # out at once, before the read that would find the queue empty (EAGAIN): at low load that saves
-    # a syscall per hop on the path a ping waits on; under load the rest of the drain is one batch.
     def _on_tun_readable(self) -> None:
         tun = self.tun
         batch: list = []
@@ -152,14 +149,8 @@ class LiveNode:
                 break
             if packets is None:
                 break
-            if reads == 0 and len(packets) == 1:
-                self._send(packets)
-            else:
-                batch += packets
+            batch += packets
             reads += 1
-        self._send(batch)
-
-    def _send(self, batch: list) -> None:
         actions: list = []
         if batch:
             if any(map(kernel_scoped, batch)):
@@ -183,15 +174,9 @@ class LiveNode:
                     bus.tap_datagram("in", remote, here, data, now)
             else:
                 actions += device.receive_datagrams(datagrams, remote, now)
-            if received == 0 and len(datagrams) == 1:
-                self._carry_out(actions)
-                actions = []
             received += len(datagrams)
             if received >= BATCH:
                 break
-        self._carry_out(actions)
-
-    def _carry_out(self, actions: list) -> None:
         if self.apply(actions) and self.tun is not None and self.tun.fd >= 0:
             # Turnaround: writing to the TUN runs the kernel's receive of those packets, so its answer
             # (an echo reply, TCP's ACK) is usually queued on the TUN by now; read it without a trip
