@@ -13,7 +13,7 @@ import sys
 from .. import config as wgconfig
 from ..errors import UserError
 from ..keytext import encode
-from ..protocol.crypto import public_key
+from ..protocol.crypto import public_key, same_secret
 
 EXIT_PROBLEM = 3
 
@@ -59,7 +59,7 @@ def _probe(cfg, peers, timeout: float, resolved: dict) -> tuple[list, list]:
     from ..doctor.probe import run_probe
 
     ic = cfg.interface
-    if ic.private_key is None or ic.private_key == bytes(32):
+    if ic.private_key is None or same_secret(ic.private_key, bytes(32)):
         return [], []
     print(PROBE_WARNING, file=sys.stderr)
     ours = encode(public_key(ic.private_key))
