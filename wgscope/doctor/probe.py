@@ -141,9 +141,14 @@ class HandshakeProbe:
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             self.sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
-            self.sock.connect(addr)  # connected: ICMP errors come back as ECONNREFUSED / EHOSTUNREACH
-            result.evidence.append(f"probing from UDP port {self.sock.getsockname()[1]}")
-            self._loop(peer_addr)
+            try:
+                self.sock.connect(addr)  # connected: ICMP errors come back as ECONNREFUSED / EHOSTUNREACH
+            except OSError as e:  # no route to the endpoint (ENETUNREACH) is a finding, not a crash
+                if not self._icmp_error(e):
+                    raise
+            else:
+                result.evidence.append(f"probing from UDP port {self.sock.getsockname()[1]}")
+                self._loop(peer_addr)
             if result.outcome in ("handshake_ok", "under_load_ok") and self.mtu and self.inner_destination:
                 result.path_mtu = self._check_path_mtu(family)
                 if result.path_mtu.get("fits") is not False:  # the first hop takes it: now the whole path
