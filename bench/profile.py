@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if os.geteuid() != 0 or not os.path.exists(spy):
-        print("bench.profile: needs root and py-spy (pip install py-spy)", file=sys.stderr)
+        print("bench.profile: needs root and py-spy (.venv/bin/pip install -e '.[bench]')", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="wgscope-profile-") as tmpdir:
         tmp = Path(tmpdir)

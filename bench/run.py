@@ -158,6 +158,9 @@ def handshakes_alternating(tmp: Path, reps: int, rounds: int) -> dict:
         out[impl] = {**median, "runs_per_second": [round(r) for r in rates]}
     out["per_round"] = [round(x["handshakes_per_second"] / y["handshakes_per_second"], 3)
                         for x, y in zip(runs[WGSCOPE], runs[WGGO])]
+    cpu = {impl: statistics.median(h["cpu_us_per_handshake"] or float("inf") for h in hs) for impl, hs in runs.items()}
+    out["cpu_us_per_handshake"] = cpu
+    out["cpu_ratio_wggo_to_wgscope"] = round(cpu[WGGO] / cpu[WGSCOPE], 3)
     return out
 
 
@@ -196,6 +199,10 @@ def table(result: dict) -> str:
         lines.append(f"{'wgscope replay':34}{rp['wgscope']['packets_per_second']:14}{ratio if ratio else '-':>9}")
         if ts:
             lines.append(f"{'tshark (decrypting)':34}{ts['packets_per_second']:14}{1.0:>9.2f}")
+    if result.get("replay_iperf"):
+        from .replay_bench import iperf_line
+
+        lines.append(iperf_line(result["replay_iperf"]))
     mem = result.get("memory")
     if mem:
         lines.append("")
@@ -251,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
             from . import replay_bench
 
             result["replay"] = replay_bench.measure(packets=20_000 if a.quick else 100_000)
+            result["replay_iperf"] = replay_bench.measure_iperf(3.0 if a.quick else 8.0, str(tmp / "replay-iperf"))
+            print("  " + replay_bench.iperf_line(result["replay_iperf"]), flush=True)
         if "memory" not in skip:
             print("memory per peer:", flush=True)
             from . import memory_per_peer
@@ -283,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"handshakes/s wgscope / wireguard-go: "
               f"{hs[WGSCOPE]['handshakes_per_second'] / hs[WGGO]['handshakes_per_second']:.2f} "
               f"(per round {hs['per_round']}) (goal >= 1.0)")
+        print(f"responder CPU per handshake: wgscope {hs['cpu_us_per_handshake'][WGSCOPE]:.0f} us, wireguard-go "
+              f"{hs['cpu_us_per_handshake'][WGGO]:.0f} us (wireguard-go / wgscope {hs['cpu_ratio_wggo_to_wgscope']:.2f})")
     rtt = next((r["rtt"]["avg_ms"] for r in rows if r["label"] == "wgscope -> wgscope"), None)
     base_rtt = next((r["rtt"]["avg_ms"] for r in rows if r["label"] == BASELINE), None)
     if rtt and base_rtt:

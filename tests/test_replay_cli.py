@@ -36,12 +36,15 @@ def test_outputs(capture, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "sessions" in out and "initiation" in out and "findings: none" in out
     comments = [p.comment for p in read_capture(ann)]
-    assert all(c and c.startswith("wgscope: dir=wire") for c in comments)
+    # Both sides are re-executed: each frame carries the receiving node's own verdict.
+    assert all(c and c.startswith("wgscope: dir=in") for c in comments)
     assert "kind=initiation" in comments[0] and "verdict=accepted" in comments[2]
     assert len(list(read_capture(dec))) == 6  # 3 echo requests, 3 replies
     assert png.read_bytes()[:4] == b"\x89PNG"
     lines = [json.loads(x) for x in evs.read_text().splitlines()]
-    assert lines[0]["event"] == "handshake_initiation_consumed" and lines[0]["frame"] == 1
+    consumed = [x for x in lines if x["event"] == "handshake_initiation_consumed"]
+    assert len(consumed) == 1 and consumed[0]["node"] != "replay"  # the node's own name
+    assert {x["node"] for x in lines} == {x["peer"] for x in lines if x["event"] == "peer_added"}
     assert main(["replay", str(capture), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert len(data["sessions"]) == 1 and data["sessions"][0]["i2r"]["decrypted"] == 4

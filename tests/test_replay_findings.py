@@ -9,7 +9,6 @@ from wgscope.replay import replay_capture
 from wgscope.replay.alter import alter_capture
 from wgscope.replay.labcapture import LabCapture
 from wgscope.runtime import packets
-from wgscope.runtime.lab import Lab
 
 from test_replay_lab import busy_then_rekey, two_nodes
 
@@ -79,7 +78,9 @@ def test_corrupted_ciphertext_fails_decryption(clean, tmp_path):
     f = alpha_data(clean[2])[4][0]
     r = replay_altered(clean, tmp_path, corrupt={f: (30, 0x01)})
     assert [x.frames for x in r.findings_of("decryption_failed")] == [[f]]
-    assert kinds(r) == ["decryption_failed", "loss"]  # the receiver never accepted that counter
+    # The receiver never accepted that counter; re-executed, the sender's own key does not open it.
+    assert kinds(r) == ["decryption_failed", "divergence", "loss"]
+    assert "none of its own keypairs seals" in r.findings_of("divergence")[0].detail
 
 
 def test_unknown_receiver_index(clean, tmp_path):
@@ -101,7 +102,10 @@ def test_keepalive_late(clean, tmp_path):
     r = replay_altered(clean, tmp_path, shift={keepalive[0]: 3.0})
     (k,) = r.findings_of("keepalive_timing")
     assert keepalive[0] in k.frames and 12.9 < k.extra["delay"] < 13.1
-    assert kinds(r) == ["keepalive_timing"]
+    # Re-executed, alpha's core sent that keepalive 3 s earlier than the wire shows it.
+    (d,) = r.findings_of("divergence")
+    assert d.frames == [keepalive[0]] and "sent a keepalive 3.0" in d.detail
+    assert kinds(r) == ["divergence", "keepalive_timing"]
 
 
 def test_rekey_late_and_expired_keypair(clean, tmp_path):

@@ -66,24 +66,40 @@ def test_replay_reproduces_what_the_nodes_reported(clean):
     assert 120 <= r.sessions[1].created - r.sessions[0].created < 131
 
 
-def test_replay_events_match_the_live_nodes(clean):
+def test_both_sides_of_a_capture_are_re_executed(clean):
+    """A capture between two nodes whose keys it holds (DSB): each side is its own Device, the
+    datagrams that reached it in, its own sends compared byte for byte."""
     from wgscope.events import EventBus, EventRecorder, INFO
 
     path, lab, a, b = clean
-    bus = EventBus(INFO)
-    rec = EventRecorder()
-    bus.subscribe(rec, INFO)
-    replay_capture(path, bus=bus)
-    live = [e.fields["sender_index"] for e in b.recorder.of("handshake_initiation_consumed")]
-    assert [e.fields["sender_index"] for e in rec.of("handshake_initiation_consumed")] == live
-    live_done = [e.fields["role"] for e in a.recorder.of("handshake_completed") + b.recorder.of("handshake_completed")]
-    assert sorted(e.fields["role"] for e in rec.of("handshake_completed")) == sorted(live_done)
+    recorders = {}
+
+    def node_bus(name):
+        bus = recorders.setdefault(name, (EventBus(INFO), EventRecorder()))[0]
+        bus.subscribe(recorders[name][1], INFO)
+        return bus
+
+    r = replay_capture(path, node_bus=node_bus)
+    assert [n["divergences"] for n in r.nodes] == [0, 0]
+    assert {n["name"] for n in r.nodes} == set(recorders)
+    by_key = {n.public_key: n for n in (a, b)}
+    from wgscope.keytext import encode
+
+    for name, (_, rec) in recorders.items():
+        node = by_key[next(k for k in by_key if encode(k) == name)]
+        for kind in ("handshake_initiation_consumed", "handshake_completed", "keypair_created",
+                     "handshake_initiation_sent", "handshake_response_sent"):
+            # (a capture beside the sender stamps a datagram when sent: rtt is one delay shorter)
+            def fields(events):
+                return [{k: v for k, v in e.fields.items() if k != "rtt"} for e in events]
+            assert fields(rec.of(kind)) == fields(node.recorder.of(kind)), kind
+    agreed = sum(sum(n["agreed"].values()) for n in r.nodes)
+    assert agreed == r.wireguard  # every datagram either side sent was produced by its core, byte for byte
 
 
 def test_partial_decryption_still_yields_headers(clean, tmp_path):
     """Without the DSB: no keys at all, then static keys only."""
     from wgscope.replay.alter import alter_capture
-    from wgscope.replay.keys import KeyRing
     from wgscope.keytext import encode
 
     path, lab, a, b = clean
@@ -143,3 +159,40 @@ def test_ipv6_underlay(tmp_path):
     assert len(r.sessions) == 1 and r.sessions[0].decryptable
     assert r.inner == {"icmpv6 fd00::1 > fd00::2": 1, "icmpv6 fd00::2 > fd00::1": 1}
     assert {p.endpoint for p in r.parties} == {("2001:db8::1", 51820), ("2001:db8::2", 51821)}
+
+
+def test_a_pre_shared_key_is_never_guessed(clean, tmp_path):
+    """Ephemeral keys without the PRESHARED_KEY lines: the observer cannot verify the responses
+    (it does not try the all-zero key on its own); with the lines, it can."""
+    from wgscope.replay.alter import alter_capture
+    from wgscope.pcap import read_capture_secrets
+
+    path, lab, a, b = clean
+    bare = tmp_path / "bare.pcapng"
+    alter_capture(path, bare, secrets=False)
+    lines = "".join(read_capture_secrets(path)).splitlines()
+    without = tmp_path / "no-psk.keys"
+    without.write_text("\n".join(x for x in lines if not x.startswith("PRESHARED_KEY")) + "\n")
+    r = replay_capture(bare, keylogs=[str(without)], reexecute_sides=False)
+    assert {h.outcome for h in r.handshakes} == {"completed"}  # confirmed by the initiator's data on the session
+    assert all(not s.decryptable and s.sealed_reason == "psk_unknown" for s in r.sessions)
+    assert any("pre-shared key" in n for n in r.notices)
+    with_psk = tmp_path / "psk.keys"
+    with_psk.write_text("\n".join(lines) + "\n")
+    r = replay_capture(bare, keylogs=[str(with_psk)], reexecute_sides=False)
+    assert all(s.decryptable for s in r.sessions)
+
+
+def test_an_unconfirmed_response_is_not_completed(tmp_path):
+    """A response whose keys are unknown and that no data follows is "unverified", never "completed"."""
+    from wgscope.replay.alter import alter_capture
+
+    path = tmp_path / "one.pcapng"
+    lab, a, b = two_nodes(seed=13)
+    with LabCapture(lab, path):
+        a.ping("10.0.0.2")
+        lab.run(1)
+    bare = tmp_path / "bare.pcapng"
+    alter_capture(path, bare, secrets=False, drop=[3, 4])  # only the initiation and the response remain
+    r = replay_capture(bare)
+    assert [h.outcome for h in r.handshakes] == ["unverified"]

@@ -101,6 +101,7 @@ FLUSH_INTERVAL = 1.0  # protocol seconds: a quiet node's records still leave wit
 def _same_clock(now: float) -> float:
     return now
 
+
 STRICT_ENV = "WGSCOPE_STRICT_EVENTS"  # "1": every bus checks each event's fields against the catalogue
 
 
@@ -110,7 +111,8 @@ class EventBus:
     Two kinds of subscriber:
       subscribe(sink, level)          sink(Event) for each event at or above level, as it happens
       subscribe_records(sink, level)  sink(records, generic, wall_offset) every FLUSH_RECORDS records
-                                      or FLUSH_INTERVAL (and on flush()): the binary trace writer
+                                      or FLUSH_INTERVAL (and on flush()): the binary trace writer.
+                                      Records are gathered at the lowest level of these sinks.
 
     The core announces an event in one of two ways: `emit(etype, now, peer, **fields)` builds
     an Event; `record(etype, now, peer, a, b, c)` is for the per-packet events of PACKED and

@@ -16,9 +16,6 @@ import sys
 
 from ..errors import UserError
 from ..events import LEVELS
-from ..sinks.jsonlog import EventLogSink
-from ..trace.format import TraceFormatError
-from ..trace.reader import parse_when, read_events, read_node, select
 
 
 def register(sub) -> None:
@@ -39,6 +36,11 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    # imported here: every `wgscope` command line builds this parser (structlog, numpy load slowly)
+    from ..sinks.jsonlog import EventLogSink
+    from ..trace.format import TraceFormatError
+    from ..trace.reader import parse_when, read_events, read_node, select
+
     try:
         since = parse_when(args.since) if args.since else None
         until = parse_when(args.until) if args.until else None

@@ -1,4 +1,5 @@
-"""`wgscope replay CAPTURE`: feed a capture through the protocol code and explain what happened."""
+"""`wgscope replay CAPTURE`: re-execute each side whose key is known through the protocol core, observe
+the rest, and explain what happened."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from ..errors import UserError
 from ..events import DEBUG, INFO, EventBus
 
 EPILOG = """keys come from the capture's Decryption Secrets Block, --keylog files (Wireshark's WireGuard
-key log format) and --config files (wg-quick, private keys of one or both sides). With static
-private keys only, peers and handshakes are identified but transport data needs ephemeral keys."""
+key log format) and --config files (wg-quick, private keys of one or both sides). Every side whose
+static private key is known is re-executed: its own Device gets what arrived at it and re-sends
+what it sent, and every difference from the wire is a "divergence" finding; --events writes its
+events under its name. With static private keys only, a side is followed up to its first
+handshake (the ephemeral keys are needed for the session); with no keys, replay observes."""
 
 
 def register(sub) -> None:
@@ -40,31 +44,33 @@ def run(args) -> int:
 
         return run_xray(args)
     from ..events import TRACE
-    from ..replay import ReplayInputError, replay_capture
+    from ..replay import ReplayInputError
 
     level = {"info": INFO, "debug": DEBUG, "trace": TRACE}[args.events_level]
     bus = EventBus(INFO)
-    sink = None
-    state = {}
+    stream = None
     if args.events:
         from ..sinks.jsonlog import EventLogSink
 
         try:
-            sink = EventLogSink(args.events, fmt="json", node="replay")
+            stream = sys.stdout if args.events == "-" else open(args.events, "w", encoding="utf-8")
         except OSError as e:
             raise UserError(f"cannot write events to {args.events}: {e.strerror}") from None
+        bus.subscribe(EventLogSink(stream, fmt="json", node="replay"), level)
 
-        def with_frame(ev):
-            sink(ev._replace(fields={**ev.fields, "frame": state["engine"].frame}))
-
-        bus.subscribe(with_frame, level)
+    def node_bus(name: str) -> EventBus:
+        """A re-executed side writes the live node's events under the node's own name."""
+        node = EventBus(INFO)
+        if stream is not None:
+            node.subscribe(EventLogSink(stream, fmt="json", node=name), level)
+        return node
     try:
-        result = _replay(args, bus, state)
+        result = _replay(args, bus, node_bus)
     except ReplayInputError as e:
         raise UserError(str(e)) from None
     finally:
-        if sink is not None:
-            sink.close()
+        if stream is not None and stream is not sys.stdout:
+            stream.close()
     _outputs(args, result)
     if args.json:
         json.dump(result.as_dict(), sys.stdout, indent=1, default=str)
@@ -76,7 +82,7 @@ def run(args) -> int:
     return 0
 
 
-def _replay(args, bus, state):
+def _replay(args, bus, node_bus):
     from ..replay.driver import load_keys, replay_capture
     from ..replay.driver import ReplayInputError
     import os
@@ -85,10 +91,12 @@ def _replay(args, bus, state):
         what = "is a directory, not a capture file" if os.path.isdir(args.capture) else "no such file"
         raise ReplayInputError(f"{args.capture}: {what}")
     ring = load_keys(args.capture, args.keylog, args.config)
-    for w in ring.warnings[:5]:
-        print(f"wgscope replay: warning: {w}", file=sys.stderr)
-    return replay_capture(args.capture, bus=bus, annotate=bool(args.annotate), keep_decrypted=bool(args.decrypted),
-                          keyring=ring, on_engine=lambda e: state.update(engine=e))
+    result = replay_capture(args.capture, bus=bus, annotate=bool(args.annotate), keep_decrypted=bool(args.decrypted),
+                          keyring=ring, node_bus=node_bus)
+    if ring.warnings:  # one line, after the replay succeeded (a failure is one line of its own)
+        more = f" (and {len(ring.warnings) - 1} more)" if len(ring.warnings) > 1 else ""
+        print(f"wgscope replay: warning: {ring.warnings[0]}{more}", file=sys.stderr)
+    return result
 
 
 def _outputs(args, result) -> None:

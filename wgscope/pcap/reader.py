@@ -88,8 +88,9 @@ class CaptureReader:
     `source` is a path, a binary file object, or the capture's bytes.
     """
 
-    def __init__(self, source: str | os.PathLike | BinaryIO | bytes) -> None:
+    def __init__(self, source: str | os.PathLike | BinaryIO | bytes, comments: bool = True) -> None:
         self._source = source
+        self.comments = comments  # False: packets come without their comment (it is not parsed)
         self.secrets: list[str] = []
         self.format: str | None = None  # "pcap" or "pcapng", known once iteration starts
 
@@ -109,7 +110,7 @@ class CaptureReader:
             head = bytes(buf[:4])
             if head == _SHB_MAGIC:
                 self.format = "pcapng"
-                yield from _read_pcapng(buf, self.secrets, want_packets)
+                yield from _read_pcapng(buf, self.secrets, want_packets, self.comments)
             elif head in _PCAP_MAGIC:
                 self.format = "pcap"
                 bo, units, record_size = _PCAP_MAGIC[head]
@@ -126,9 +127,9 @@ class CaptureReader:
             closer()
 
 
-def read_capture(source: str | os.PathLike | BinaryIO | bytes) -> Iterator[CapturedPacket]:
+def read_capture(source: str | os.PathLike | BinaryIO | bytes, comments: bool = True) -> Iterator[CapturedPacket]:
     """Yield every packet record of a pcap or pcapng capture, in file order."""
-    return iter(CaptureReader(source))
+    return iter(CaptureReader(source, comments))
 
 
 def read_capture_secrets(source: str | os.PathLike | BinaryIO | bytes) -> list[str]:
@@ -205,7 +206,12 @@ def _read_pcap(buf, bo: str, units: float, record_size: int, linktype: int) -> I
 # --------------------------------------------------------------------------- pcapng
 
 
-def _read_pcapng(buf, secrets: list[str], want_packets: bool) -> Iterator[CapturedPacket]:
+# Timestamps a clock can hold: 1970 to the end of 9999 (what datetime and TAI64N label can write).
+_LAST_TIMESTAMP = 253402300800.0
+
+
+def _read_pcapng(buf, secrets: list[str], want_packets: bool, comments: bool = True) -> Iterator[CapturedPacket]:
+    # One loop, not a function per block kind: it is the per-packet path of every replay.
     end = len(buf)
     packet = CapturedPacket
     s = None
@@ -247,8 +253,11 @@ def _read_pcapng(buf, secrets: list[str], want_packets: bool) -> Iterator[Captur
             if want_packets:
                 iface = interfaces[ifid]
                 opt_start = data_end + ((-caplen) & 3)
-                comment = _comment(buf, opt_start, body_end, s, off) if opt_start < body_end else None
+                comment = _comment(buf, opt_start, body_end, s, off) if comments and opt_start < body_end else None
                 last_ts = ((hi << 32) | lo) / iface.divisor + iface.offset
+                if not 0.0 <= last_ts < _LAST_TIMESTAMP:
+                    raise CaptureError(f"packet block at offset {off}: timestamp {last_ts:.6g} s is not a date "
+                                       "between 1970 and 9999 (if_tsresol/if_tsoffset)")
                 yield packet(n, last_ts, iface.linktype, buf[data_start:data_end], comment)
         elif btype == _BLOCK_SPB:
             if body_end - body < 4:

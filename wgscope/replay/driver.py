@@ -1,4 +1,8 @@
-"""Read a capture, gather its keys, and run the engine over it."""
+"""Read a capture, gather its keys, observe it, then re-execute every side whose key is known.
+
+    pass 1  observer.py    what crossed the wire (parties, handshakes, sessions, flows)
+    pass 2  reexecute.py   each known side's own Device, driven by the capture (node.py)
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ from typing import Iterable
 
 from ..events import EventBus
 from ..pcap import CaptureError, CaptureReader, FrameError, parse_frame, read_capture
-from .engine import Engine, Replay
+from .observer import Observer, Replay
+from .reexecute import reexecute
 from .keys import KeyRing, KeySourceError
 
 
@@ -38,22 +43,27 @@ def load_keys(capture: str | os.PathLike | bytes, keylogs: Iterable[str] = (), c
 
 def replay_capture(capture: str | os.PathLike | bytes, keylogs: Iterable[str] = (), configs: Iterable[str] = (),
                    bus: EventBus | None = None, annotate: bool = False, keep_decrypted: bool = False,
-                   keyring: KeyRing | None = None, on_engine=None) -> Replay:
-    """Replay every WireGuard datagram of a pcap/pcapng capture; keys from its DSB, key logs and configs."""
+                   keyring: KeyRing | None = None, node_bus=None, progress: dict | None = None,
+                   reexecute_sides: bool = True) -> Replay:
+    """Replay every WireGuard datagram of a pcap/pcapng capture; keys from its DSB, key logs and configs.
+
+    `bus` gets the observer's findings; `node_bus(name) -> EventBus` the events of each
+    re-executed side (the live node's events, under its name); `progress["frame"]` follows the
+    frame being replayed."""
     if isinstance(capture, (str, os.PathLike)):
         if not os.path.exists(capture):
             raise ReplayInputError(f"{capture}: no such file")
         if os.path.isdir(capture):
             raise ReplayInputError(f"{capture}: is a directory, not a capture file")
     ring = keyring if keyring is not None else load_keys(capture, keylogs, configs)
-    engine = Engine(ring, bus, annotate=annotate, keep_decrypted=keep_decrypted)
-    if on_engine is not None:
-        on_engine(engine)
+    engine = Observer(ring, bus, annotate=annotate, keep_decrypted=keep_decrypted)
     frames = 0
     damage = None
     try:
-        for pkt in read_capture(capture):
+        for pkt in read_capture(capture, comments=False):
             frames = pkt.frame_number
+            if progress is not None:
+                progress["frame"] = frames
             try:
                 udp = parse_frame(pkt.linktype, pkt.data)
             except FrameError:
@@ -70,6 +80,8 @@ def replay_capture(capture: str | os.PathLike | bytes, keylogs: Iterable[str] = 
     result.frames = frames
     if damage:
         result.notices.append(damage)
+    if reexecute_sides and ring.sides:
+        reexecute(capture, ring, engine, result, node_bus, annotate, progress)
     return result
 
 

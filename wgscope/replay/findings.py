@@ -24,6 +24,8 @@ KINDS: dict[str, str] = {
     "expired_keypair": "transport data on a keypair older than REJECT_AFTER_TIME (180 s) (WP §6.1)",
     "source_not_allowed": "a decrypted packet whose source is outside the sender's allowed IPs (WP §2)",
     "malformed": "a datagram that looks like WireGuard but is not a valid message",
+    "divergence": "a re-executed side's protocol core and the wire disagree: what the node sent (or its verdict on "
+                  "what it received) is not what the same Device, fed the same inputs, does",
 }
 
 

@@ -19,7 +19,10 @@ from dataclasses import dataclass, field
 
 from ..keytext import KeyFormatError, decode, encode
 from ..protocol.constants import LABEL_COOKIE, LABEL_MAC1
+from ..protocol.cookie import CookieChecker
 from ..protocol.crypto import HASH, public_key
+from ..protocol.entropy import SYSTEM
+from .sides import SideSetting
 
 KEYLOG_TYPES = ("LOCAL_STATIC_PRIVATE_KEY", "REMOTE_STATIC_PUBLIC_KEY", "LOCAL_EPHEMERAL_PRIVATE_KEY",
                 "PRESHARED_KEY")
@@ -42,7 +45,10 @@ class KeyRing:
     allowed_ips: dict[bytes, list] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    _mac1: dict[bytes, bytes] = field(default_factory=dict)
+    # What each side whose static private key is known was configured with (sides.py builds a
+    # Device from it): own public key -> SideSetting.
+    sides: dict[bytes, "SideSetting"] = field(default_factory=dict)
+    _mac1: dict[bytes, CookieChecker] = field(default_factory=dict)
 
     # ------------------------------------------------------------ adding
     def add_static_private(self, private: bytes, label: str | None = None) -> bytes:
@@ -54,7 +60,8 @@ class KeyRing:
     def add_static_public(self, pub: bytes, label: str | None = None) -> None:
         if label or pub not in self.static_public:
             self.static_public[pub] = label or self.static_public.get(pub)
-        self._mac1[pub] = HASH(LABEL_MAC1 + pub)
+        if pub not in self._mac1:
+            self._mac1[pub] = CookieChecker(HASH(LABEL_MAC1 + pub), HASH(LABEL_COOKIE + pub), SYSTEM)
 
     def add_ephemeral_private(self, private: bytes) -> bytes:
         pub = public_key(private)
@@ -65,9 +72,13 @@ class KeyRing:
         """Add every key of a Wireshark key log; returns how many lines were used."""
         used = 0
         last_ephemeral: bytes | None = None
+        block = _Block()
         for lineno, raw in enumerate(text.splitlines(), 1):
             line = raw.strip()
-            if not line or line.startswith("#"):
+            if line.startswith("#"):
+                block.comment(line)
+                continue
+            if not line:
                 continue
             kind, sep, value = line.partition("=")
             kind = kind.strip()
@@ -81,14 +92,20 @@ class KeyRing:
                 continue
             used += 1
             if kind == "LOCAL_STATIC_PRIVATE_KEY":
-                self.add_static_private(key)
+                block.local = self.add_static_private(key)
+                self._side(key, block.name, source)
             elif kind == "REMOTE_STATIC_PUBLIC_KEY":
                 self.add_static_public(key)
+                block.remote = key
+                if block.local is not None:
+                    self.sides[block.local].peer(key)
             elif kind == "LOCAL_EPHEMERAL_PRIVATE_KEY":
                 last_ephemeral = self.add_ephemeral_private(key)
             elif last_ephemeral is not None:  # PRESHARED_KEY: linked to the last ephemeral, as Wireshark does
                 self.psk_by_ephemeral.setdefault(last_ephemeral, []).append(key)
                 last_ephemeral = None
+                if block.local is not None and block.remote is not None:
+                    self.sides[block.local].peer(block.remote).preshared_key = key
             else:
                 self.psks.append(key)
         self.sources.append(source)
@@ -117,12 +134,18 @@ class KeyRing:
         except wgconfig.ConfigError as e:
             raise KeySourceError(f"{path}: {e}") from None
         iface = cfg.interface
+        side = None
         if iface.private_key:
             self.add_static_private(iface.private_key, label=_label_of(path))
+            side = self._side(iface.private_key, _label_of(path), path, from_config=True)
+            side.listen_port, side.mtu = iface.listen_port, iface.mtu
+            side.addresses = list(iface.addresses)
         for peer in cfg.peers:
             self.add_static_public(peer.public_key, getattr(peer, "name", None))
-            psk = getattr(peer, "preshared_key", None)
-            if psk and psk != bytes(32) and psk not in self.psks:
+            if side is not None:
+                side.configure(peer)
+            psk = getattr(peer, "preshared_key", None) or bytes(32)  # no PresharedKey: the all-zero one
+            if psk not in self.psks:
                 self.psks.append(psk)
             nets = [ipaddress.ip_network(n, strict=False) if isinstance(n, str) else n
                     for n in (peer.allowed_ips or [])]
@@ -130,9 +153,21 @@ class KeyRing:
         self.warnings.extend(f"{path}: {w}" for w in (getattr(cfg, "warnings", None) or []))
         self.sources.append(path)
 
+    def _side(self, private: bytes, name: str | None, source: str, from_config: bool = False) -> "SideSetting":
+        pub = public_key(private)
+        side = self.sides.get(pub)
+        if side is None:
+            side = self.sides[pub] = SideSetting(private, pub, name, source)
+        if from_config and not side.from_config:  # a configuration is the fuller account of a side
+            side.from_config, side.source = True, source
+            side.name = name or side.name
+        elif side.name is None:
+            side.name = name
+        return side
+
     # ------------------------------------------------------------ lookups
-    def mac1_keys(self) -> dict[bytes, bytes]:
-        """public key -> HASH(LABEL_MAC1 || public): who a handshake message is addressed to."""
+    def mac1_checkers(self) -> dict[bytes, CookieChecker]:
+        """public key -> the core's mac1 check for messages addressed to it (WP §5.4.4)."""
         return self._mac1
 
     @staticmethod
@@ -161,6 +196,22 @@ class KeyRing:
         return self.allowed_ips.get(sender)
 
 
+class _Block:
+    """One handshake's lines of a key log; the comment wgscope writes above it names the node
+    ("# <time> initiator handshake with peer AbCd on wg0", sinks/keylog.py format_keylog)."""
+
+    __slots__ = ("local", "remote", "name")
+
+    def __init__(self) -> None:
+        self.local = self.remote = self.name = None
+
+    def comment(self, line: str) -> None:
+        self.local = self.remote = None
+        words = line.split()
+        if "handshake" in words and len(words) >= 2 and words[-2] == "on":
+            self.name = words[-1][:64]
+
+
 def _label_of(path: str) -> str:
     import os
 
@@ -171,7 +222,6 @@ def keylog_lines(secrets) -> str:
     """Format HandshakeSecrets (events.HandshakeSecrets) as Wireshark key log text."""
     out = [f"LOCAL_STATIC_PRIVATE_KEY = {encode(secrets.local_static_private)}",
            f"REMOTE_STATIC_PUBLIC_KEY = {encode(secrets.remote_static_public)}",
-           f"LOCAL_EPHEMERAL_PRIVATE_KEY = {encode(secrets.local_ephemeral_private)}"]
-    if secrets.preshared_key and secrets.preshared_key != bytes(32):
-        out.append(f"PRESHARED_KEY = {encode(secrets.preshared_key)}")
+           f"LOCAL_EPHEMERAL_PRIVATE_KEY = {encode(secrets.local_ephemeral_private)}",
+           f"PRESHARED_KEY = {encode(secrets.preshared_key or bytes(32))}"]  # zeros: "none", said so
     return "\n".join(out) + "\n"

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from .engine import Replay
+from .observer import Replay
 from .model import Party, endpoint_text
 
 WIDTH = 44
@@ -43,6 +43,8 @@ def ladder_rows(result: Replay, left: Party, right: Party) -> list[tuple[float, 
             remark = (remark + " mac2").strip()
         if hs.outcome == "rejected":
             remark = (remark + f" rejected: {hs.reason}").strip()
+        elif hs.outcome == "unverified":
+            remark = (remark + " not verified: " + (hs.reason or "keys unknown")).strip()
         rows.append((hs.time, hs.frame, f"initiation 0x{hs.sender_index:08x}", to_right, remark))
         for fr in hs.cookie_frames:
             c = next((c for c in result.cookies if c.frame == fr), None)

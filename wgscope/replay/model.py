@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from ..keytext import encode
 from ..protocol.endpoint import endpoint_text as _endpoint_text
 from ..protocol.antireplay import AntiReplayWindow
+from .loss import LossRanges
 
 
 def endpoint_text(ep: tuple | None) -> str:
@@ -80,10 +81,11 @@ class Handshake:
     mac2: bool = False
     identified: bool = False  # initiator static key decrypted
     timestamp: bytes | None = None
-    outcome: str = "unanswered"  # unanswered | completed | rejected
+    outcome: str = "unanswered"  # unanswered | completed | rejected | unverified (keys cannot tell)
     response_frame: int | None = None
     response_time: float | None = None
     responder_index: int | None = None
+    response_ephemeral: bytes = b""
     cookie_frames: list = field(default_factory=list)
     session: "Session | None" = None
     view: object = None  # passive.InitiationView
@@ -111,7 +113,7 @@ class Flow:
     cipher: object = None  # ChaCha20Poly1305 for this direction, when keys allow
     replay: AntiReplayWindow = field(default_factory=AntiReplayWindow)
     max_counter: int = -1
-    missing: set = field(default_factory=set)  # counters skipped so far (gaps not yet filled)
+    missing: LossRanges = field(default_factory=LossRanges)  # counters skipped so far (gaps not yet filled)
     frame_of: dict = field(default_factory=dict)  # counter -> frame (for duplicate findings)
     packets: int = 0
     bytes: int = 0
@@ -120,6 +122,7 @@ class Flow:
     decrypted: int = 0
     failed: int = 0
     inner_bytes: int = 0
+    head: list = field(default_factory=list)  # (time, counter, inner packet) of the first data (node.py's staging)
     first_time: float | None = None
     last_time: float | None = None
     first_frame: int | None = None
@@ -162,7 +165,7 @@ class Session:
             return {"sender": f.sender.name, "receiver_index": f.receiver_index, "packets": f.packets,
                     "bytes": f.bytes, "data_packets": f.data_packets, "keepalives": f.keepalives,
                     "decrypted": f.decrypted, "failed": f.failed, "max_counter": f.max_counter,
-                    "missing": len(f.missing)}
+                    "missing": f.missing.count()}
 
         return {"id": self.id, "initiator": self.initiator.name, "responder": self.responder.name,
                 "initiator_index": self.initiator_index, "responder_index": self.responder_index,
@@ -189,3 +192,4 @@ class CookieExchange:
     receiver: Party
     handshake: Handshake | None
     decrypted: bool
+    nonce: bytes = b""  # the reply's XChaCha20 nonce (what the sender's Entropy drew)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..pcap import PcapWriter, PcapngWriter, read_capture, read_capture_secrets
-from .engine import Replay
+from .observer import Replay
 
 COMMENT_PREFIX = "wgscope:"  # the prefix sinks/capture.py uses and dissectors/wgscope.lua reads
 
@@ -26,6 +26,20 @@ def frame_comment(meta: dict | None, notes: list[str] | None) -> str | None:
     return f"{COMMENT_PREFIX} {' '.join(pairs)} | replay: {human}"
 
 
+def frame_comments(result: Replay, frame: int, source_comment: str | None) -> str | None:
+    """A re-executed side's verdict is the node's own (verdicts.py); the observer adds its notes.
+    Where only the observer saw the frame and the capture already carries the node's verdict,
+    the observer's pairs are left out: it never contradicts what the node said."""
+    notes = result.frame_notes.get(frame)
+    node = result.node_comments.get(frame)
+    if node is not None:
+        return node + ("" if not notes else " | replay: " + "; ".join(notes))
+    meta = result.frame_meta.get(frame)
+    if source_comment and source_comment.startswith(COMMENT_PREFIX):
+        meta = None
+    return frame_comment(meta, notes)
+
+
 def write_annotated(source, out_path, result: Replay) -> int:
     """Copy every frame of `source` into a pcapng with replay's verdict as the packet comment.
     The source's own key logs are kept (as a DSB) so the copy still decrypts itself."""
@@ -38,7 +52,7 @@ def write_annotated(source, out_path, result: Replay) -> int:
                 writer = PcapngWriter(out_path, linktype=pkt.linktype)
                 for text in secrets:
                     writer.write_wireguard_secrets(text)
-            comment = frame_comment(result.frame_meta.get(pkt.frame_number), result.frame_notes.get(pkt.frame_number))
+            comment = frame_comments(result, pkt.frame_number, pkt.comment)
             if pkt.comment and comment:
                 comment = pkt.comment + "\n" + comment
             writer.write_packet(pkt.data, pkt.timestamp, comment or pkt.comment)

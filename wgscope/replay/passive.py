@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..protocol.crypto import AEAD_OPEN, DH, HASH, KDF1, KDF2, KDF3, MAC, AuthenticationError, DHError
+from ..protocol.crypto import AEAD_OPEN, DH, HASH, KDF1, KDF2, KDF3, AuthenticationError, DHError
 from ..protocol.messages import Initiation, Response
 from ..protocol.noise import INITIAL_CHAIN_KEY, INITIAL_HASH, ZERO_PSK
 from .keys import KeyRing
@@ -41,23 +41,21 @@ class ResponseView:
     send_i: bytes | None = None  # T_send of the initiator = T_recv of the responder
     send_r: bytes | None = None
     psk_used: bool = False
-    failure: str | None = None  # no_ephemeral_key | decryption_failed
+    failure: str | None = None  # no_ephemeral_key | psk_unknown | decryption_failed
 
 
 def mac1_owner(keyring: KeyRing, data: bytes) -> bytes | None:
-    """The known static public key whose mac1 key authenticates this handshake message."""
-    end = len(data) - 32
-    body, mac1 = data[:end], data[end:end + 16]
-    for pub, key in keyring.mac1_keys().items():
-        if MAC(key, body) == mac1:
+    """The known static public key whose mac1 authenticates this handshake message: the
+    core's own check (protocol/cookie.py CookieChecker.check_mac1), once per known key."""
+    for pub, checker in keyring.mac1_checkers().items():
+        if checker.check_mac1(data):
             return pub
     return None
 
 
 def mac1_valid(pub: bytes, data: bytes, keyring: KeyRing) -> bool:
-    end = len(data) - 32
-    key = keyring.mac1_keys().get(pub)
-    return key is not None and MAC(key, data[:end]) == data[end:end + 16]
+    checker = keyring.mac1_checkers().get(pub)
+    return checker is not None and checker.check_mac1(data)
 
 
 def _dh(private: bytes, public: bytes) -> bytes | None:
@@ -129,10 +127,13 @@ def open_response(keyring: KeyRing, init: InitiationView, init_ephemeral: bytes,
     C = KDF1(init.chaining_key, msg.ephemeral)
     H0 = HASH(init.hash + msg.ephemeral)
     C = KDF1(KDF1(C, dh3), dh4)
-    # Pre-shared keys: those logged with either ephemeral, then the configurations', then zero
-    # (Wireshark's wg_psk_iter_next order, plus configuration PSKs).
+    # Pre-shared keys: those logged with either ephemeral, then the configurations' (an all-zero
+    # one only where a key log or configuration says "no pre-shared key"): never a guess.
     candidates = (keyring.psk_by_ephemeral.get(init_ephemeral, []) + keyring.psk_by_ephemeral.get(msg.ephemeral, [])
-                  + keyring.psks + [ZERO_PSK])
+                  + keyring.psks)
+    if not candidates:
+        view.failure = "psk_unknown"
+        return view
     for psk in candidates:
         C2, tau, k = KDF3(C, psk)
         H = HASH(H0 + tau)

@@ -12,7 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .engine import Replay  # noqa: E402
+from .observer import Replay  # noqa: E402
 from .ladder import ladder_pairs  # noqa: E402
 
 
@@ -36,28 +36,31 @@ def figure(result: Replay):
         y = lanes.get(frozenset((hs.initiator.id, hs.responder.id)))
         if y is None:
             continue
-        color = "tab:green" if hs.outcome == "completed" else ("tab:red" if hs.outcome == "unanswered" else "black")
+        color = {"completed": "tab:green", "unanswered": "tab:red", "unverified": "tab:olive"}.get(hs.outcome, "black")
         ax.plot(hs.time - t0, y, marker=">", color=color, markersize=7, linestyle="none")
     for c in result.cookies:
         y = lanes.get(frozenset((c.sender.id, c.receiver.id)))
         if y is not None:
             ax.plot(c.time - t0, y, marker="D", color="tab:orange", markersize=6, linestyle="none")
-    for f in result.findings:
-        ax.plot(f.time - t0, len(pairs) - 0.45 if pairs else 0, marker="x", color="red", markersize=7,
+    for f in result.findings:  # divergences (a re-executed node disagreeing) just below the other findings
+        y = (len(pairs) - 0.45 if pairs else 0) - (0.12 if f.kind == "divergence" else 0)
+        ax.plot(f.time - t0, y, marker="x", color="purple" if f.kind == "divergence" else "red", markersize=7,
                 linestyle="none")
     ax.set_yticks(range(len(pairs)), [f"{a.name} ⇄ {b.name}" for a, b in pairs])
     ax.set_ylim(-0.7, max(1, len(pairs)) - 0.3)
-    ax.set_title("handshakes (▶ green answered, red unanswered), sessions (bars), cookie replies (◆), findings (×)",
-                 fontsize=9)
+    ax.set_title("handshakes (▶ green completed, olive not verified, red unanswered), sessions (bars),\n"
+                 "cookie replies (◆), findings (× red; divergences of a re-executed node purple)", fontsize=9)
     first, last = int(t0), int(result.last_time or t0) + 1
     width = max(1, -(-(last - first) // 600))  # at most ~600 bins
     edges = list(range(first, last + width, width))
-    for p in result.parties:
-        if p.volume:
-            bins = [0.0] * len(edges)
-            for sec, b in p.volume.items():
-                bins[(sec - first) // width] += b / width
-            vol.step([e - t0 for e in edges], bins, where="post", label=p.name)
+    styles = ("-", "--", ":", "-.")
+    drawn = [p for p in result.parties if p.volume]
+    for i, p in enumerate(drawn):  # each later line thinner and dashed: equal volumes stay visible
+        bins = [0.0] * len(edges)
+        for sec, b in p.volume.items():
+            bins[(sec - first) // width] += b / width
+        vol.step([e - t0 for e in edges], bins, where="post", label=p.name, linestyle=styles[i % len(styles)],
+                 linewidth=max(0.8, 2.6 - 0.6 * i), zorder=2 + i)
     if any(p.volume for p in result.parties):
         vol.legend(fontsize=7, loc="upper right")
     vol.set_ylabel("bytes/s")

@@ -7,7 +7,7 @@ import datetime
 from rich.console import Console
 from rich.table import Table
 
-from .engine import Replay
+from .observer import Replay
 from .findings import KINDS
 from .model import endpoint_text
 from . import ladder
@@ -23,7 +23,13 @@ def render(result: Replay, console: Console | None = None, ladder_limit: int = 4
     if console is None:
         probe = Console()
         console = probe if probe.is_terminal else Console(width=120)
-    c = console
+    _overview(result, console)
+    _tables(result, console)
+    _handshakes(result, console, ladder_limit)
+    _findings(result, console, findings_limit)
+
+
+def _overview(result: Replay, c: Console) -> None:
     span = (result.last_time - result.first_time) if result.first_time is not None else 0.0
     k = result.kinds
     c.print(f"[bold]capture[/]: {result.frames} frames, {result.wireguard} WireGuard datagrams, "
@@ -37,6 +43,8 @@ def render(result: Replay, console: Console | None = None, ladder_limit: int = 4
     for n in result.notices:
         c.print(f"[yellow]note[/]: {n}")
 
+
+def _tables(result: Replay, c: Console) -> None:
     t = Table(title="peers", title_justify="left")
     for col in ("peer", "endpoints", "init", "resp", "sent", "data", "keepalive", "decrypted", "bytes"):
         t.add_column(col, justify="right" if col in ("init", "resp", "sent", "data", "keepalive", "decrypted",
@@ -65,12 +73,31 @@ def render(result: Replay, console: Console | None = None, ladder_limit: int = 4
                       str(s.r2i.packets if s.r2i else 0), state, str(sum(len(f.missing) for f in fl)))
         c.print(t)
 
+
+def _handshakes(result: Replay, c: Console, ladder_limit: int) -> None:
+    for n in result.nodes:
+        agreed = sum(n["agreed"].values())
+        line = (f"re-executed [bold]{n['name']}[/] ({n['source']}): {agreed} datagrams sent as its core sends them, "
+                f"{n['divergences']} divergences")
+        if n["compared_by_kind"]:
+            line += f", {sum(n['compared_by_kind'].values())} compared by kind and timing only"
+        if n["unknown_inputs"]:
+            line += f" (not in the capture: {', '.join(n['unknown_inputs'])})"
+        c.print(line)
+        if n.get("stop_reason"):
+            c.print(f"  [yellow]note[/]: {n['stop_reason']}")
     hs = result.handshakes
     if hs:
         retries = [h for h in hs if h.attempt > 1]
         done = [h for h in hs if h.outcome == "completed"]
+        unverified = [h for h in hs if h.outcome == "unverified"]
+        rejected = [h for h in hs if h.outcome == "rejected"]
         rtts = [h.rtt for h in done if h.rtt is not None]
         line = f"handshakes: {len(hs)} initiations, {len(done)} completed, {len(retries)} retries"
+        if rejected:
+            line += f", {len(rejected)} rejected"
+        if unverified:
+            line += f", {len(unverified)} answered but not verified (keys unknown)"
         if rtts:
             line += f", response time median {sorted(rtts)[len(rtts) // 2] * 1000:.1f} ms"
         if result.cookies:
@@ -85,6 +112,8 @@ def render(result: Replay, console: Console | None = None, ladder_limit: int = 4
         top = sorted(result.inner.items(), key=lambda kv: -kv[1])[:8]
         c.print("inner packets: " + "; ".join(f"{k} ×{v}" for k, v in top))
 
+
+def _findings(result: Replay, c: Console, findings_limit: int) -> None:
     if result.findings:
         t = Table(title=f"findings ({len(result.findings)})", title_justify="left")
         t.add_column("kind")

@@ -1,0 +1,366 @@
+"""A re-executed side: the side's own Device, driven by the capture as the live node drives it.
+
+    datagrams that arrived at the side  -> Device.receive_datagram(data, src, t)
+    the capture's timestamps            -> the clock; Device.tick at each deadline between frames
+    the side's own transport sends      -> decrypted with its own keypair -> Device.send_packet
+
+What the core sends is kept as `pending` and compared with what the side put on the wire:
+the same bytes is agreement (the normal case); anything else is a divergence, a finding with
+the frame number and a sentence in the protocol's terms. Where the capture does not reveal a
+random input (entropy.py `unknown`), a message is compared by kind and timing instead.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+
+from ..events import HANDSHAKE_COMPLETED, HANDSHAKE_GAVE_UP, INFO, EventBus
+from ..protocol import ip
+from ..protocol.actions import SendDatagram, WritePacket
+from ..protocol.constants import (
+    DEFAULT_MTU, INITIATION_SIZE, KEEPALIVE_TIMEOUT, MESSAGE_INITIATION, MESSAGE_RESPONSE, REJECT_AFTER_MESSAGES,
+    REKEY_AFTER_TIME, RESPONSE_SIZE, TRANSPORT_HEADER_SIZE, TRANSPORT_MIN_SIZE,
+)
+from ..protocol.crypto import MAC, nonce
+from ..protocol.device import Device
+from ..protocol.antireplay import AntiReplayWindow
+from ..protocol.messages import KIND_NAMES, MessageError, message_type, transport_fields
+from .entropy import EARLY, LATE, CaptureEntropy
+from .rules import GIVE_UP, ONE_PER_REKEY_TIMEOUT, REJECT, REKEY_ON_SEND, TIMER_RULES, timer_cause
+from .sides import SideSetting
+from .verdicts import VerdictJudge
+
+MAX_DIVERGENCES = 50  # per side; past this the side is only observed (the report says so)
+
+
+@dataclass
+class Pending:
+    """A datagram the core sent that the wire has not shown yet."""
+
+    time: float
+    data: bytes
+    kind: str
+    cause: str  # what made the core send it: "frame N", "timer"
+    inner: bytes | None = None  # transport: the inner packet fed to make it; keepalive: b""
+
+    def same_content(self, kind: str, data: bytes, inner: bytes | None) -> bool:
+        """Transport carrying the same inner packet on the same session: counters may differ
+        where the capture point missed some of the side's sends (loss before it, reordering)."""
+        if kind != self.kind or kind not in ("transport", "keepalive"):
+            return False
+        if self.data[4:8] != data[4:8]:
+            return False
+        return kind == "keepalive" or (inner is not None and self.inner == inner)
+
+
+ARTICLE = {"initiation": "an initiation", "response": "a response", "cookie_reply": "a cookie reply",
+           "transport": "transport data", "keepalive": "a keepalive", "invalid": "an invalid datagram"}
+
+
+def wire_kind(data: bytes) -> str:
+    try:
+        kind = KIND_NAMES[message_type(data)]
+    except MessageError:
+        return "invalid"
+    return "keepalive" if kind == "transport" and len(data) == TRANSPORT_MIN_SIZE else kind
+
+
+class ReplayNode:
+    def __init__(self, side: SideSetting, entropy: CaptureEntropy, bus: EventBus, start: float,
+                 find, staged_for=None) -> None:
+        self.side = side
+        self.name = side.node_name
+        self.bus = bus
+        self.entropy = entropy
+        self.find = find  # find(kind, frames, detail, time, peer name)
+        self.staged_for = staged_for  # initiation sender index -> inner packets staged before it
+        self.written = 0  # inner packets the receive path wrote to the TUN
+        self.pending: deque[Pending] = deque()
+        self.agreed: Counter[str] = Counter()
+        self.by_kind: Counter[str] = Counter()  # compared by kind and timing only
+        self.divergences = 0
+        self.stopped_at: int | None = None
+        self.stop_reason: str | None = None
+        self.prefed: dict[int, int] = {}  # receiver index -> data counters below this were fed when staged
+        self.later_staged: dict[int, list] = {}  # receiver index -> packets staged after the first, fed
+        self.overdue: deque[Pending] = deque(maxlen=64)  # sent by the core more than LATE ago, not seen yet
+        self.seen: dict[int, AntiReplayWindow] = {}  # receiver index -> counters of own sends seen on the wire
+        self.judge = VerdictJudge(bus)
+        self.gave_up: dict[str, float] = {}  # peer name -> when its core gave up the handshake
+        bus.subscribe(self._on_event, INFO)
+        self.device = Device(side.private_key, bus=bus, listen_port=side.listen_port, mtu=side.mtu or DEFAULT_MTU,
+                             wall_offset=0.0, entropy=entropy, name=self.name)
+        for p in side.peers.values():
+            self.device.add_peer(p.public_key, preshared_key=p.preshared_key, endpoint=p.endpoint,
+                                 allowed_ips=side.routes(p), persistent_keepalive=p.persistent_keepalive,
+                                 label=p.label, now=start)
+        self.now = start
+
+    @property
+    def active(self) -> bool:
+        return self.stopped_at is None
+
+    # ---------------------------------------------------------------- the clock
+    def advance(self, t: float) -> None:
+        """Run every timer due before `t` at its own deadline, then compare what is overdue."""
+        dev = self.device
+        while self.active:
+            when = dev.next_deadline()
+            if when is None or when > t:
+                break
+            self.now = self.entropy.now = max(when, self.now)
+            due = [tm.name for peer in dev.peers.values() for tm in peer.timers.values()
+                   if tm.deadline is not None and tm.deadline <= self.now]
+            self._produced(dev.tick(self.now), self.now, timer_cause(due))
+        self.now = max(self.now, t)
+        while self.pending and self.pending[0].time < t - LATE:
+            late = self.pending.popleft()
+            if len(self.overdue) == self.overdue.maxlen:
+                self._missing(self.overdue[0])
+            self.overdue.append(late)
+        while self.overdue and self.overdue[0].time < t - KEEPALIVE_TIMEOUT:
+            self._missing(self.overdue.popleft())
+
+    def finish(self, t: float) -> None:
+        self.advance(t)
+        for p in self.overdue:
+            self._missing(p)
+        self.pending.clear()  # what the core sent in the last LATE seconds: the capture had ended
+        self.overdue.clear()
+
+    # ---------------------------------------------------------------- receive path
+    def arrive(self, frame: int, t: float, src: tuple, dst: tuple, data: bytes, judge: bool = True) -> str | None:
+        """A datagram that reached this side. Returns the node's verdict comment for the frame (when
+        `judge`: the capture writer's words, sinks/capture.py)."""
+        if not self.active:
+            return None
+        self.entropy.now = t
+        if self.later_staged and len(data) == RESPONSE_SIZE and data[0] == MESSAGE_RESPONSE:
+            staged = self.later_staged.pop(int.from_bytes(data[4:8], "little"), None)
+            if staged:
+                self._produced(self.device.send_packets(staged, t), t, f"frame {frame}")
+        loaded = self._load_for(data, t)
+        actions = self.device.receive_datagram(data, src, t)
+        if loaded:
+            self.device.set_forced_load(None, t)
+        comment = self.judge.tap("in", src, dst, data, t) if judge else None
+        self._produced(actions, t, f"frame {frame}")
+        return comment
+
+    # ---------------------------------------------------------------- send path
+    def sent(self, frame: int, t: float, src: tuple, dst: tuple, data: bytes, judge: bool = True) -> str | None:
+        """A datagram this side put on the wire: produce it with the core and compare."""
+        if not self.active:
+            return None
+        kind = wire_kind(data)
+        self.entropy.now = t
+        inner = b"" if kind == "keepalive" else None
+        if kind in ("transport", "keepalive"):
+            receiver, counter = transport_fields(data)
+            window = self.seen.get(receiver)
+            if window is None:
+                window = self.seen[receiver] = AntiReplayWindow()
+            if counter >= REJECT_AFTER_MESSAGES:
+                if self._open_own(data)[0] is not None:  # sealed with its own key: the node did send it
+                    self._diverge([frame], t, f"{self.name} sent {ARTICLE[kind]} with counter {counter}, past "
+                                  f"REJECT_AFTER_MESSAGES ({REJECT_AFTER_MESSAGES}); {REJECT}")
+                    return None
+            elif window.check(counter) is not None:
+                return None  # a copy the network made (or a replay): the observer reports it
+        if kind == "transport":
+            inner, keypair = self._open_own(data)
+            if keypair is not None and keypair.expired_reason(t):
+                self._diverge([frame], t, f"{self.name} sent transport data on a keypair {t - keypair.created:.1f} s "
+                              f"old ({keypair.expired_reason(t).replace('_', ' ')}); {REJECT}")
+            if inner is None:
+                self._diverge([frame], t, f"{self.name} sent transport data on receiver index 0x{receiver:08x} "
+                              "that none of its own keypairs seals (altered on the way to the capture point?)")
+                return None
+            if counter >= self.prefed.get(receiver, 0):
+                self._learn_route(inner, data)
+                self._produced(self.device.send_packet(inner, t), t, f"frame {frame}", inner)
+        elif kind == "initiation" and not any(p.kind == "initiation" for p in self.pending):
+            self._trigger(data, t, frame)
+        self._compare(frame, t, kind, data, inner)
+        return self.judge.tap("out", src, dst, data, t) if judge else None
+
+    def _trigger(self, data: bytes, t: float, frame: int) -> None:
+        """An initiation the core's timers did not make: data the TUN handed the live node made
+        it. Those packets travel later, in the new session; feed them now, as the node got them."""
+        sender = int.from_bytes(data[4:8], "little")
+        receiver, packets = self.staged_for(sender) if self.staged_for is not None else (None, [])
+        if packets:  # the first made the initiation; the others came while the handshake went on
+            self.prefed[receiver] = len(packets)
+            self.later_staged[receiver] = packets[1:]
+            self._produced(self.device.send_packets(packets[:1], t), t, f"frame {frame}")
+            return
+        peer = self._peer_for_initiation(data)
+        if peer is None:
+            return
+        out = self.device.initiate_handshake(peer, t)
+        if peer.name in self.gave_up:
+            self._diverge([frame], t, f"{self.name} sent an initiation {t - self.gave_up.pop(peer.name):.3f} s after "
+                          f"its protocol core gave up; {GIVE_UP}")
+        if not any(type(a) is SendDatagram for a in out):
+            since = t - peer.handshake.last_sent_handshake
+            self._diverge([frame], t, f"{self.name} sent an initiation {since:.3f} s after its previous one; "
+                          + ONE_PER_REKEY_TIMEOUT)
+            out = self.device.force_handshake(peer, t)  # keep the core in step with what the node did
+        self._produced(out, t, f"frame {frame}")
+
+    def _load_for(self, data: bytes, t: float) -> bool:
+        """A handshake message the node answered with a cookie reply found it under load. When the
+        core's own measure of load (the handshake rate it sees) does not say so, the load was forced
+        (`--force-under-load`): force it for this message, as the node was."""
+        dev = self.device
+        if (len(data), data[0]) not in ((INITIATION_SIZE, MESSAGE_INITIATION), (RESPONSE_SIZE, MESSAGE_RESPONSE)) \
+                or dev.force_under_load is not None or t < dev.under_load_until:
+            return False
+        if not self.entropy.answered_with_cookie(int.from_bytes(data[4:8], "little")):
+            return False
+        dev.set_forced_load(True, t)
+        return True
+
+    def _on_event(self, ev) -> None:
+        if ev.name == HANDSHAKE_GAVE_UP.name:
+            self.gave_up[ev.peer] = ev.time
+        elif ev.name == HANDSHAKE_COMPLETED.name:
+            self.gave_up.pop(ev.peer, None)
+
+    def _peer_for_initiation(self, data: bytes):
+        """mac1 is keyed by the responder's public key (WP §5.4.4): it names the peer."""
+        body, mac1 = data[:-32], data[-32:-16]
+        for peer in self.device.peers.values():
+            if MAC(peer.cookies.mac1_key, body) == mac1:
+                return peer
+        return None
+
+    def _open_own(self, data: bytes):
+        """(inner packet, keypair) of a transport message this side sent: its own send key opens it."""
+        receiver, counter = transport_fields(data)
+        for peer in self.device.peers.values():
+            for kp in peer.keypairs.all():
+                if kp.remote_index == receiver and kp.send is not None:
+                    try:
+                        plain = kp.send.decrypt(nonce(counter), data[TRANSPORT_HEADER_SIZE:], None)
+                    except InvalidTag:
+                        return None, kp
+                    try:
+                        length = ip.inbound(plain)[0]
+                    except ip.InvalidPacket:
+                        return plain, kp
+                    return plain[:length], kp
+        return None, None
+
+    def _learn_route(self, packet: bytes, data: bytes | None) -> None:
+        """Without a configuration the allowed IPs of several peers are not known: a packet the
+        side sent to a peer shows that the peer's allowed IPs cover its destination."""
+        if self.side.from_config or len(self.device.peers) < 2 or data is None:
+            return
+        try:
+            ver, dst = ip.outbound(packet)
+        except ip.InvalidPacket:
+            return
+        receiver = transport_fields(data)[0]
+        for peer in self.device.peers.values():
+            if any(kp.remote_index == receiver for kp in peer.keypairs.all()):
+                bits = 32 if ver == 4 else 128
+                self.device.allowed_ips.insert(f"{ip.address_text(ver, int.from_bytes(dst, 'big'))}/{bits}", peer)
+
+    # ---------------------------------------------------------------- comparison
+    def _produced(self, actions: list, t: float, cause: str, inner: bytes | None = None) -> None:
+        for action in actions:
+            if type(action) is SendDatagram:
+                kind = wire_kind(action.data)
+                why = cause
+                if kind == "initiation" and cause.startswith("frame") and self._rekeying(t):
+                    why = f"{cause}: {REKEY_ON_SEND}"
+                content = b"" if kind == "keepalive" else inner if kind == "transport" else None
+                self.pending.append(Pending(t, action.data, kind, why, content))
+            elif type(action) is WritePacket:
+                self.written += 1
+
+    def _compare(self, frame: int, t: float, kind: str, data: bytes, inner: bytes | None) -> None:
+        for queue in (self.pending, self.overdue):
+            for i, p in enumerate(queue):
+                if p.data == data or p.same_content(kind, data, inner):
+                    del queue[i]
+                    self.agreed[kind] += 1
+                    self._late(frame, t, p)
+                    return
+        for queue in (self.pending, self.overdue):
+            for i, p in enumerate(queue):
+                if p.kind == kind and kind in ("initiation", "response", "cookie_reply") and self._unrevealed(p.time):
+                    del queue[i]
+                    self.by_kind[kind] += 1  # a random input was not in the capture: kind and timing only
+                    self._late(frame, t, p)
+                    if kind != "cookie_reply":  # the session keys now differ from the node's: it cannot be followed
+                        self._stop(frame, f"frame {frame}: the {kind}'s ephemeral key is in neither the capture nor "
+                                   "a key log, so the session it makes cannot be re-executed; from here this side "
+                                   "is observed (message kinds and timing)")
+                    return
+        if kind == "keepalive" and self._early_keepalive(frame, t, data):
+            return
+        expected = ", ".join(f"{ARTICLE[p.kind]} ({p.cause})" for p in list(self.pending)[:3]) or "nothing"
+        self._diverge([frame], t, f"{self.name}'s address sent {ARTICLE[kind]} its protocol core does not "
+                      f"produce at this point (the core had {expected} to send): altered, spoofed, or the "
+                      "node departs from the protocol")
+
+    def _rekeying(self, t: float) -> bool:
+        return any(kp is not None and kp.is_initiator and t - kp.created > REKEY_AFTER_TIME
+                   for peer in self.device.peers.values() for kp in (peer.keypairs.current,))
+
+    def _early_keepalive(self, frame: int, t: float, data: bytes) -> bool:
+        """A keepalive before the core's keepalive timer: say by how much, then send it now."""
+        receiver = transport_fields(data)[0]
+        for peer in self.device.peers.values():
+            timer = peer.timers["send_keepalive"]
+            if timer.deadline is not None and any(kp.remote_index == receiver for kp in peer.keypairs.all()):
+                self._diverge([frame], t, f"{self.name} sent a keepalive {timer.deadline - t:.3f} s before its "
+                              f"protocol core would; {TIMER_RULES['send_keepalive']}")
+                self._produced(self.device.send_keepalive_now(peer, t, "passive"), t, f"frame {frame}")
+                return self._compare_quiet(data)
+        return False
+
+    def _compare_quiet(self, data: bytes) -> bool:
+        for i, p in enumerate(self.pending):
+            if p.data == data:
+                del self.pending[i]
+                return True
+        return False
+
+    def _unrevealed(self, when: float) -> bool:
+        return any(abs(t - when) <= LATE for t, _ in self.entropy.unknown)
+
+    def _late(self, frame: int, t: float, p: Pending) -> None:
+        delay = t - p.time
+        if delay > LATE or delay < -EARLY:
+            self._diverge([frame], t, f"{self.name} sent {ARTICLE[p.kind]} {delay:.3f} s after its protocol "
+                          f"core did ({p.cause})")
+
+    def _missing(self, p: Pending) -> None:
+        self._diverge([], p.time, f"{self.name}'s protocol core sent {ARTICLE[p.kind]} at this time "
+                      f"({p.cause}); the node sent none within {KEEPALIVE_TIMEOUT:g} s")
+
+    def _diverge(self, frames: list, t: float, detail: str) -> None:
+        self.divergences += 1
+        self.find("divergence", frames, detail, t, self.name)
+        if self.divergences >= MAX_DIVERGENCES:
+            self._stop(frames[0] if frames else -1, f"{MAX_DIVERGENCES} divergences: from here this side is "
+                       "observed, not re-executed")
+
+    def _stop(self, frame: int, why: str) -> None:
+        self.stopped_at, self.stop_reason = frame, why
+        self.pending.clear()
+        self.overdue.clear()
+
+    def summary(self) -> dict:
+        return {"name": self.name, "source": self.side.source, "agreed": dict(self.agreed),
+                "compared_by_kind": dict(self.by_kind), "divergences": self.divergences, "written": self.written,
+                "unknown_inputs": sorted({what for _, what in self.entropy.unknown}
+                                         | ({"pre-shared key (taken as none: a response that opens proves it)"}
+                                            if self.side.psk_unknown else set())),
+                "stopped_at_frame": self.stopped_at, "stop_reason": self.stop_reason}
