@@ -38,7 +38,7 @@ class Entropy:
             self._keys: random.Random | None = None
             # Jitter needs no secrecy (WG-GO timers.go draws it with fastrandn), and the new-handshake
             # timer is armed for nearly every data packet: a PRNG seeded once by the OS, not a
-            # getrandom syscall per packet (bench/README.md section 9).
+            # getrandom syscall per packet (bench/README.md section 10).
             self._jitter: random.Random = random.Random(os.urandom(32))
         else:
             self._numbers = random.Random(seed)

@@ -180,7 +180,7 @@ class LiveNode:
         if self.apply(actions) and self.tun is not None and self.tun.fd >= 0:
             # Turnaround: writing to the TUN runs the kernel's receive of those packets, so its answer
             # (an echo reply, TCP's ACK) is usually queued on the TUN by now; read it without a trip
-            # through epoll and the loop (bench/README.md section 9).
+            # through epoll and the loop (bench/README.md section 10).
             self._on_tun_readable()
 
     def _source_for(self, endpoint: tuple) -> tuple:
