@@ -291,8 +291,19 @@ def _parse_udp(data, pos, end, fragmented, family, src, dst) -> UdpDatagram:
             raise FrameError(f"UDP length {ulen} exceeds the IP payload ({end - pos} bytes)")
         if stop > n:
             raise FrameError(f"truncated UDP payload: {n - pos - 8} of {ulen - 8} bytes captured")
-    return UdpDatagram(
-        (socket.inet_ntop(family, src), sport),
-        (socket.inet_ntop(family, dst), dport),
-        bytes(data[pos + 8 : stop]),
-    )
+    return UdpDatagram(_endpoint(family, src, sport), _endpoint(family, dst, dport), bytes(data[pos + 8 : stop]))
+
+
+_ENDPOINTS: dict[tuple, tuple[str, int]] = {}
+_ENDPOINTS_MAX = 4096  # bounded: addresses are the capture's choice
+
+
+def _endpoint(family: int, address: bytes, port: int) -> tuple[str, int]:
+    """(address text, port), made once per endpoint: a capture has few, and each frame names two."""
+    key = (address, port)
+    ep = _ENDPOINTS.get(key)
+    if ep is None:
+        if len(_ENDPOINTS) >= _ENDPOINTS_MAX:
+            _ENDPOINTS.clear()
+        ep = _ENDPOINTS[key] = (socket.inet_ntop(family, address), port)
+    return ep

@@ -151,8 +151,10 @@ class ReplayNode:
         return comment
 
     # ---------------------------------------------------------------- send path
-    def sent(self, frame: int, t: float, src: tuple, dst: tuple, data: bytes, judge: bool = True) -> str | None:
-        """A datagram this side put on the wire: produce it with the core and compare."""
+    def sent(self, frame: int, t: float, src: tuple, dst: tuple, data: bytes, judge: bool = True,
+             opened: bytes | None = None) -> str | None:
+        """A datagram this side put on the wire: produce it with the core and compare. `opened`: its
+        inner packet, when the observer has decrypted it already (under the same session's keys)."""
         if not self.active:
             return None
         kind = wire_kind(data)
@@ -171,7 +173,8 @@ class ReplayNode:
             elif window.check(counter) is not None:
                 return None  # a copy the network made (or a replay): the observer reports it
         if kind == "transport":
-            inner, keypair = self._open_own(data)
+            keypair = self._own_keypair(receiver) if opened is not None else None
+            inner, keypair = (opened, keypair) if keypair is not None else self._open_own(data)
             if keypair is not None and keypair.expired_reason(t):
                 self._diverge([frame], t, f"{self.name} sent transport data on a keypair {t - keypair.created:.1f} s "
                               f"old ({keypair.expired_reason(t).replace('_', ' ')}); {REJECT}")
@@ -236,6 +239,13 @@ class ReplayNode:
         for peer in self.device.peers.values():
             if MAC(peer.cookies.mac1_key, body) == mac1:
                 return peer
+        return None
+
+    def _own_keypair(self, receiver: int):
+        for peer in self.device.peers.values():
+            for kp in peer.keypairs.all():
+                if kp.remote_index == receiver and kp.send is not None:
+                    return kp
         return None
 
     def _open_own(self, data: bytes):
