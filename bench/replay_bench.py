@@ -125,8 +125,8 @@ def measure_iperf(seconds: float = 8.0, workdir: str | None = None, rounds: int 
         out["wgscope_replay_decrypted"] = _median_run([r["wgscope_replay_decrypted"] for r in out["rounds"]])
         out["tshark_tcp"] = _median_run([r["tshark_tcp"] for r in out["rounds"]]) if tshark else None
         if tshark:
-            out["speed_x_tshark_cpu"] = statistics.median(r["x_cpu"] for r in out["rounds"])
-            out["speed_x_tshark_wall"] = statistics.median(r["x_wall"] for r in out["rounds"])
+            out["speed_x_tshark_cpu"] = round(statistics.median(r["x_cpu"] for r in out["rounds"]), 3)
+            out["speed_x_tshark_wall"] = round(statistics.median(r["x_wall"] for r in out["rounds"]), 3)
         return out
     finally:
         if own:
