@@ -79,7 +79,7 @@ class _EventFiles:
         self.path, self.level, self.stream = args.events, level, None
         self.binary = bool(self.path) and self.path != "-" and self.path.endswith(SUFFIX)
         self.writers: list = []
-        self.sides = 0
+        self.multiple = False  # several sides: a file each
         self.bus = bus
         if not self.path or self.binary:
             return
@@ -102,7 +102,6 @@ class _EventFiles:
 
             node.subscribe(EventLogSink(self.stream, fmt="json", node=name), self.level)
         elif self.binary:
-            self.sides += 1
             self.writers.append(self._trace(node, name))
         return node
 
@@ -120,8 +119,6 @@ class _EventFiles:
         self.multiple = len(ring.sides) > 1
         if self.binary and not ring.sides:
             self.writers.append(self._trace(self.bus, "replay"))  # nothing re-executed: the findings
-
-    multiple = False
 
     def close(self) -> None:
         if self.binary and not self.writers:  # no side's key spoke in the capture: an empty trace

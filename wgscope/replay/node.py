@@ -274,6 +274,7 @@ class ReplayNode:
         return None
 
     def _own_keypair(self, receiver: int):
+        """The side's keypair that sends to this receiver index."""
         for peer in self.device.peers.values():
             for kp in peer.keypairs.all():
                 if kp.remote_index == receiver and kp.send is not None:
@@ -283,19 +284,18 @@ class ReplayNode:
     def _open_own(self, data: bytes):
         """(inner packet, keypair) of a transport message this side sent: its own send key opens it."""
         receiver, counter = transport_fields(data)
-        for peer in self.device.peers.values():
-            for kp in peer.keypairs.all():
-                if kp.remote_index == receiver and kp.send is not None:
-                    try:
-                        plain = kp.send.decrypt(nonce(counter), data[TRANSPORT_HEADER_SIZE:], None)
-                    except InvalidTag:
-                        return None, kp
-                    try:
-                        length = ip.inbound(plain)[0]
-                    except ip.InvalidPacket:
-                        return plain, kp
-                    return plain[:length], kp
-        return None, None
+        kp = self._own_keypair(receiver)
+        if kp is None:
+            return None, None
+        try:
+            plain = kp.send.decrypt(nonce(counter), data[TRANSPORT_HEADER_SIZE:], None)
+        except InvalidTag:
+            return None, kp
+        try:
+            length = ip.inbound(plain)[0]
+        except ip.InvalidPacket:
+            return plain, kp
+        return plain[:length], kp
 
     def _learn_route(self, packet: bytes, data: bytes | None) -> None:
         """Without a configuration the allowed IPs of several peers are not known: a packet the
