@@ -13,9 +13,10 @@ import sys
 from .. import config as wgconfig
 from ..errors import UserError
 from ..keytext import encode
-from ..protocol.crypto import public_key
+from ..protocol.crypto import public_key, same_secret
 
 EXIT_PROBLEM = 3
+MAX_TIMEOUT = 3600  # seconds; a probe that waits longer is not a probe (and select() refuses huge waits)
 
 
 def register(sub) -> None:
@@ -59,7 +60,7 @@ def _probe(cfg, peers, timeout: float, resolved: dict) -> tuple[list, list]:
     from ..doctor.probe import run_probe
 
     ic = cfg.interface
-    if ic.private_key is None or ic.private_key == bytes(32):
+    if ic.private_key is None or same_secret(ic.private_key, bytes(32)):
         return [], []
     print(PROBE_WARNING, file=sys.stderr)
     ours = encode(public_key(ic.private_key))
@@ -93,8 +94,8 @@ def run(args) -> int:
             keep = {encode(p.public_key)[:8] for p in peers}
             findings = [f for f in findings if "[Peer]" not in f.title or any(k in f.title for k in keep)]
         if args.probe:
-            if args.timeout <= 0:
-                raise UserError("--timeout must be positive")
+            if not 0 < args.timeout <= MAX_TIMEOUT:  # also refuses nan and inf
+                raise UserError(f"--timeout must be seconds above 0 and at most {MAX_TIMEOUT}")
             more, probe_reports = _probe(cfg, peers, args.timeout, resolved)
             findings += more
     if args.capture:
