@@ -48,6 +48,7 @@ def test_psk_mismatch_from_the_initiators_own_core(tmp_path, capsys):
     assert live and {e.fields["reason"] for e in live} == {"decryption_failed"}
     rc, doc, text = doctor(capsys, path)
     assert rc == 3 and doc["verdict"] == "problem: the responses do not verify: the pre-shared keys differ"
+    assert doc["config"] is None and doc["capture_file"] == str(path) and text.startswith(f"{path}: problem: ")
     (f,) = [f for f in doc["findings"] if f["code"] == "capture_psk_mismatch"]
     assert "re-executed" in f["explanation"] and "WP §5.4.3" in f["explanation"]
     # one line per response the node rejected, with the response's and its initiation's frames

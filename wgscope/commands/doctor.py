@@ -87,7 +87,7 @@ def run(args) -> int:
             raise UserError("doctor needs a CONFIG file, or --capture FILE (or both)")
         if args.probe or args.peer:
             raise UserError("--probe and --peer need a CONFIG file")
-        return _report(args, args.capture, [], None)
+        return _report(args, [], None)
     try:
         cfg = wgconfig.load(args.config)
     except wgconfig.ConfigError as e:
@@ -104,10 +104,10 @@ def run(args) -> int:
                 raise UserError(f"--timeout must be seconds above 0 and at most {MAX_TIMEOUT}")
             more, probe_reports = _probe(cfg, peers, args.timeout, resolved)
             findings += more
-    return _report(args, args.config, findings, probe_reports, cfg)
+    return _report(args, findings, probe_reports, cfg)
 
 
-def _report(args, subject: str, findings: list, probe_reports, cfg=None) -> int:
+def _report(args, findings: list, probe_reports, cfg=None) -> int:
     """Add the capture's findings (when --capture) and print the document."""
     from ..doctor import render
     from ..doctor.finding import ERROR, worst
@@ -118,6 +118,6 @@ def _report(args, subject: str, findings: list, probe_reports, cfg=None) -> int:
 
         more, capture_report = diagnose_capture(args.capture, cfg)
         findings += more
-    doc = render.document(subject, findings, probe_reports, capture_report)
+    doc = render.document(args.config, findings, probe_reports, capture_report, args.capture)
     sys.stdout.write(render.to_json(doc) + "\n" if args.json else render.to_text(doc))
     return EXIT_PROBLEM if worst(findings) == ERROR else 0
