@@ -58,6 +58,23 @@ def test_psk_mismatch_from_the_initiators_own_core(tmp_path, capsys):
     assert "pre-shared keys differ" in text and "frame 2" in text
 
 
+def test_psk_mismatch_seen_from_the_responders_side(tmp_path, capsys):
+    """Only bravo's keys (bravo has the PSK, alpha none): bravo's responses verify under bravo's keys,
+    yet alpha never sends on those sessions and initiates again. Not healthy: the PSKs differ."""
+    lab, a, b = two_nodes(seed=2)
+    b.device.set_preshared_key(b.device.peers[a.public_key], bytes(range(32)))
+    path = tmp_path / "bravo.pcapng"
+    with LabCapture(lab, path, nodes=[b]):
+        a.ping("10.0.0.2")
+        lab.run(12)
+    assert a.recorder.of("handshake_response_rejected") and not b.recorder.of("transport_received")
+    rc, doc, _ = doctor(capsys, path)
+    assert rc == 3 and "pre-shared keys likely differ" in doc["verdict"], doc["verdict"]
+    (f,) = [f for f in doc["findings"] if f["code"] == "capture_psk_mismatch"]
+    assert f["evidence"][0].startswith("frame 2: ") and "initiated again" in f["evidence"][0]
+    assert "capture_healthy" not in {g["code"] for g in doc["findings"]}
+
+
 def test_a_matching_psk_is_not_a_mismatch(tmp_path, capsys):
     lab, a, b = two_nodes(seed=2)
     path = tmp_path / "same.pcapng"

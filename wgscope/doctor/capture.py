@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from .evidence import unanswered_findings
-from .reexecuted import CoreVerdicts, divergence_findings, psk_findings
+from .reexecuted import CoreVerdicts, divergence_findings, psk_findings, unused_response_findings, unused_responses
 from .finding import ERROR, INFO, OK, WARNING, Finding
 
 # replay finding kind -> (code, severity, title, explanation, fix)
@@ -91,6 +91,8 @@ def plain_findings(replay, core: CoreVerdicts | None = None) -> list[Finding]:
     for f in replay.findings:
         by_kind[f.kind].append(f)
     out += _decryption_findings(replay, by_kind.pop("decryption_failed", []), core)
+    if not any(f.code == "capture_psk_mismatch" for f in out):
+        out += unused_response_findings(replay)
     for kind, items in by_kind.items():
         if kind == "divergence":
             out += divergence_findings(items)
@@ -150,7 +152,8 @@ def _under_load_finding(replay) -> Finding:
 
 def _healthy_findings(replay, found: list[Finding]) -> list[Finding]:
     """Handshakes completed and no error found: the capture shows a healthy tunnel."""
-    completed = [h for h in replay.handshakes if h.outcome == "completed"]
+    unused = unused_responses(replay)
+    completed = [h for h in replay.handshakes if h.outcome == "completed" and h not in unused]
     if not completed or any(f.severity == ERROR for f in found):
         return []
     rtts = [h.rtt for h in completed if h.rtt is not None]

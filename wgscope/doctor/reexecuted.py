@@ -7,6 +7,11 @@ Two kinds of evidence come out of it that the headers alone cannot give:
   the initiator (it answered), is the pre-shared key mismatch: the PSK enters Noise_IKpsk2 only in
   the response (WP §5.4.3), so with both static keys right the response does not verify exactly
   when the two sides' PresharedKeys differ;
+- seen from the responder's side (its keys only), the same mismatch leaves responses that verify
+  under the responder's keys but that the initiator never uses: no data or keepalive on the new
+  session (the responder waits for the initiator's first transport message, WP §5.4.6, and
+  wireguard-go and wgscope send a keepalive right after consuming a response when nothing is
+  queued), and a fresh initiation instead. doctor does not count those as completed;
 - a divergence: the wire shows something the same core, fed the same inputs, does not do. Each one
   becomes a finding with its frame numbers and replay's own sentence, grouped when the same rule is
   broken again and again (a retry timer firing early does so at every retry).
@@ -69,6 +74,42 @@ def psk_findings(replay, responses: list, core: CoreVerdicts | None = None) -> l
         "only at the response (WP §5.4.3), so different PresharedKeys (or one side with none) fail exactly "
         "here and nowhere earlier.",
         "Make PresharedKey identical on both sides of the pair, or remove it on both.", seen, "capture")]
+
+
+def unused_responses(replay) -> list:
+    """Handshakes whose response verified under the known keys, yet their initiator never sent on the
+    session and started another handshake with the same peer after it: the response did not work for
+    the initiator."""
+    out = []
+    for h in replay.handshakes:
+        if h.outcome != "completed" or h.session is None or h.session.confirmed_frame is not None:
+            continue
+        again = any(later.frame > (h.response_frame or h.frame) and later.initiator is h.initiator
+                    and later.responder is h.responder for later in replay.handshakes)
+        if again:
+            out.append(h)
+    return out
+
+
+def unused_response_findings(replay) -> list[Finding]:
+    unused = unused_responses(replay)
+    if not unused:
+        return []
+    ini, res = unused[0].initiator.name, unused[0].responder.name
+    seen = [f"frame {h.response_frame}: {res}'s response to the initiation in frame {h.frame} verifies under "
+            f"{res}'s keys, but {ini} sent nothing on that session and initiated again" for h in unused[:4]]
+    if len(unused) > 4:
+        seen.append(f"… {len(unused) - 4} more")
+    return [Finding(
+        "capture_psk_mismatch", ERROR, f"{ini} never uses {res}'s responses: the pre-shared keys likely differ",
+        f"{res} identified {ini} and answered (WP §5.4.2), and its responses verify under {res}'s own keys, "
+        f"pre-shared key included. An initiator that accepts a response confirms the session at once with data "
+        f"or a keepalive; {ini} sent nothing on these sessions and started a new handshake instead, so the "
+        f"responses did not verify for it. The pre-shared key enters only at the response (WP §5.4.3): {ini}'s "
+        "PresharedKey for this peer differs from (or is missing beside) "
+        f"{res}'s. The other explanation is that the responses were lost after this capture point.",
+        "Make PresharedKey identical on both sides of the pair, or remove it on both; if they are identical, "
+        f"capture on {ini}'s side to see whether the responses arrive.", seen, "capture")]
 
 
 def _short(name: str) -> str:
