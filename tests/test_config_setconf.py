@@ -8,7 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from config_texts import FULL, K, PUB_A, error_of
-from wgscope.config import ConfigError, InterfaceConfig, PeerConfig, WireGuardConfig, parse, parse_setconf, to_setconf_text
+from wgscope.config import (
+    ConfigError, InterfaceConfig, PeerConfig, WireGuardConfig, parse, parse_setconf, to_setconf_text,
+)
 
 
 # ---------------------------------------------------------------- setconf

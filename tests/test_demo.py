@@ -98,3 +98,14 @@ def test_genkey_warns_like_wg_when_the_file_is_world_accessible(tmp_path):
             assert r.returncode == 0 and len(out.read_text().strip()) == 44
             assert (WORLD_ACCESSIBLE in r.stderr) is warned, (command, mode, r.stderr)
     assert WORLD_ACCESSIBLE not in run("genkey").stderr  # a pipe
+
+
+def test_demo_refuses_a_capture_in_a_missing_directory_and_a_bad_speed(tmp_path):
+    """Only the default captures/ is made: a path the user names must exist, as for `wgscope up`."""
+    missing = tmp_path / "no-such-dir" / "x.pcapng"
+    r = run("demo", "--quiet", "--capture", str(missing))
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "cannot write capture" in r.stderr
+    assert not missing.parent.exists()
+    for speed in ("0", "-1", "nan", "inf"):
+        r = run("demo", "--speed", speed)
+        assert r.returncode == 1 and "--speed must be a positive number" in r.stderr and "Traceback" not in r.stderr
