@@ -25,6 +25,7 @@ from .finding import ERROR, WARNING, Finding
 
 MAX_DIVERGENCE_FINDINGS = 8  # distinct departures listed; the rest are counted in the last one
 MAX_FRAMES_LISTED = 6
+MAX_TITLE = 110  # characters of replay's sentence kept whole in a finding's title
 
 
 class CoreVerdicts:
@@ -150,11 +151,11 @@ def _divergence(peer: str | None, group: list) -> Finding:
     sentence = first.detail
     if peer and sentence.startswith(peer):
         sentence = _short(peer) + sentence[len(peer):]
-    head = sentence.split("; ")[0]
-    more = f" (and {len(group) - 1} more time(s))" if len(group) > 1 else ""
+    head = sentence if len(sentence) <= MAX_TITLE else sentence.split("; ")[0]  # the rule itself stays in `why`
+    more = f" ({len(group)} times)" if len(group) > 1 else ""
     seen = [f"frame(s) {','.join(map(str, f.frames)) or 'none'}: {f.detail}" for f in group[:4]]
     if len(group) > 4:
-        seen.append(f"… {len(group) - 4} more at frames {_frames(frames[4:])}")
+        seen.append(f"… {len(group) - 4} more at frames {_frames(sorted({n for f in group[4:] for n in f.frames}))}")
     return Finding(
         "capture_divergence", WARNING, f"{where}: {head}{more}",
         f"Replay re-executed {peer or 'this side'} through wgscope's own protocol core with the same inputs, "
