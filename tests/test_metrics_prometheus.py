@@ -111,7 +111,10 @@ def test_prometheus_answers_handshake_age_bytes_and_drops(tmp_path):
 
         for ns, ifname, peer in ((a, ifa, kb), (b, ifb, ka)):  # equal once a scrape follows the last packet
             wait_for(lambda: agrees(ns, ifname, peer), 10, interval=0.5, what=f"{ifname}'s bytes to match wg show")
-        rate = value(a, f'sum(rate(wireguard_received_bytes_total{{interface="{ifb}"}}[1m]))')
+        rate_query = f'sum(rate(wireguard_received_bytes_total{{interface="{ifb}"}}[1m]))'
+        # rate() needs two scrapes of the series; on a loaded machine the bytes can agree at the first
+        wait_for(lambda: value(a, rate_query) is not None, 10, interval=0.5, what="two scrapes for rate()")
+        rate = value(a, rate_query)
         assert rate is not None and rate >= 0
 
         # Drops by reason, across both nodes
