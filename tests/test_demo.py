@@ -80,3 +80,32 @@ def test_demo_with_one_seed_writes_identical_captures(tmp_path):
     other = tmp_path / "other.pcapng"
     assert run("demo", "--seed", "12", "--quiet", "--capture", str(other)).returncode == 0
     assert other.read_bytes() != captures[0]  # the seed is what decides
+
+
+def test_genkey_warns_like_wg_when_the_file_is_world_accessible(tmp_path):
+    """wg genkey/genpsk's check (wireguard-tools genkey.c): a regular file others may read gets
+    a warning on stderr; a 0600 file and a pipe get none."""
+    from wgscope.commands.keygen import WORLD_ACCESSIBLE
+
+    for command in ("genkey", "genpsk"):
+        for mode, warned in ((0o644, True), (0o600, False)):
+            out = tmp_path / f"{command}-{mode:o}"
+            out.touch(mode)
+            out.chmod(mode)
+            with out.open("w") as f:
+                r = subprocess.run([sys.executable, "-m", "wgscope.cli", command], stdout=f, stderr=subprocess.PIPE,
+                                   text=True, timeout=60)
+            assert r.returncode == 0 and len(out.read_text().strip()) == 44
+            assert (WORLD_ACCESSIBLE in r.stderr) is warned, (command, mode, r.stderr)
+    assert WORLD_ACCESSIBLE not in run("genkey").stderr  # a pipe
+
+
+def test_demo_refuses_a_capture_in_a_missing_directory_and_a_bad_speed(tmp_path):
+    """Only the default captures/ is made: a path the user names must exist, as for `wgscope up`."""
+    missing = tmp_path / "no-such-dir" / "x.pcapng"
+    r = run("demo", "--quiet", "--capture", str(missing))
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "cannot write capture" in r.stderr
+    assert not missing.parent.exists()
+    for speed in ("0", "-1", "nan", "inf"):
+        r = run("demo", "--speed", speed)
+        assert r.returncode == 1 and "--speed must be a positive number" in r.stderr and "Traceback" not in r.stderr

@@ -222,3 +222,15 @@ def test_mtu_too_large(net):
     assert probe["path_mtu"]["fits"] is False and probe["path_mtu"]["outer_size"] == 1480
     assert codes(doc) == {"mtu_too_large", "probe_mtu_too_large"} and rc == 3
     assert "at most 1340" in doc["verdict"]
+
+
+def test_no_route_to_the_endpoint_is_a_finding(tmp_path):
+    """A namespace with no route to the endpoint: connect() fails with ENETUNREACH before any
+    initiation leaves, and that is the host_unreachable finding, not an OSError for the whole run."""
+    with namespaces("dn") as (us,):
+        setup = Setup(us, None, None, tmp_path)
+        rc, doc, _ = setup.doctor(setup.our_config())
+    probe = probe_of(doc)
+    assert probe["outcome"] == "host_unreachable" and probe["initiations"] == 0
+    assert "ENETUNREACH" in " ".join(probe["evidence"])
+    assert codes(doc) == {"probe_host_unreachable"} and rc == 3

@@ -131,3 +131,10 @@ def test_wg_gives_equal_prefix_to_later_peer(tmp_path):
         shown = n.run(f"wg show {ifname} allowed-ips").stdout
     owners = {line.split("\t")[1].strip(): line.split("\t")[0] for line in shown.splitlines() if "\t" in line}
     assert owners.get("10.20.0.0/28") == later
+
+
+@pytest.mark.parametrize("timeout", ["0", "-1", "nan", "inf", "1e308"])
+def test_probe_timeout_must_be_a_sane_number_of_seconds(capsys, timeout):
+    """Refused before any probe: nan passes a `<= 0` test, and select() cannot wait 1e308 s."""
+    rc = main(["doctor", str(CONFIGS / "healthy.conf"), "--probe", "--timeout", timeout])
+    assert rc == 1 and "--timeout must be seconds above 0 and at most 3600" in capsys.readouterr().err

@@ -22,7 +22,7 @@ from livenet import (
     Keys, WgscopeProcess, ping, psk, start_wgscope, start_wireguard_go, tcp_transfer, wg_dump, wg_peer,
     wgscope_config,
 )
-from netns import Namespace, namespaces, unique, veth, wait_for
+from netns import Namespace, namespaces, unique, veth
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(120)]
 

@@ -56,6 +56,63 @@ class WireCapture:
         self._err.close()
 
 
+def keylog_option(keylog) -> tuple[str, str]:
+    return ("-o", f"wg.keylog_file:{keylog}")
+
+
+def check_keylog_and_log(keylog, log: str, role: str, ours, theirs, shared) -> None:
+    """The key log (0600) holds this handshake's keys; the node's own output names it but holds none."""
+    assert stat.S_IMODE(os.stat(keylog).st_mode) == 0o600
+    text = keylog.read_text()
+    assert f"{role} handshake" in text
+    assert f"LOCAL_STATIC_PRIVATE_KEY = {ours.private_b64}\n" in text
+    assert f"REMOTE_STATIC_PUBLIC_KEY = {theirs.public_b64}\n" in text
+    if shared:
+        assert f"PRESHARED_KEY = {shared}\n" in text
+    # the node's own output (events at trace level) names the handshake but holds no key
+    assert '"event": "handshake_completed"' in log
+    secrets = [line.split(" = ")[1] for line in text.splitlines() if " = " in line and "PUBLIC" not in line]
+    for key in {k for k in secrets if k != "A" * 43 + "="}:
+        assert key not in log and base64.b64decode(key).hex() not in log
+
+
+def check_tshark_decrypts(wire, keylog) -> None:
+    """tshark decrypts the wire capture with the key log, and only with it."""
+    assert tshark_count(wire, "wg") >= 5  # the wire really carries WireGuard
+    assert tshark_count(wire, "icmp") == 0  # nothing decrypts without keys
+    keyed = keylog_option(keylog)
+    assert tshark_count(wire, "wg.handshake_ok == 1", *keyed) >= 1
+    assert tshark_count(wire, "icmp.type == 8", *keyed) >= 3
+    assert tshark_count(wire, "icmp.type == 0", *keyed) >= 3
+    assert tshark_count(wire, f"ip.src == {A_TUN} || ip.src == {B_TUN}", *keyed) >= 6
+
+
+def check_replay_agrees(wire, keylog, log: str) -> None:
+    """wgscope replay, given the same wire capture and key log, reproduces what the node reported."""
+    from wgscope.replay.driver import replay_capture
+    replayed = replay_capture(wire, keylogs=[str(keylog)])
+    reported = log.count('"event": "handshake_completed"')
+    assert len(replayed.handshakes) == reported >= 1
+    assert all(h.outcome == "completed" for h in replayed.handshakes)
+    icmp = sum(n for flow, n in replayed.inner.items() if flow.startswith("icmp"))
+    assert icmp == tshark_count(wire, "icmp", *keylog_option(keylog)) >= 6
+    assert not [f for f in replayed.findings if f.kind in ("decryption_failed", "unknown_receiver_index")]
+
+
+def check_own_capture(own, role: str, theirs) -> None:
+    """The node's own capture needs no key log at all: its Decryption Secrets Blocks carry the keys."""
+    assert stat.S_IMODE(os.stat(own).st_mode) == 0o600
+    assert tshark_count(own, "wg.handshake_ok == 1") >= 1
+    assert tshark_count(own, "icmp.type == 0") >= 3
+    from wgscope.pcap import read_capture
+    from wgscope.sinks.capture import parse_comment
+    verdicts = [parse_comment(p.comment) for p in read_capture(own)]
+    first = "out" if role == "initiator" else "in"
+    assert (verdicts[0]["dir"], verdicts[0]["kind"], verdicts[0]["verdict"]) == (
+        first, "initiation", "sent" if first == "out" else "accepted")
+    assert verdicts[0]["peer"] == theirs.public_b64[:8]
+
+
 @pytest.mark.parametrize("role", ["initiator", "responder"])
 @pytest.mark.parametrize("with_psk", [False, True], ids=["no-psk", "psk"])
 def test_tshark_decrypts_wire_capture_with_our_keylog(tmp_path, role, with_psk):
@@ -86,49 +143,10 @@ def test_tshark_decrypts_wire_capture_with_our_keylog(tmp_path, role, with_psk):
             cap.stop()
             node.terminate()
 
-    assert stat.S_IMODE(os.stat(keylog).st_mode) == 0o600
-    text = keylog.read_text()
-    assert f"{role} handshake" in text
-    assert f"LOCAL_STATIC_PRIVATE_KEY = {ours.private_b64}\n" in text
-    assert f"REMOTE_STATIC_PUBLIC_KEY = {theirs.public_b64}\n" in text
-    if shared:
-        assert f"PRESHARED_KEY = {shared}\n" in text
-    # the node's own output (events at trace level) names the handshake but holds no key
-    log = node.output()
-    assert '"event": "handshake_completed"' in log
-    secrets = [line.split(" = ")[1] for line in text.splitlines() if " = " in line and "PUBLIC" not in line]
-    for key in {k for k in secrets if k != "A" * 43 + "="}:
-        assert key not in log and base64.b64decode(key).hex() not in log
-
-    assert tshark_count(wire, "wg") >= 5  # the wire really carries WireGuard
-    assert tshark_count(wire, "icmp") == 0  # nothing decrypts without keys
-    keyed = ("-o", f"wg.keylog_file:{keylog}")
-    assert tshark_count(wire, "wg.handshake_ok == 1", *keyed) >= 1
-    assert tshark_count(wire, "icmp.type == 8", *keyed) >= 3
-    assert tshark_count(wire, "icmp.type == 0", *keyed) >= 3
-    assert tshark_count(wire, f"ip.src == {A_TUN} || ip.src == {B_TUN}", *keyed) >= 6
-
-    # wgscope replay, given the same wire capture and key log, reproduces what the node reported
-    from wgscope.replay.driver import replay_capture
-    replayed = replay_capture(wire, keylogs=[str(keylog)])
-    reported = log.count('"event": "handshake_completed"')
-    assert len(replayed.handshakes) == reported >= 1
-    assert all(h.outcome == "completed" for h in replayed.handshakes)
-    icmp = sum(n for flow, n in replayed.inner.items() if flow.startswith("icmp"))
-    assert icmp == tshark_count(wire, "icmp", *keyed) >= 6
-    assert not [f for f in replayed.findings if f.kind in ("decryption_failed", "unknown_receiver_index")]
-
-    # the node's own capture needs no key log at all: its Decryption Secrets Blocks carry the keys
-    assert stat.S_IMODE(os.stat(own).st_mode) == 0o600
-    assert tshark_count(own, "wg.handshake_ok == 1") >= 1
-    assert tshark_count(own, "icmp.type == 0") >= 3
-    from wgscope.pcap import read_capture
-    from wgscope.sinks.capture import parse_comment
-    verdicts = [parse_comment(p.comment) for p in read_capture(own)]
-    first = "out" if role == "initiator" else "in"
-    assert (verdicts[0]["dir"], verdicts[0]["kind"], verdicts[0]["verdict"]) == (
-        first, "initiation", "sent" if first == "out" else "accepted")
-    assert verdicts[0]["peer"] == theirs.public_b64[:8]
+    check_keylog_and_log(keylog, node.output(), role, ours, theirs, shared)
+    check_tshark_decrypts(wire, keylog)
+    check_replay_agrees(wire, keylog, node.output())
+    check_own_capture(own, role, theirs)
 
     if role == "initiator" and with_psk:  # and once through pyshark
         replies = read_packets(wire, display_filter="icmp.type == 0",

@@ -50,6 +50,24 @@ def test_down_unknown_interface():
     assert "no wgscope node is serving wgsnothere0" in line
 
 
+@pytest.mark.parametrize("name", ["../../etc/x", "a/b", ""])
+def test_down_takes_an_interface_name_not_a_path(name):
+    """`down` reads /run/wgscope/NAME.pid: a NAME that is a path is refused as `up` refuses it."""
+    line = one_line_error(run("down", name))
+    assert f"invalid interface name {name!r}" in line
+
+
+@pytest.mark.root
+def test_empty_ifname_is_refused_not_ignored(tmp_path):
+    """--ifname '' is an invalid name, not "no --ifname" (which would take the file's name)."""
+    conf = tmp_path / "wg9.conf"
+    conf.write_text(f"[Interface]\nPrivateKey = {Keys().private_b64}\n")
+    conf.chmod(0o600)
+    with namespaces("E") as (ns,):
+        line = one_line_error(run("up", "--ifname", "", str(conf), netns=ns.name, timeout=10))
+    assert "invalid interface name ''" in line
+
+
 @pytest.mark.root
 def test_daemon_bare_interface_wg_and_down():
     """--daemon returns once TUN and UAPI socket are ready; wg configures it; down removes it."""

@@ -49,7 +49,7 @@ def test_two_namespaces_ping_tcp_ipv6_and_unreachable(tmp_path):
             assert all(v == 0 for k, v in m.items() if k.startswith("wgscope_tun_offload_drops_total"))
         r = a.run("ping -c 1 -W 2 10.8.0.77", check=False)  # inside 10.8.0.0/24, but no peer's
         assert r.returncode != 0 and "Destination Host Unreachable" in r.stdout, r.stdout
-        assert f"endpoint [2001:db8:1::2]:51821" in na.output()
+        assert "endpoint [2001:db8:1::2]:51821" in na.output()
         for n in (na, nb):
             assert n.terminate() == 0
         assert a.run(f"ip link show {ifa}", check=False).returncode != 0

@@ -56,27 +56,35 @@ def value(ns, query: str) -> float | None:
     return float(result[0]["value"][1]) if len(result) == 1 else None
 
 
+def start_nodes_and_prometheus(tmp_path, a, b):
+    """Two wgscope nodes (A names its peer "bravo", B names none) with --metrics, Prometheus
+    scraping both, a ping through the tunnel and one datagram that fails mac1 at B; the keys
+    and interface names."""
+    veth(a, "192.0.2.1/24", b, "192.0.2.2/24")
+    ka, kb = Keys(), Keys()
+    ifa, ifb = unique("wpa"), unique("wpb")
+    ca = wgscope_config(tmp_path / "a.conf", ka, listen_port=51820, addresses=["10.8.0.1/24"],
+                        peers=[dict(public_key=kb.public_b64, allowed_ips=["10.8.0.2/32"],
+                                    endpoint="192.0.2.2:51821", name="bravo")])
+    cb = wgscope_config(tmp_path / "b.conf", kb, listen_port=51821, addresses=["10.8.0.2/24"],
+                        peers=[dict(public_key=ka.public_b64, allowed_ips=["10.8.0.1/32"])])
+    start_wgscope(a, tmp_path, ifa, ca, "--metrics", "127.0.0.1:9586")
+    start_wgscope(b, tmp_path, ifb, cb, "--metrics", "192.0.2.2:9586")
+    (tmp_path / "prometheus.yml").write_text(CONFIG)
+    a.popen(["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
+             f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address={PROM}"],
+            stdout=open(tmp_path / "prometheus.log", "wb"), stderr=-2)
+    ping(a, "10.8.0.2", count=3)
+    # a datagram that fails mac1 (WP 5.4.4): B drops it as bad_mac1 before any peer is known
+    a.run(f"{sys.executable} -c \"import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+          f"s.sendto(b'\\x01\\0\\0\\0' + bytes(144), ('192.0.2.2', 51821))\"")
+    return ka, kb, ifa, ifb
+
+
 def test_prometheus_answers_handshake_age_bytes_and_drops(tmp_path):
     require_tools("prometheus", "ping", "wg")
     with namespaces("A", "B") as (a, b):
-        veth(a, "192.0.2.1/24", b, "192.0.2.2/24")
-        ka, kb = Keys(), Keys()
-        ifa, ifb = unique("wpa"), unique("wpb")
-        ca = wgscope_config(tmp_path / "a.conf", ka, listen_port=51820, addresses=["10.8.0.1/24"],
-                            peers=[dict(public_key=kb.public_b64, allowed_ips=["10.8.0.2/32"],
-                                        endpoint="192.0.2.2:51821", name="bravo")])
-        cb = wgscope_config(tmp_path / "b.conf", kb, listen_port=51821, addresses=["10.8.0.2/24"],
-                            peers=[dict(public_key=ka.public_b64, allowed_ips=["10.8.0.1/32"])])
-        start_wgscope(a, tmp_path, ifa, ca, "--metrics", "127.0.0.1:9586")
-        start_wgscope(b, tmp_path, ifb, cb, "--metrics", "192.0.2.2:9586")
-        (tmp_path / "prometheus.yml").write_text(CONFIG)
-        a.popen(["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
-                 f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address={PROM}"],
-                stdout=open(tmp_path / "prometheus.log", "wb"), stderr=-2)
-        ping(a, "10.8.0.2", count=3)
-        # a datagram that fails mac1 (WP 5.4.4): B drops it as bad_mac1 before any peer is known
-        a.run(f"{sys.executable} -c \"import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
-              f"s.sendto(b'\\x01\\0\\0\\0' + bytes(144), ('192.0.2.2', 51821))\"")
+        ka, kb, ifa, ifb = start_nodes_and_prometheus(tmp_path, a, b)
         handshake_done = time.time()
 
         # Both targets up, and a scrape taken after the traffic above
@@ -103,7 +111,10 @@ def test_prometheus_answers_handshake_age_bytes_and_drops(tmp_path):
 
         for ns, ifname, peer in ((a, ifa, kb), (b, ifb, ka)):  # equal once a scrape follows the last packet
             wait_for(lambda: agrees(ns, ifname, peer), 10, interval=0.5, what=f"{ifname}'s bytes to match wg show")
-        rate = value(a, f'sum(rate(wireguard_received_bytes_total{{interface="{ifb}"}}[1m]))')
+        rate_query = f'sum(rate(wireguard_received_bytes_total{{interface="{ifb}"}}[1m]))'
+        # rate() needs two scrapes of the series; on a loaded machine the bytes can agree at the first
+        wait_for(lambda: value(a, rate_query) is not None, 10, interval=0.5, what="two scrapes for rate()")
+        rate = value(a, rate_query)
         assert rate is not None and rate >= 0
 
         # Drops by reason, across both nodes

@@ -21,9 +21,7 @@ test_uapi_wg.py (200k allowed IPs, a missing interface).
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest

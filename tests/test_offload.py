@@ -12,7 +12,7 @@ import struct
 import pytest
 
 from test_pcap_frames import ref_checksum
-from wgscope.runtime.gso_split import OffloadError, complete_checksum, packets_from_read
+from wgscope.runtime.gso_split import OffloadError, packets_from_read
 from wgscope.runtime.tcp_coalesce import coalesce
 from wgscope.runtime.vnet import F_NEEDS_CSUM, GSO_TCPV4, GSO_TCPV6, GSO_UDP_L4, VNET_HDR
 

@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from conftest import require_tools
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import urllib.request
 
 import pytest
@@ -19,17 +20,26 @@ def scrape(url: str) -> dict:
     return {f.name: f for f in text_string_to_metric_families(text)}
 
 
+@contextlib.contextmanager
+def metrics_of(lab, node):
+    """--metrics on an ephemeral port for a lab node named alpha; closed after."""
+    parser = argparse.ArgumentParser()
+    add_sink_arguments(parser)
+    sinks = attach_sinks(node.bus, parser.parse_args(["--metrics", "127.0.0.1:0"]),
+                         lambda: node.device.snapshot(lab.now), "alpha", warn=None)
+    try:
+        yield sinks
+    finally:
+        sinks.close()
+
+
 def samples(family, **labels):
     return [s for s in family.samples if all(s.labels.get(k) == v for k, v in labels.items())]
 
 
 def test_scrape_shows_per_peer_series():
     lab, a, b = pair()
-    parser = argparse.ArgumentParser()
-    add_sink_arguments(parser)
-    sinks = attach_sinks(a.bus, parser.parse_args(["--metrics", "127.0.0.1:0"]),
-                         lambda: a.device.snapshot(lab.now), "alpha", warn=None)
-    try:
+    with metrics_of(lab, a) as sinks:
         for seq in range(3):
             a.ping("10.0.0.2", seq)
             lab.run(1)
@@ -37,8 +47,6 @@ def test_scrape_shows_per_peer_series():
         lab.run(1)
         a.device.set_forced_load(True, lab.now)
         fams = scrape(sinks.metrics.url)
-    finally:
-        sinks.close()
     peer = encode(b.public_key)
     labels = {"interface": "alpha", "public_key": peer, "friendly_name": "bravo"}
     exporter = dict(labels, allowed_ips="10.0.0.2/32")  # prometheus_wireguard_exporter's label set
@@ -126,11 +134,7 @@ def test_unanswered_initiations_gauge():
 
 def test_peer_drops_by_reason():
     lab, a, b = pair()
-    parser = argparse.ArgumentParser()
-    add_sink_arguments(parser)
-    sinks = attach_sinks(a.bus, parser.parse_args(["--metrics", "127.0.0.1:0"]),
-                         lambda: a.device.snapshot(lab.now), "alpha", warn=None)
-    try:
+    with metrics_of(lab, a) as sinks:
         a.ping("10.0.0.2")
         lab.run(1)
         kp = a.device.peers[b.public_key].keypairs.current
@@ -139,8 +143,6 @@ def test_peer_drops_by_reason():
                          + (99).to_bytes(8, "little") + bytes(32))
         lab.run(1)
         fams = scrape(sinks.metrics.url)
-    finally:
-        sinks.close()
     drops = samples(fams["wgscope_peer_drops"], public_key=encode(b.public_key), reason="decryption_failed")
     assert drops and drops[0].value == 1
 

@@ -11,6 +11,7 @@ import importlib
 import sys
 
 from . import __version__
+from .errors import UserError
 
 # subcommand name -> module in wgscope.commands with register(subparsers) and run(args) -> int
 COMMANDS = {
@@ -23,9 +24,6 @@ COMMANDS = {
     "events-doc": "eventsdoc",
     "events": "events",
 }
-
-
-from .errors import UserError  # noqa: E402,F401  (commands raise it; re-exported for them)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 from .protocol import noise, tai64n
 from .protocol.constants import LABEL_MAC1, MAC_SIZE
-from .protocol.crypto import AEAD_OPEN, HASH, MAC, public_key
+from .protocol.crypto import AEAD_OPEN, HASH, MAC, public_key, same_secret
 from .protocol.messages import (
-    Initiation, Response, pack_initiation, pack_response, parse_initiation, parse_response,
+    Initiation, pack_initiation, pack_response, parse_initiation, parse_response,
 )
 
 SECRET = frozenset({"C", "κ", "τ", "dh", "Q", "Ei_priv", "Er_priv", "Si_priv", "Sr_priv", "Ti_send", "Ti_recv",
@@ -103,7 +103,7 @@ def mac_steps(message: str, data: bytes, receiver_static: bytes, cookie: bytes |
     mac1 = MAC(key, data[:end])
     steps = [Step(message, side, "msg.mac1 := MAC(HASH(LABEL_MAC1 || Sm'_pub), msg_α)",
                   {"mac1 key": key, "msg_α": data[:end], "msg.mac1": mac1})]
-    if data[end:end + MAC_SIZE] != mac1:
+    if not same_secret(data[end:end + MAC_SIZE], mac1):
         raise ValueError(f"the {message}'s mac1 does not verify for that receiver's public key")
     if cookie:
         mac2 = MAC(cookie, data[:end + MAC_SIZE])

@@ -16,7 +16,7 @@ from .pcap.frames import FrameError, parse_frame
 from .pcap.reader import CaptureError, read_capture
 from .protocol import noise
 from .protocol.constants import INITIATION_SIZE, LABEL_MAC1, MAC_SIZE, RESPONSE_SIZE
-from .protocol.crypto import HASH, MAC, AuthenticationError, DHError
+from .protocol.crypto import HASH, MAC, AuthenticationError, DHError, same_secret
 from .protocol.messages import parse_initiation, parse_response
 from .xray import XRay, mac_steps, render, xray_from_messages
 
@@ -65,7 +65,7 @@ def _addressed_to(ring, initiation: bytes) -> bytes | None:
     """The static public key the initiation's mac1 is keyed with (WP §5.4.4), among the known ones."""
     end = len(initiation) - 2 * MAC_SIZE
     for pub in ring.static_public:
-        if MAC(HASH(LABEL_MAC1 + pub), initiation[:end]) == initiation[end:end + MAC_SIZE]:
+        if same_secret(MAC(HASH(LABEL_MAC1 + pub), initiation[:end]), initiation[end:end + MAC_SIZE]):
             return pub
     return None
 

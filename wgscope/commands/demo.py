@@ -7,11 +7,12 @@ told from the nodes' own events.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.console import Console
 from rich.table import Table
 
-from pathlib import Path
-
+from ..errors import UserError
 from ..events import INFO
 from ..narrate import describe
 from ..protocol.constants import REKEY_AFTER_TIME, REKEY_TIMEOUT
@@ -116,12 +117,14 @@ def summary(lab: Lab, console: Console) -> None:
 
 
 def run(args) -> int:
+    if not 0 < args.speed < float("inf"):  # also refuses nan
+        raise UserError(f"--speed must be a positive number of lab seconds per second, got {args.speed}")
     console = Console(highlight=False)
     lab = Lab(seed=args.seed)
     alpha, _ = build(lab)
     results: dict = {}
-    if args.capture:
-        Path(args.capture).parent.mkdir(parents=True, exist_ok=True)
+    if args.capture == DEMO_CAPTURE:  # the default's directory is made; a path the user gives must exist, as for up
+        Path(DEMO_CAPTURE).parent.mkdir(parents=True, exist_ok=True)
     sinks = attach_sinks(alpha.bus, args, lambda: alpha.device.snapshot(lab.now), "alpha",
                          wall_offset=alpha.device.wall_offset, warn=None)
     try:

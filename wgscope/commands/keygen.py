@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 
 from .. import keytext
@@ -17,12 +19,28 @@ def register(sub) -> None:
     p.set_defaults(func=genpsk)
 
 
+WORLD_ACCESSIBLE = "Warning: writing to world accessible file.\nConsider setting the umask to 077 and trying again."
+
+
+def warn_if_world_accessible() -> None:
+    """wg genkey's check (wireguard-tools genkey.c): a key written to a regular file that other
+    users may read, write or run gets the same two-line warning on stderr."""
+    try:
+        st = os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor behind stdout
+        return
+    if stat.S_ISREG(st.st_mode) and st.st_mode & stat.S_IRWXO:
+        print(WORLD_ACCESSIBLE, file=sys.stderr)
+
+
 def genkey(args) -> int:
+    warn_if_world_accessible()
     print(keytext.genkey())
     return 0
 
 
 def genpsk(args) -> int:
+    warn_if_world_accessible()
     print(keytext.genpsk())
     return 0
 

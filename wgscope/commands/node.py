@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from pathlib import Path
 
 from ..errors import UserError
 from ..events import INFO, EventBus
 from ..keytext import encode
+from ..protocol.crypto import same_secret
 from . import upconfig
 
 
@@ -124,7 +124,7 @@ def build_node(args, plan: Plan, start: Startup, scale: float):
     _configure_link(plan)
     if args.force_under_load:
         device.set_forced_load(True, node.now())
-    start.summary = summary(args, plan, device, start, private_key != bytes(32), scale)
+    start.summary = summary(args, plan, device, start, not same_secret(private_key, bytes(32)), scale)
     _attach_uapi(node, start)
     _attach_control(node, start)
     return node
@@ -178,7 +178,7 @@ def summary(args, plan: Plan, device, start: Startup, has_key: bool, scale: floa
         nets = ", ".join(str(n) for n in device.allowed_ips.networks(peer)) or "(none)"
         ep = endpoint_text(peer.endpoint) if peer.endpoint else "(learned from the peer)"
         keep = f", keepalive {peer.persistent_keepalive}s" if peer.persistent_keepalive else ""
-        psk = ", psk" if peer.handshake.preshared_key != bytes(32) else ""
+        psk = ", psk" if peer.has_psk else ""
         lines.append(f"  peer         {peer.label or peer.name[:8]}: endpoint {ep}, allowed ips {nets}{keep}{psk}")
     if getattr(args, "tun_offload", False):
         granted = start.tun.offload_names()

@@ -119,7 +119,9 @@ def daemonize(build, describe) -> int:
 
 
 def down(args) -> int:
-    name = args.ifname
+    from .upconfig import check_name
+
+    name = check_name(args.ifname)  # a name, not a path: /run/wgscope/NAME.pid stays in /run/wgscope
     path = pidfile(name)
     try:
         pid = int(path.read_text().strip())

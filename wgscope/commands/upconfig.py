@@ -59,8 +59,8 @@ def find_config(arg: str) -> Path:
 
 
 def interface_name(args, config: Path | None) -> str:
-    name = args.ifname or (config.stem if config else None)
-    if not name:
+    name = args.ifname if args.ifname is not None else (config.stem if config else None)
+    if name is None:
         raise UserError("give a configuration file or --ifname NAME")
     return check_name(name)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from .evidence import unanswered_findings
+from .reexecuted import CoreVerdicts, divergence_findings, psk_findings, unused_response_findings, unused_responses
 from .finding import ERROR, INFO, OK, WARNING, Finding
 
 # replay finding kind -> (code, severity, title, explanation, fix)
@@ -59,14 +60,15 @@ def diagnose_capture(path: str, cfg=None) -> tuple[list[Finding], dict]:
     from ..replay import ReplayInputError, replay_capture
 
     configs = [cfg.path] if cfg is not None else []
+    core = CoreVerdicts()
     try:
-        replay = replay_capture(path, configs=configs)
+        replay = replay_capture(path, configs=configs, node_bus=core.node_bus)
     except ReplayInputError as e:
         return [Finding("capture_unreadable", ERROR, f"cannot use the capture: {e}",
                         "The file is not a pcap/pcapng capture doctor can read.",
                         "Capture with `tcpdump -w file.pcap udp port 51820` (or Wireshark) and try again.",
                         [str(e)], "capture")], {"error": str(e)}
-    findings = plain_findings(replay)
+    findings = plain_findings(replay, core)
     report = {"frames": replay.frames, "wireguard": replay.wireguard, "kinds": dict(replay.kinds),
               "handshakes": len(replay.handshakes),
               "completed": sum(1 for h in replay.handshakes if h.outcome == "completed"),
@@ -75,7 +77,7 @@ def diagnose_capture(path: str, cfg=None) -> tuple[list[Finding], dict]:
     return findings, report
 
 
-def plain_findings(replay) -> list[Finding]:
+def plain_findings(replay, core: CoreVerdicts | None = None) -> list[Finding]:
     out: list[Finding] = []
     if not replay.wireguard:
         return [Finding("capture_no_wireguard", ERROR, "no WireGuard traffic in the capture",
@@ -88,27 +90,13 @@ def plain_findings(replay) -> list[Finding]:
     by_kind: dict[str, list] = defaultdict(list)
     for f in replay.findings:
         by_kind[f.kind].append(f)
-    # A response that does not authenticate is the PSK mismatch; an initiation that does not decrypt is a key one.
-    failed = by_kind.pop("decryption_failed", [])
-    responses = [f for f in failed if f.detail.startswith("response")]
-    if responses:
-        out.append(Finding(
-            "capture_psk_mismatch", ERROR, "pre-shared key mismatch: responses do not authenticate",
-            "The responder knew the initiator and answered, but its response does not decrypt: the pre-shared key "
-            "enters Noise_IKpsk2 only at the response (WP §5.4.3), so different PresharedKeys (or one side with "
-            "none) fail exactly here.",
-            "Make PresharedKey identical on both sides of the pair, or remove it on both.",
-            _evidence(responses), "capture"))
-    others = [f for f in failed if f not in responses]
-    if others:
-        out.append(Finding(
-            "capture_decryption_failed", ERROR, "messages do not decrypt with the keys given",
-            "Initiations or transport data fail to authenticate with the keys that decrypt their neighbours: a "
-            "wrong key on one side, a corrupted path, or keys missing from the capture.",
-            "Check both sides' keys; add the configuration of the other side with --capture's config if you have "
-            "it.", _evidence(others), "capture"))
+    out += _decryption_findings(replay, by_kind.pop("decryption_failed", []), core)
+    if not any(f.code == "capture_psk_mismatch" for f in out):
+        out += unused_response_findings(replay)
     for kind, items in by_kind.items():
-        if kind == "handshake_unanswered":
+        if kind == "divergence":
+            out += divergence_findings(items)
+        elif kind == "handshake_unanswered":
             found = unanswered_findings(replay, items, _evidence(items))
             if "capture_wrong_public_key" in {f.code for f in out}:
                 for f in found:
@@ -125,26 +113,54 @@ def plain_findings(replay) -> list[Finding]:
             out.append(Finding(f"capture_{kind}", WARNING, kind.replace("_", " "), items[0].detail,
                                "See `wgscope replay` for the frames.", _evidence(items), "capture"))
     if replay.cookies:
-        done = [h for h in replay.handshakes if h.outcome == "completed" and h.mac2]
-        out.append(Finding(
-            "capture_under_load", WARNING if done else ERROR,
-            "a peer was under load and answered with cookie replies"
-            + ("; handshakes with mac2 then completed" if done else "; no handshake with mac2 completed"),
-            "Under load a WireGuard responder answers initiations with a cookie reply, and the initiator must retry "
-            "with mac2 (WP §5.3, §5.4.7), at its next retry REKEY_TIMEOUT (5 s) later.",
-            "Nothing is misconfigured; find what floods the peer with handshakes.",
-            [f"cookie reply in frame {c.frame}" for c in replay.cookies[:5]], "capture"))
-    completed = [h for h in replay.handshakes if h.outcome == "completed"]
-    if completed and not any(f.severity == ERROR for f in out):
-        rtts = [h.rtt for h in completed if h.rtt is not None]
-        rtt = f"; handshake round trip {min(rtts) * 1000:.1f} ms" if rtts else ""
-        out.append(Finding("capture_healthy", OK, f"healthy: {len(completed)} handshake(s) completed in the capture"
-                           + rtt, "Initiations were answered by responses that authenticate.", "Nothing to fix.",
-                           [f"response in frame {h.response_frame}" for h in completed[:3]], "capture"))
+        out.append(_under_load_finding(replay))
+    out += _healthy_findings(replay, out)
     for notice in replay.notices:
         out.append(Finding("capture_notice", INFO, notice, "What the replay could and could not see.", "",
                            [], "capture"))
     return out
+
+
+def _decryption_findings(replay, failed: list, core: CoreVerdicts | None) -> list[Finding]:
+    """A response that does not verify is the PSK mismatch (reexecuted.py); an initiation or data that does not
+    decrypt is a key one."""
+    response_frames = {h.response_frame for h in replay.handshakes if h.response_frame is not None}
+    responses = [f for f in failed if f.detail.startswith("response") or response_frames & set(f.frames)]
+    out = psk_findings(replay, responses, core)
+    others = [f for f in failed if f not in responses]
+    if others:
+        out.append(Finding(
+            "capture_decryption_failed", ERROR, "messages do not decrypt with the keys given",
+            "Initiations or transport data fail to authenticate with the keys that decrypt their neighbours: a "
+            "wrong key on one side, a corrupted path, or keys missing from the capture.",
+            "Check both sides' keys; add the configuration of the other side with --capture's config if you have "
+            "it.", _evidence(others), "capture"))
+    return out
+
+
+def _under_load_finding(replay) -> Finding:
+    done = [h for h in replay.handshakes if h.outcome == "completed" and h.mac2]
+    return Finding(
+        "capture_under_load", WARNING if done else ERROR,
+        "a peer was under load and answered with cookie replies"
+        + ("; handshakes with mac2 then completed" if done else "; no handshake with mac2 completed"),
+        "Under load a WireGuard responder answers initiations with a cookie reply, and the initiator must retry "
+        "with mac2 (WP §5.3, §5.4.7), at its next retry REKEY_TIMEOUT (5 s) later.",
+        "Nothing is misconfigured; find what floods the peer with handshakes.",
+        [f"cookie reply in frame {c.frame}" for c in replay.cookies[:5]], "capture")
+
+
+def _healthy_findings(replay, found: list[Finding]) -> list[Finding]:
+    """Handshakes completed and no error found: the capture shows a healthy tunnel."""
+    unused = unused_responses(replay)
+    completed = [h for h in replay.handshakes if h.outcome == "completed" and h not in unused]
+    if not completed or any(f.severity == ERROR for f in found):
+        return []
+    rtts = [h.rtt for h in completed if h.rtt is not None]
+    rtt = f"; handshake round trip {min(rtts) * 1000:.1f} ms" if rtts else ""
+    return [Finding("capture_healthy", OK, f"healthy: {len(completed)} handshake(s) completed in the capture" + rtt,
+                    "Initiations were answered by responses that authenticate.", "Nothing to fix.",
+                    [f"response in frame {h.response_frame}" for h in completed[:3]], "capture")]
 
 
 def _evidence(items: list) -> list[str]:

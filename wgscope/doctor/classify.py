@@ -27,85 +27,94 @@ SILENCE_CHECKS = [
 
 def probe_finding(result: ProbeResult, our_public: str, peer_name: str) -> list[Finding]:
     ep = result.endpoint or "(none)"
-    port = ep.rsplit(":", 1)[-1]
+    if result.outcome in ("handshake_ok", "under_load_ok"):
+        return _completed_findings(result, ep, peer_name)
+    return [_failure_finding(result, ep, our_public, peer_name)]
+
+
+def _completed_findings(result: ProbeResult, ep: str, peer_name: str) -> list[Finding]:
+    """The handshake completed (at once, or after a cookie reply), and what the MTU check saw."""
     ev = list(result.evidence)
     out: list[Finding] = []
-    o = result.outcome
-    if o in ("handshake_ok", "under_load_ok"):
-        rtt = f" in {result.rtt * 1000:.1f} ms" if result.rtt is not None else ""
-        if o == "handshake_ok":
-            out.append(Finding("probe_handshake_ok", OK, f"healthy: handshake with {peer_name} at {ep} completed{rtt}",
-                               "The peer knows our public key, we have its key right, the pre-shared keys agree "
-                               "and UDP gets through both ways.", "Nothing to fix.", ev, "probe"))
-        else:
-            out.append(Finding(
-                "probe_under_load", WARNING,
-                f"peer under load: it answered with a cookie reply; the retry with mac2 completed{rtt}",
-                "A WireGuard peer that receives many handshakes (or is forced into cookie mode) answers an "
-                "initiation with a cookie reply instead of a response (WP §5.3, §5.4.7). The initiator must "
-                "retry with mac2 computed from that cookie; real WireGuard does so at its next retry, "
-                "REKEY_TIMEOUT (5 s) later, so the tunnel comes up slowly but it does come up.",
-                "Nothing is misconfigured. If this persists, find what floods the peer with handshakes "
-                "(many clients at once, a misbehaving peer, an attack).", ev, "probe"))
-        mtu = result.path_mtu
-        if mtu and mtu.get("fits") is False:
-            out.append(mtu_finding(mtu, ev_source="probe"))
-        elif mtu:
-            out[0].evidence += first_hop_evidence(mtu)
-            out += whole_path_findings(mtu, out[0])
-        return out
-    if o == "psk_mismatch":
+    rtt = f" in {result.rtt * 1000:.1f} ms" if result.rtt is not None else ""
+    if result.outcome == "handshake_ok":
+        out.append(Finding("probe_handshake_ok", OK, f"healthy: handshake with {peer_name} at {ep} completed{rtt}",
+                           "The peer knows our public key, we have its key right, the pre-shared keys agree "
+                           "and UDP gets through both ways.", "Nothing to fix.", ev, "probe"))
+    else:
         out.append(Finding(
+            "probe_under_load", WARNING,
+            f"peer under load: it answered with a cookie reply; the retry with mac2 completed{rtt}",
+            "A WireGuard peer that receives many handshakes (or is forced into cookie mode) answers an "
+            "initiation with a cookie reply instead of a response (WP §5.3, §5.4.7). The initiator must "
+            "retry with mac2 computed from that cookie; real WireGuard does so at its next retry, "
+            "REKEY_TIMEOUT (5 s) later, so the tunnel comes up slowly but it does come up.",
+            "Nothing is misconfigured. If this persists, find what floods the peer with handshakes "
+            "(many clients at once, a misbehaving peer, an attack).", ev, "probe"))
+    mtu = result.path_mtu
+    if mtu and mtu.get("fits") is False:
+        out.append(mtu_finding(mtu, ev_source="probe"))
+    elif mtu:
+        out[0].evidence += first_hop_evidence(mtu)
+        out += whole_path_findings(mtu, out[0])
+    return out
+
+
+def _failure_finding(result: ProbeResult, ep: str, our_public: str, peer_name: str) -> Finding:
+    """Why the handshake did not complete, by the probe's outcome (doctor/probe.py's table)."""
+    port = ep.rsplit(":", 1)[-1]
+    ev = list(result.evidence)
+    o = result.outcome
+    if o == "psk_mismatch":
+        return Finding(
             "probe_psk_mismatch", ERROR, f"pre-shared key mismatch with {peer_name}",
             "The peer knows our public key and answered our initiation, but its response does not decrypt: in "
             "Noise_IKpsk2 the pre-shared key is mixed in only at the response (WP §5.4.3), so a different "
             "PresharedKey on the two sides (or one side with none) fails exactly here.",
             "Make PresharedKey identical on both sides for this peer pair (`wg genpsk` once, copy it to both), or "
-            "remove it on both.", ev, "probe"))
-    elif o == "under_load_failed":
-        out.append(Finding(
+            "remove it on both.", ev, "probe")
+    if o == "under_load_failed":
+        return Finding(
             "probe_under_load_failed", ERROR, f"{peer_name} is under load and the retry with mac2 did not complete",
             "The peer answered with a cookie reply (it is under load, WP §5.3). We retried with mac2 from that "
             "cookie and still got no response: the cookie may be bound to a different source address (a NAT "
             "rewriting our port between the two datagrams) or the peer stays silent for another reason "
             "(see the silence checks).",
             "Retry later; check for a NAT in between that changes the source port; check the peer's load.",
-            ev, "probe"))
-    elif o == "port_unreachable":
-        out.append(Finding(
+            ev, "probe")
+    if o == "port_unreachable":
+        return Finding(
             "probe_port_unreachable", ERROR, f"nothing listens on {ep}",
             "The host at the endpoint answered with ICMP port unreachable: it is up and reachable, but no "
             "process has UDP port " + port + " open. The WireGuard interface there is down, or listens on "
             "another port.",
             f"On the peer: `wg show` (is the interface up? what is its 'listening port'?); set Endpoint to that "
-            f"port, or ListenPort = {port} there.", ev, "probe"))
-    elif o == "host_unreachable":
-        out.append(Finding(
+            f"port, or ListenPort = {port} there.", ev, "probe")
+    if o == "host_unreachable":
+        return Finding(
             "probe_host_unreachable", ERROR, f"{ep} is unreachable",
             "There is no route to the endpoint, or a router answered host/network unreachable.",
             "Check the Endpoint address and this host's underlay connectivity (`ip route get` the endpoint).",
-            ev, "probe"))
-    elif o == "endpoint_unresolved":
-        out.append(Finding("probe_endpoint_unresolved", ERROR, f"endpoint {ep} does not resolve",
-                           "The Endpoint's host name has no address in DNS (or /etc/hosts).",
-                           "Fix the name, or use an IP address.", ev, "probe"))
-    elif o == "no_endpoint":
-        out.append(Finding("probe_no_endpoint", WARNING, f"{peer_name} has no Endpoint: nothing to probe",
-                           "Without an Endpoint this side waits for the peer to contact it first.",
-                           "Probe from the other side, or add Endpoint = host:port.", ev, "probe"))
-    elif o == "silence":
+            ev, "probe")
+    if o == "endpoint_unresolved":
+        return Finding("probe_endpoint_unresolved", ERROR, f"endpoint {ep} does not resolve",
+                       "The Endpoint's host name has no address in DNS (or /etc/hosts).",
+                       "Fix the name, or use an IP address.", ev, "probe")
+    if o == "no_endpoint":
+        return Finding("probe_no_endpoint", WARNING, f"{peer_name} has no Endpoint: nothing to probe",
+                       "Without an Endpoint this side waits for the peer to contact it first.",
+                       "Probe from the other side, or add Endpoint = host:port.", ev, "probe")
+    if o == "silence":
         checks = [c.format(ours=our_public, endpoint=ep, port=port) for c in SILENCE_CHECKS]
-        out.append(Finding(
+        return Finding(
             "probe_silence", ERROR, f"no answer from {ep}: in order of likelihood, a key mistake, a firewall, "
             "a wrong endpoint",
             "Our handshake initiations got no reply at all, not even an ICMP error.\n" + "\n".join(checks),
             "Work down the list: compare the keys first (most common), then look for the datagrams on the "
-            "peer with tcpdump, then check the endpoint.", ev, "probe"))
-    else:
-        out.append(Finding("probe_unexpected", ERROR, f"unexpected answer from {ep}",
-                           "Something came back that is not a valid handshake answer for us.",
-                           "Look at the events (--json) and at a capture (`wgscope replay`).", ev, "probe"))
-    return out
+            "peer with tcpdump, then check the endpoint.", ev, "probe")
+    return Finding("probe_unexpected", ERROR, f"unexpected answer from {ep}",
+                   "Something came back that is not a valid handshake answer for us.",
+                   "Look at the events (--json) and at a capture (`wgscope replay`).", ev, "probe")
 
 
 def mtu_finding(mtu: dict, ev_source: str = "probe") -> Finding:

@@ -141,9 +141,14 @@ class HandshakeProbe:
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             self.sock.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", 0))
-            self.sock.connect(addr)  # connected: ICMP errors come back as ECONNREFUSED / EHOSTUNREACH
-            result.evidence.append(f"probing from UDP port {self.sock.getsockname()[1]}")
-            self._loop(peer_addr)
+            try:
+                self.sock.connect(addr)  # connected: ICMP errors come back as ECONNREFUSED / EHOSTUNREACH
+            except OSError as e:  # no route to the endpoint (ENETUNREACH) is a finding, not a crash
+                if not self._icmp_error(e):
+                    raise
+            else:
+                result.evidence.append(f"probing from UDP port {self.sock.getsockname()[1]}")
+                self._loop()
             if result.outcome in ("handshake_ok", "under_load_ok") and self.mtu and self.inner_destination:
                 result.path_mtu = self._check_path_mtu(family)
                 if result.path_mtu.get("fits") is not False:  # the first hop takes it: now the whole path
@@ -155,26 +160,23 @@ class HandshakeProbe:
         result.events = [e.as_dict() for e in self.recorder.events]
         return result
 
-    def _loop(self, peer_addr: tuple) -> None:
-        result = self.result
-        start = time.monotonic()
-        deadline = start + self.timeout
-        retry_every = max(0.3, self.timeout / 3)  # one lost datagram must not read as silence
-        next_initiation = start
-        cookie_retry_done = False
-        while True:
-            mono = time.monotonic()
-            if mono >= deadline:
-                break
-            if mono >= next_initiation:
+    def _loop(self) -> None:
+        """Initiate, retry every third of the time limit (one lost datagram must not read as
+        silence), and read answers until one settles the outcome or the time is up."""
+        deadline = time.monotonic() + self.timeout
+        self._retry_every = max(0.3, self.timeout / 3)
+        self._next_initiation = time.monotonic()
+        self._cookie_retry_done = False
+        while (mono := time.monotonic()) < deadline:
+            if mono >= self._next_initiation:
                 try:
                     self._initiate()
                 except OSError as e:
                     if self._icmp_error(e):
                         return
                     raise
-                next_initiation = mono + retry_every
-            wait = max(0.0, min(deadline, next_initiation) - time.monotonic())
+                self._next_initiation = mono + self._retry_every
+            wait = max(0.0, min(deadline, self._next_initiation) - time.monotonic())
             ready, _, _ = select.select([self.sock], [], [], wait)
             if not ready:
                 continue
@@ -184,45 +186,56 @@ class HandshakeProbe:
                 if self._icmp_error(e):
                     return
                 raise
-            actions = self.device.receive_datagram(data, (src[0], src[1]), self.clock.now())
-            self._send(actions)
-            if self._seen("handshake_completed"):
-                completed = self._seen("handshake_completed")[0]
-                result.rtt = completed.fields.get("rtt")
-                result.outcome = "under_load_ok" if result.cookie_replies else "handshake_ok"
-                result.evidence.append(f"the response authenticated; handshake round trip "
-                                       f"{result.rtt * 1000:.1f} ms" if result.rtt is not None
-                                       else "the response authenticated")
+            self._send(self.device.receive_datagram(data, (src[0], src[1]), self.clock.now()))
+            if self._settled():
                 return
-            if self._seen("handshake_response_rejected", reason="decryption_failed"):
-                result.outcome = "psk_mismatch"
-                result.evidence.append("a handshake response came back from the peer but did not authenticate "
-                                       "(handshake_response_rejected reason=decryption_failed)")
-                return
-            cookies = self._seen("cookie_reply_received")
-            if len(cookies) > result.cookie_replies:
-                result.cookie_replies = len(cookies)
-                if cookie_retry_done:
-                    result.outcome = "under_load_failed"
-                    result.evidence.append("the retry carried mac2 from the cookie, yet the peer answered with "
-                                           "another cookie reply")
-                    return
-                result.evidence.append("the peer answered with a cookie reply: it is under load and wants mac2")
-                cookie_retry_done = True
-                self._initiate()
-                if not self._seen("cookie_used"):
-                    result.evidence.append("(the retry did not carry mac2)")
-                result.evidence.append("retried at once with mac2 set from the cookie")
-                next_initiation = time.monotonic() + retry_every
-                continue
-            rejected = [e for e in self.recorder.events if e.name.endswith("_rejected") or e.name == "packet_dropped"]
-            if rejected:
-                last = rejected[-1]
-                if last.fields.get("reason") in ("unknown_index",):
-                    continue  # a late answer to an earlier attempt of ours
-                result.outcome = "unexpected"
-                result.evidence.append(f"{last.name} reason={last.fields.get('reason')}")
-                return
+        self._out_of_time()
+
+    def _settled(self) -> bool:
+        """Whether what the core made of the last answer decides the outcome (a cookie reply
+        is retried at once with mac2 instead)."""
+        result = self.result
+        if self._seen("handshake_completed"):
+            completed = self._seen("handshake_completed")[0]
+            result.rtt = completed.fields.get("rtt")
+            result.outcome = "under_load_ok" if result.cookie_replies else "handshake_ok"
+            result.evidence.append(f"the response authenticated; handshake round trip "
+                                   f"{result.rtt * 1000:.1f} ms" if result.rtt is not None
+                                   else "the response authenticated")
+            return True
+        if self._seen("handshake_response_rejected", reason="decryption_failed"):
+            result.outcome = "psk_mismatch"
+            result.evidence.append("a handshake response came back from the peer but did not authenticate "
+                                   "(handshake_response_rejected reason=decryption_failed)")
+            return True
+        cookies = self._seen("cookie_reply_received")
+        if len(cookies) > result.cookie_replies:
+            result.cookie_replies = len(cookies)
+            if self._cookie_retry_done:
+                result.outcome = "under_load_failed"
+                result.evidence.append("the retry carried mac2 from the cookie, yet the peer answered with "
+                                       "another cookie reply")
+                return True
+            result.evidence.append("the peer answered with a cookie reply: it is under load and wants mac2")
+            self._cookie_retry_done = True
+            self._initiate()
+            if not self._seen("cookie_used"):
+                result.evidence.append("(the retry did not carry mac2)")
+            result.evidence.append("retried at once with mac2 set from the cookie")
+            self._next_initiation = time.monotonic() + self._retry_every
+            return False
+        rejected = [e for e in self.recorder.events if e.name.endswith("_rejected") or e.name == "packet_dropped"]
+        if rejected:
+            last = rejected[-1]
+            if last.fields.get("reason") in ("unknown_index",):
+                return False  # a late answer to an earlier attempt of ours
+            result.outcome = "unexpected"
+            result.evidence.append(f"{last.name} reason={last.fields.get('reason')}")
+            return True
+        return False
+
+    def _out_of_time(self) -> None:
+        result = self.result
         if result.cookie_replies and result.outcome == "silence":
             result.outcome = "under_load_failed"
             result.evidence.append("after the cookie reply, the retry with mac2 got no answer")

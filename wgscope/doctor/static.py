@@ -14,7 +14,7 @@ import re
 
 from .. import config as wgconfig
 from ..keytext import encode
-from ..protocol.crypto import DH, DHError, public_key
+from ..protocol.crypto import DH, DHError, public_key, same_secret
 from .finding import ERROR, INFO, WARNING, Finding
 
 # Outer overhead of a full-size transport message (WP §5.4.6: 16-byte header + 16-byte tag;
@@ -73,7 +73,7 @@ def check_keys(cfg) -> list[Finding]:
                            "Without a private key this side has no identity and cannot handshake.",
                            "Add PrivateKey = (output of `wg genkey`).", [], "static"))
         return out
-    if own_private == bytes(32):
+    if same_secret(own_private, bytes(32)):
         out.append(Finding("zero_private_key", ERROR, "PrivateKey is all zeros",
                            "An all-zero private key is a placeholder, not a key: wg treats it as no key at all.",
                            "Generate one with `wg genkey`.", [f"line {ic.lines.get('PrivateKey')}"], "static"))
@@ -97,7 +97,7 @@ def check_keys(cfg) -> list[Finding]:
                 "it. Usually the two sides' keys were swapped when copying.",
                 "On the peer, run `wg show` (or `wg pubkey < its private key`) and put that here.", line, "static"))
             continue
-        if p.public_key == own_private:
+        if same_secret(p.public_key, own_private):
             out.append(Finding(
                 "peer_key_is_private_key", ERROR, f"{where}: PublicKey is this interface's PrivateKey",
                 "The peer's PublicKey field holds our own private key: a private key pasted in the wrong field "
@@ -288,8 +288,8 @@ def check_mtu(cfg, resolved: dict) -> list[Finding]:
 
 # ---------------------------------------------------------------- pre-shared keys
 def check_psk(cfg) -> list[Finding]:
-    with_psk = [p for p in cfg.peers if p.preshared_key is not None and p.preshared_key != bytes(32)]
-    zero = [p for p in cfg.peers if p.preshared_key == bytes(32)]
+    with_psk = [p for p in cfg.peers if p.preshared_key is not None and not same_secret(p.preshared_key, bytes(32))]
+    zero = [p for p in cfg.peers if p.preshared_key is not None and same_secret(p.preshared_key, bytes(32))]
     out = []
     for p in zero:
         out.append(Finding("zero_preshared_key", WARNING, f"{peer_label(cfg, p)}: PresharedKey is all zeros",

@@ -53,6 +53,11 @@ class Peer:
     def preshared_key(self) -> bytes:
         return self.handshake.preshared_key
 
+    @property
+    def has_psk(self) -> bool:
+        """Whether a PresharedKey is set (all zeros is none, as in wg), compared in constant time."""
+        return not same_secret(self.handshake.preshared_key, ZERO_PSK)
+
     def __repr__(self) -> str:
         return f"<Peer {self.name[:8]} endpoint={endpoint_text(self.endpoint)}>"
 
@@ -71,7 +76,7 @@ class Peer:
             "endpoint": endpoint_text(self.endpoint),
             "allowed_ips": [str(n) for n in allowed_ips],
             "persistent_keepalive": self.persistent_keepalive,
-            "has_psk": not same_secret(self.handshake.preshared_key, ZERO_PSK),
+            "has_psk": self.has_psk,
             "handshake_state": self.handshake.state.value,
             "keypairs": {"current": kp(self.keypairs.current), "previous": kp(self.keypairs.previous),
                          "next": kp(self.keypairs.next)},

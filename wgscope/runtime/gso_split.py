@@ -75,22 +75,27 @@ def complete_checksum(packet, start: int, offset: int) -> bytes:
     return bytes(out)
 
 
-def split(packet, version: int, proto: int, l4: int, mss: int) -> list[bytes]:
-    """Cut a GSO super-packet into `mss`-byte segments, every header and checksum complete."""
-    size = len(packet)
+def _transport_header_length(packet, version: int, proto: int, l4: int) -> int:
+    """The TCP or UDP header's length, once the IP header is what the vnet header says it is."""
     if version == 4:
         if l4 != (packet[0] & 0x0F) * 4 or packet[9] != proto:
             raise OffloadError("bad_gso_headers")
     elif version != 6 or l4 < 40:
         raise OffloadError("bad_gso_headers")
-    if proto == PROTO_TCP:
-        if l4 + 20 > size:
-            raise OffloadError("bad_gso_headers")
-        thl = (packet[l4 + 12] >> 4) * 4
-        if thl < 20:
-            raise OffloadError("bad_gso_headers")
-    else:
-        thl = 8
+    if proto != PROTO_TCP:
+        return 8
+    if l4 + 20 > len(packet):
+        raise OffloadError("bad_gso_headers")
+    thl = (packet[l4 + 12] >> 4) * 4
+    if thl < 20:
+        raise OffloadError("bad_gso_headers")
+    return thl
+
+
+def split(packet, version: int, proto: int, l4: int, mss: int) -> list[bytes]:
+    """Cut a GSO super-packet into `mss`-byte segments, every header and checksum complete."""
+    size = len(packet)
+    thl = _transport_header_length(packet, version, proto, l4)
     hlen = l4 + thl
     if mss == 0 or hlen >= size:
         raise OffloadError("bad_gso_size")

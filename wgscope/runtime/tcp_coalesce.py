@@ -56,7 +56,9 @@ def _candidate(p: bytes) -> int:
 
 
 def coalesce(packets: list) -> list[list]:
-    """Group `packets` into writes: each a list of buffers for os.writev, vnet header first."""
+    """Group `packets` into writes: each a list of buffers for os.writev, vnet header first.
+    The inner loop runs once per TCP segment written to the TUN: the comparisons that decide
+    whether a segment joins the run stay inline; the write itself is _gso_write."""
     writes: list[list] = []
     n = len(packets)
     heads = [_candidate(p) if p else 0 for p in packets]
@@ -108,23 +110,30 @@ def coalesce(packets: list) -> list[list]:
             writes.append([NO_OFFLOAD, p])
             i += 1
             continue
-        tcp_len = total - l4
-        ip = bytearray(p[:l4])
-        if v6:
-            ip[4:6] = _u16.pack(tcp_len)
-            pseudo = int.from_bytes(p[8:40], "big")
-        else:
-            ip[2:4] = _u16.pack(total)
-            ip[10:12] = b"\0\0"
-            ip[10:12] = _u16.pack(checksum(ip))
-            pseudo = int.from_bytes(p[12:20], "big")
-        tcp = bytearray(p[l4:hlen])
-        tcp[13] = run[-1][l4 + 13]  # PSH of the last segment
-        pseudo = (pseudo + 6 + tcp_len) % 0xFFFF
-        tcp[16:18] = _u16.pack(pseudo or 0xFFFF)  # NEEDS_CSUM: the pseudo-header sum, not complemented
-        vnet = VNET_HDR.pack(F_NEEDS_CSUM, GSO_TCPV6 if v6 else GSO_TCPV4, hlen, size, l4, 16)
-        bufs = [vnet, ip, tcp, memoryview(p)[hlen:]]
-        bufs += [memoryview(q)[hlen:] for q in run[1:]]
-        writes.append(bufs)
+        writes.append(_gso_write(run, total, l4, hlen, size, v6))
         i = j
     return writes
+
+
+def _gso_write(run: list, total: int, l4: int, hlen: int, size: int, v6: bool) -> list:
+    """One GSO write of the segments in `run`: vnet header, the first segment's IP and TCP headers
+    made whole for `total` bytes, then every segment's payload."""
+    p = run[0]
+    tcp_len = total - l4
+    ip = bytearray(p[:l4])
+    if v6:
+        ip[4:6] = _u16.pack(tcp_len)
+        pseudo = int.from_bytes(p[8:40], "big")
+    else:
+        ip[2:4] = _u16.pack(total)
+        ip[10:12] = b"\0\0"
+        ip[10:12] = _u16.pack(checksum(ip))
+        pseudo = int.from_bytes(p[12:20], "big")
+    tcp = bytearray(p[l4:hlen])
+    tcp[13] = run[-1][l4 + 13]  # PSH of the last segment
+    pseudo = (pseudo + 6 + tcp_len) % 0xFFFF
+    tcp[16:18] = _u16.pack(pseudo or 0xFFFF)  # NEEDS_CSUM: the pseudo-header sum, not complemented
+    vnet = VNET_HDR.pack(F_NEEDS_CSUM, GSO_TCPV6 if v6 else GSO_TCPV4, hlen, size, l4, 16)
+    bufs = [vnet, ip, tcp, memoryview(p)[hlen:]]
+    bufs += [memoryview(q)[hlen:] for q in run[1:]]
+    return bufs
