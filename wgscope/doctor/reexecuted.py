@@ -83,7 +83,8 @@ def unused_responses(replay) -> list:
     the initiator."""
     out = []
     for h in replay.handshakes:
-        if h.outcome != "completed" or h.session is None or h.session.confirmed_frame is not None:
+        verified = h.outcome == "completed" or (h.outcome == "unverified" and h.reason == "unconfirmed")
+        if not verified or h.session is None or h.session.confirmed_frame is not None:
             continue
         again = any(later.frame > (h.response_frame or h.frame) and later.initiator is h.initiator
                     and later.responder is h.responder for later in replay.handshakes)
