@@ -33,7 +33,7 @@ $(NB_STAMP): pyproject.toml $(STAMP)
 	touch $(NB_STAMP)
 
 notebooks: $(NB_STAMP)
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab $$( [ "$$(id -u)" = 0 ] && echo --allow-root ) notebooks/
 
 # Re-run every notebook and save its outputs in the .ipynb (fixed keys and seeds: same bytes each run).
 notebooks-outputs: $(NB_STAMP)

@@ -1,7 +1,8 @@
 """Replay throughput, beside tshark reading the same capture.
 
     python -m bench.replay_bench [--packets 100000] [--json OUT.json]      lab capture (no root)
-    python -m bench.replay_bench --iperf SECONDS [--json OUT.json]         live capture (root)
+    python -m bench.replay_bench --iperf SECONDS [--rounds 3] [--json OUT.json]   live capture (root)
+    python -m bench.replay_bench --capture FILE [--rounds 3]              the same on a capture at hand
 
 `measure`: the in-process lab makes a capture (one session of pings and replies, a DSB and a
 separate key log); `replay_capture` (observer and both sides re-executed) against tshark
@@ -10,7 +11,8 @@ decrypting it with the key log.
 `measure_iperf`: the issue-13 figure. Two `wgscope up` nodes in namespaces (bench/topology.py)
 carry an iperf3 TCP run while node A writes its own `--capture` (self-decrypting, DSB); then
 `wgscope replay CAPTURE --decrypted OUT` and `tshark -r CAPTURE -Y tcp` run on the same file, each
-as a process; wall time and the CPU time of the process (the machine is shared) are reported.
+as a process, alternately, `rounds` times; wall time and the CPU time of the process (the machine
+is shared: CPU time is the steadier figure) of each run, each round's ratio and the medians.
 `make bench` runs both; the test suite only a tiny smoke test of `measure`.
 """
 
@@ -20,6 +22,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -93,27 +96,47 @@ def make_iperf_capture(workdir: str, seconds: float) -> tuple[str, float]:
     return cap, bits
 
 
-def measure_iperf(seconds: float = 8.0, workdir: str | None = None) -> dict:
+def measure_iperf(seconds: float = 8.0, workdir: str | None = None, rounds: int = 3,
+                  capture: str | None = None) -> dict:
+    """`rounds` alternate runs of replay --decrypted and tshark -Y tcp on one capture (made here, or
+    `capture`); the ratio of each round (tshark's time / replay's) shows the spread on a shared machine."""
     from wgscope.pcap import read_capture
 
     own = workdir is None
     workdir = workdir or tempfile.mkdtemp(prefix="wgscope-replay-iperf-")
     try:
-        cap, bits = make_iperf_capture(workdir, seconds)
-        packets = sum(1 for _ in read_capture(cap, comments=False))
+        bits = None
+        if capture is None:
+            capture, bits = make_iperf_capture(workdir, seconds)
+        packets = sum(1 for _ in read_capture(capture, comments=False))
         wgscope = os.path.join(os.path.dirname(sys.executable), "wgscope")
-        replay = _timed([wgscope, "replay", cap, "--decrypted", os.path.join(workdir, "inner.pcap")])
-        out = {"packets": packets, "capture_bytes": os.path.getsize(cap), "iperf_bits_per_second": round(bits),
-               "wgscope_replay_decrypted": replay, "tshark_tcp": None}
-        if shutil.which("tshark"):
-            shark = _timed(["tshark", "-r", cap, "-Y", "tcp"])
-            out["tshark_tcp"] = shark
-            out["speed_x_tshark_wall"] = round(shark["wall_seconds"] / replay["wall_seconds"], 3)
-            out["speed_x_tshark_cpu"] = round(shark["cpu_seconds"] / max(replay["cpu_seconds"], 1e-9), 3)
+        replay_argv = [wgscope, "replay", capture, "--decrypted", os.path.join(workdir, "inner.pcap")]
+        out = {"packets": packets, "capture_bytes": os.path.getsize(capture), "rounds": [],
+               "iperf_bits_per_second": round(bits) if bits is not None else None}
+        tshark = shutil.which("tshark")
+        for _ in range(rounds):
+            one = {"wgscope_replay_decrypted": _timed(replay_argv)}
+            if tshark:
+                one["tshark_tcp"] = _timed([tshark, "-r", capture, "-Y", "tcp"])
+                one["x_wall"] = round(one["tshark_tcp"]["wall_seconds"] / one["wgscope_replay_decrypted"]["wall_seconds"], 3)
+                one["x_cpu"] = round(one["tshark_tcp"]["cpu_seconds"]
+                                     / max(one["wgscope_replay_decrypted"]["cpu_seconds"], 1e-9), 3)
+            out["rounds"].append(one)
+        out["wgscope_replay_decrypted"] = _median_run([r["wgscope_replay_decrypted"] for r in out["rounds"]])
+        out["tshark_tcp"] = _median_run([r["tshark_tcp"] for r in out["rounds"]]) if tshark else None
+        if tshark:
+            out["speed_x_tshark_cpu"] = round(statistics.median(r["x_cpu"] for r in out["rounds"]), 3)
+            out["speed_x_tshark_wall"] = round(statistics.median(r["x_wall"] for r in out["rounds"]), 3)
         return out
     finally:
         if own:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _median_run(runs: list[dict]) -> dict:
+    return {"wall_seconds": statistics.median(r["wall_seconds"] for r in runs),
+            "cpu_seconds": statistics.median(r["cpu_seconds"] for r in runs),
+            "returncode": max(r["returncode"] for r in runs)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,9 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-tshark", action="store_true")
     p.add_argument("--iperf", type=float, metavar="SECONDS", help="measure on a live wgscope<->wgscope iperf3 "
                    "capture instead (root)")
+    p.add_argument("--capture", metavar="FILE", help="with --iperf: measure on this capture instead of making one")
+    p.add_argument("--rounds", type=int, default=3, help="with --iperf: alternate runs of each (default 3)")
     args = p.parse_args(argv)
-    if args.iperf:
-        res = measure_iperf(args.iperf)
+    if args.iperf or args.capture:
+        res = measure_iperf(args.iperf or 8.0, rounds=args.rounds, capture=args.capture)
         print(iperf_line(res))
         if args.json:
             with open(args.json, "w") as f:
@@ -147,11 +172,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def iperf_line(res: dict) -> str:
     r, t = res["wgscope_replay_decrypted"], res.get("tshark_tcp")
-    line = (f"replay --decrypted on a {res['packets']}-packet iperf3 capture: {r['wall_seconds']} s wall, "
-            f"{r['cpu_seconds']} s CPU")
+    line = (f"replay --decrypted on a {res['packets']}-packet iperf3 capture, median of {len(res['rounds'])}: "
+            f"{r['wall_seconds']} s wall, {r['cpu_seconds']} s CPU")
     if t:
+        per = ", ".join(f"{x['x_cpu']}" for x in res["rounds"])
         line += (f"; tshark -Y tcp {t['wall_seconds']} s wall, {t['cpu_seconds']} s CPU; "
-                 f"{res['speed_x_tshark_wall']} x tshark (wall), {res['speed_x_tshark_cpu']} x (CPU)")
+                 f"{res['speed_x_tshark_cpu']} x tshark by CPU (rounds {per}), {res['speed_x_tshark_wall']} by wall")
     return line
 
 

@@ -26,20 +26,26 @@ def kernel():
 
 
 def outputs(nb) -> list:
-    """What a reader sees: text streams, plain-text results and the kinds of rich output, per code cell."""
+    """What a reader sees: text streams, plain-text results and the kinds of rich output, per code cell.
+
+    Consecutive pieces of one stream are joined: the kernel splits a cell's stdout into messages where
+    its flush happens to fall (on a loaded machine one print loop came back as two), which a reader
+    never sees."""
     seen = []
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
         for o in cell.get("outputs", []):
-            if o.output_type == "stream":
-                seen.append(("stream", o.text))
+            if o.output_type == "stream" and seen and seen[-1][:2] == ("stream", o.name) and seen[-1][3] is cell:
+                seen[-1] = ("stream", o.name, seen[-1][2] + o.text, cell)
+            elif o.output_type == "stream":
+                seen.append(("stream", o.name, o.text, cell))
             elif o.output_type == "error":
                 seen.append(("error", o.ename, o.evalue))
             else:
                 data = o.get("data", {})
                 seen.append((o.output_type, sorted(data), data.get("text/plain", "")))
-    return seen
+    return [("stream", o[2]) if o[0] == "stream" else o for o in seen]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])

@@ -272,3 +272,27 @@ def test_garbage_never_escapes_as_other_exceptions(linktype):
         except FrameError:
             continue
         assert got is None or isinstance(got, UdpDatagram)
+
+
+def test_fast_path_agrees_with_the_full_parse():
+    """parse_frame's one-unpack path for plain IPv4/UDP gives what the full parse gives, and leaves
+    every frame it does not fully understand to it (flipped bits, cut frames, options, fragments)."""
+    from wgscope.pcap import frames
+
+    rng = random.Random(5)
+    base = build_udp_frame(("192.0.2.1", 51820), ("198.51.100.7", 4444), b"\x04\x00\x00\x00" + bytes(60))
+    for _ in range(3000):
+        data = bytearray(base)
+        for _ in range(rng.randrange(3)):
+            data[rng.randrange(28)] = rng.randrange(256)
+        data = bytes(data[: rng.choice((len(data), len(data), rng.randrange(len(data) + 1)))])
+        for linktype in (frames.LINKTYPE_RAW, frames.LINKTYPE_IPV4):
+            try:
+                full = ("ok", frames._parse(linktype, data))
+            except frames.FrameError as e:
+                full = ("error", str(e))
+            try:
+                fast = ("ok", parse_frame(linktype, data))
+            except frames.FrameError as e:
+                fast = ("error", str(e))
+            assert fast == full

@@ -159,6 +159,9 @@ def test_forced_load_and_cookies(tmp_path):
     lab.run(8)
     a.device.set_forced_load(None, lab.now)
     lab.run(1)
+    lab.advance(200)  # bravo's cookie is stale: an initiation without mac2, taken, shows the forcing ended
+    b.ping("10.0.0.1", 4)
+    lab.run(8)
     cap.close()
     assert a.recorder.of("cookie_reply_sent")
     rec = EventRecorder()
@@ -173,3 +176,34 @@ def test_forced_load_and_cookies(tmp_path):
     (summary,) = r.nodes
     assert summary["divergences"] == 0 and summary["compared_by_kind"] == {"cookie_reply": 1}
     assert summary["unknown_inputs"] == ["cookie secret"]
+
+
+def test_forced_load_throughout_enters_once(tmp_path):
+    """A node forced under load for its whole run (`wgscope up --force-under-load`) answers two
+    handshakes with cookie replies, each then taken with mac2: it entered the load state once and
+    never left. Replayed, the same: not once around each cookie-answered message."""
+    lab = Lab(seed=8, level=TRACE)
+    a = lab.add_node("alpha", "192.0.2.1", 51820, tunnel="10.0.0.1/24")
+    b = lab.add_node("bravo", "192.0.2.2", 51820, tunnel="10.0.0.2/24")
+    path = tmp_path / "alpha.pcapng"
+    cap = CaptureWriter(path, a.bus, wall_offset=LAB_EPOCH, name="alpha", warn=None)
+    lab.connect(a, b, a_knows_endpoint=False)  # learnt from bravo's initiation, live and replayed alike
+    a.device.set_forced_load(True, lab.now)
+    for i in range(2):  # bravo's keys expired each time (REJECT_AFTER_TIME): a new handshake it starts
+        lab.advance(200)
+        b.ping("10.0.0.1", i)
+        lab.run(8)
+    cap.close()
+    assert len(a.recorder.of("cookie_reply_sent")) == 2 and len(a.recorder.of("under_load_entered")) == 1
+    assert not a.recorder.of("under_load_left")
+    rec = EventRecorder()
+
+    def node_bus(name):
+        bus = EventBus(TRACE)
+        bus.subscribe(rec, TRACE)
+        return bus
+
+    r = replay_capture(path, node_bus=node_bus)
+    assert Counter(e.name for e in rec.events) == Counter(e.name for e in a.recorder.events)
+    (summary,) = r.nodes
+    assert summary["divergences"] == 0 and summary["compared_by_kind"] == {"cookie_reply": 2}

@@ -196,3 +196,25 @@ def test_an_unconfirmed_response_is_not_completed(tmp_path):
     alter_capture(path, bare, secrets=False, drop=[3, 4])  # only the initiation and the response remain
     r = replay_capture(bare)
     assert [h.outcome for h in r.handshakes] == ["unverified"]
+
+
+def test_a_response_opened_under_the_responders_psk_only_is_not_completed(tmp_path, capsys):
+    """Only bravo's keys in the capture, and bravo has a PSK that alpha lacks: bravo's responses open
+    under bravo's own PSK, which says nothing of alpha's. Alpha never sends on those sessions, so no
+    handshake is "completed"; the summary and the ladder say the initiator never used them."""
+    from wgscope.cli import main
+
+    lab, a, b = two_nodes(seed=2)
+    b.device.set_preshared_key(b.device.peers[a.public_key], bytes(range(32)))
+    path = tmp_path / "bravo.pcapng"
+    with LabCapture(lab, path, nodes=[b]):
+        a.ping("10.0.0.2")
+        lab.run(12)
+    assert a.recorder.of("handshake_response_rejected")  # the live alpha rejected every response
+    r = replay_capture(path, reexecute_sides=False)
+    assert r.handshakes and "completed" not in {h.outcome for h in r.handshakes}
+    assert {h.reason for h in r.handshakes if h.response_frame} == {"unconfirmed"}
+    main(["replay", str(path)])
+    out = capsys.readouterr().out
+    assert " 0 completed" in out and "never used by the initiator" in out
+    assert "not confirmed by the initiator" in out  # on the response's row of the ladder

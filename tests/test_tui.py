@@ -65,6 +65,7 @@ def test_countdowns_churn_and_wall_clock_formatting():
     assert fmt.keepalive_in({"timers": {"send_keepalive": None}}) is None
     assert fmt.is_churn("timer_armed") and fmt.is_churn("transport_sent") and not fmt.is_churn("handshake_completed")
     assert not fmt.is_churn("keepalive_sent") and not fmt.is_churn("route_missing")
+    assert fmt.is_churn("local_traffic_ignored")  # a healthy tunnel's IPv6 router solicitations stay behind `t`
     assert not fmt.matches({"event": "timer_armed"}, None, [], show_churn=False)
     assert fmt.matches({"event": "timer_armed"}, None, ["timer"], show_churn=False)  # asked for by name
     assert fmt.matches({"event": "endpoint_changed"}, None, [], show_churn=False)

@@ -1,4 +1,5 @@
-"""`wgscope doctor CONFIG [--peer PUBKEY] [--probe] [--capture FILE] [--json] [--timeout S]`
+"""`wgscope doctor CONFIG [--peer PUBKEY] [--probe] [--capture FILE] [--json] [--timeout S]`,
+or `wgscope doctor --capture FILE` for a capture alone (its own keys, no configuration).
 
 Say why a tunnel does not come up: static checks of the file (no root needed), an active
 handshake probe, and the replay engine's findings from a capture, all in plain words.
@@ -24,7 +25,8 @@ def register(sub) -> None:
                        description="Check a wg-quick configuration, optionally probe a peer with a real handshake "
                                    "or read a capture, and explain what is wrong and how to fix it. "
                                    "Exit status: 0 no problem found, 3 a problem was diagnosed.")
-    p.add_argument("config", metavar="CONFIG", help="wg-quick configuration file (e.g. /etc/wireguard/wg0.conf)")
+    p.add_argument("config", metavar="CONFIG", nargs="?",
+                   help="wg-quick configuration file (e.g. /etc/wireguard/wg0.conf); optional with --capture")
     p.add_argument("--peer", metavar="PUBKEY", help="only this peer (public key, a prefix of it, or its # Name)")
     p.add_argument("--probe", action="store_true",
                    help="attempt a real handshake with the config's identity (replaces the peer's current session)")
@@ -77,11 +79,15 @@ def _probe(cfg, peers, timeout: float, resolved: dict) -> tuple[list, list]:
 
 
 def run(args) -> int:
-    from ..doctor import render
-    from ..doctor.finding import ERROR, worst
     from ..doctor.static import check_all, parse_error_finding
 
-    probe_reports = capture_report = None
+    probe_reports = None
+    if args.config is None:
+        if not args.capture:
+            raise UserError("doctor needs a CONFIG file, or --capture FILE (or both)")
+        if args.probe or args.peer:
+            raise UserError("--probe and --peer need a CONFIG file")
+        return _report(args, [], None)
     try:
         cfg = wgconfig.load(args.config)
     except wgconfig.ConfigError as e:
@@ -98,11 +104,20 @@ def run(args) -> int:
                 raise UserError(f"--timeout must be seconds above 0 and at most {MAX_TIMEOUT}")
             more, probe_reports = _probe(cfg, peers, args.timeout, resolved)
             findings += more
+    return _report(args, findings, probe_reports, cfg)
+
+
+def _report(args, findings: list, probe_reports, cfg=None) -> int:
+    """Add the capture's findings (when --capture) and print the document."""
+    from ..doctor import render
+    from ..doctor.finding import ERROR, worst
+
+    capture_report = None
     if args.capture:
         from ..doctor.capture import diagnose_capture
 
         more, capture_report = diagnose_capture(args.capture, cfg)
         findings += more
-    doc = render.document(args.config, findings, probe_reports, capture_report)
+    doc = render.document(args.config, findings, probe_reports, capture_report, args.capture)
     sys.stdout.write(render.to_json(doc) + "\n" if args.json else render.to_text(doc))
     return EXIT_PROBLEM if worst(findings) == ERROR else 0

@@ -25,7 +25,8 @@ def register(sub) -> None:
                    help="Wireshark WireGuard key log (LOCAL_STATIC_PRIVATE_KEY = ... lines); repeatable")
     p.add_argument("--config", action="append", default=[], metavar="FILE",
                    help="wg-quick configuration of one side (private key, peers, allowed IPs); repeatable")
-    p.add_argument("--events", metavar="FILE|-", help="write the replayed events as JSON lines")
+    p.add_argument("--events", metavar="FILE|-", help="write the replayed events as JSON lines, or as the live "
+                   "node's binary trace when FILE ends in .wgtrace (one file per re-executed side if several)")
     p.add_argument("--events-level", choices=("info", "debug", "trace"), default="info",
                    help="lowest event level written with --events (default info)")
     p.add_argument("--decrypted", metavar="OUT.pcap", help="write the decrypted inner packets as a plain pcap")
@@ -48,29 +49,13 @@ def run(args) -> int:
 
     level = {"info": INFO, "debug": DEBUG, "trace": TRACE}[args.events_level]
     bus = EventBus(INFO)
-    stream = None
-    if args.events:
-        from ..sinks.jsonlog import EventLogSink
-
-        try:
-            stream = sys.stdout if args.events == "-" else open(args.events, "w", encoding="utf-8")
-        except OSError as e:
-            raise UserError(f"cannot write events to {args.events}: {e.strerror}") from None
-        bus.subscribe(EventLogSink(stream, fmt="json", node="replay"), level)
-
-    def node_bus(name: str) -> EventBus:
-        """A re-executed side writes the live node's events under the node's own name."""
-        node = EventBus(INFO)
-        if stream is not None:
-            node.subscribe(EventLogSink(stream, fmt="json", node=name), level)
-        return node
+    events = _EventFiles(args, bus, level)
     try:
-        result = _replay(args, bus, node_bus)
+        result = _replay(args, bus, events)
     except ReplayInputError as e:
         raise UserError(str(e)) from None
     finally:
-        if stream is not None and stream is not sys.stdout:
-            stream.close()
+        events.close()
     _outputs(args, result)
     if args.json:
         json.dump(result.as_dict(), sys.stdout, indent=1, default=str)
@@ -82,7 +67,71 @@ def run(args) -> int:
     return 0
 
 
-def _replay(args, bus, node_bus):
+class _EventFiles:
+    """--events: JSON lines (every side and the observer's findings in one stream), or with a
+    .wgtrace name the binary trace the live node writes (wgscope/trace/): a re-executed side's
+    events in FILE, or in FILE's stem + .NAME.wgtrace for each side when several are re-executed;
+    with none, the observer's findings go to FILE."""
+
+    def __init__(self, args, bus: EventBus, level: int) -> None:
+        from ..trace.format import SUFFIX
+
+        self.path, self.level, self.stream = args.events, level, None
+        self.binary = bool(self.path) and self.path != "-" and self.path.endswith(SUFFIX)
+        self.writers: list = []
+        self.multiple = False  # several sides: a file each
+        self.bus = bus
+        if not self.path or self.binary:
+            return
+        from ..sinks.jsonlog import EventLogSink
+
+        self.stream = sys.stdout if self.path == "-" else self._open(lambda: open(self.path, "w", encoding="utf-8"))
+        bus.subscribe(EventLogSink(self.stream, fmt="json", node="replay"), level)
+
+    def _open(self, make):
+        try:
+            return make()
+        except OSError as e:
+            raise UserError(f"cannot write events to {self.path}: {e.strerror}") from None
+
+    def node_bus(self, name: str) -> EventBus:
+        """A re-executed side writes the live node's events under the node's own name."""
+        node = EventBus(INFO)
+        if self.stream is not None:
+            from ..sinks.jsonlog import EventLogSink
+
+            node.subscribe(EventLogSink(self.stream, fmt="json", node=name), self.level)
+        elif self.binary:
+            self.writers.append(self._trace(node, name))
+        return node
+
+    def _trace(self, bus: EventBus, name: str | None):
+        from ..trace.format import SUFFIX
+        from ..trace.writer import TraceWriter
+
+        path = self.path
+        if self.multiple and name is not None:
+            path = f"{path[:-len(SUFFIX)]}.{''.join(c if c.isalnum() or c in '-_' else '_' for c in name)}{SUFFIX}"
+        return self._open(lambda: TraceWriter(path, bus, self.level, node=name))
+
+    def prepare(self, ring) -> None:
+        """Before replaying: the key ring says how many sides can be re-executed."""
+        self.multiple = len(ring.sides) > 1
+        if self.binary and not ring.sides:
+            self.writers.append(self._trace(self.bus, "replay"))  # nothing re-executed: the findings
+
+    def close(self) -> None:
+        if self.binary and not self.writers:  # no side's key spoke in the capture: an empty trace
+            self.writers.append(self._trace(self.bus, "replay"))
+        for writer in self.writers:
+            writer.close()
+            if writer.write_error is not None:
+                raise UserError(f"cannot write events to {writer.path}: {writer.write_error.strerror}")
+        if self.stream is not None and self.stream is not sys.stdout:
+            self.stream.close()
+
+
+def _replay(args, bus, events):
     from ..replay.driver import load_keys, replay_capture
     from ..replay.driver import ReplayInputError
     import os
@@ -91,8 +140,9 @@ def _replay(args, bus, node_bus):
         what = "is a directory, not a capture file" if os.path.isdir(args.capture) else "no such file"
         raise ReplayInputError(f"{args.capture}: {what}")
     ring = load_keys(args.capture, args.keylog, args.config)
+    events.prepare(ring)
     result = replay_capture(args.capture, bus=bus, annotate=bool(args.annotate), keep_decrypted=bool(args.decrypted),
-                          keyring=ring, node_bus=node_bus)
+                          keyring=ring, node_bus=events.node_bus)
     if ring.warnings:  # one line, after the replay succeeded (a failure is one line of its own)
         more = f" (and {len(ring.warnings) - 1} more)" if len(ring.warnings) > 1 else ""
         print(f"wgscope replay: warning: {ring.warnings[0]}{more}", file=sys.stderr)

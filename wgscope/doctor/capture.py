@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from .evidence import unanswered_findings
+from .reexecuted import CoreVerdicts, divergence_findings, psk_findings, unused_response_findings, unused_responses
 from .finding import ERROR, INFO, OK, WARNING, Finding
 
 # replay finding kind -> (code, severity, title, explanation, fix)
@@ -59,14 +60,15 @@ def diagnose_capture(path: str, cfg=None) -> tuple[list[Finding], dict]:
     from ..replay import ReplayInputError, replay_capture
 
     configs = [cfg.path] if cfg is not None else []
+    core = CoreVerdicts()
     try:
-        replay = replay_capture(path, configs=configs)
+        replay = replay_capture(path, configs=configs, node_bus=core.node_bus)
     except ReplayInputError as e:
         return [Finding("capture_unreadable", ERROR, f"cannot use the capture: {e}",
                         "The file is not a pcap/pcapng capture doctor can read.",
                         "Capture with `tcpdump -w file.pcap udp port 51820` (or Wireshark) and try again.",
                         [str(e)], "capture")], {"error": str(e)}
-    findings = plain_findings(replay)
+    findings = plain_findings(replay, core)
     report = {"frames": replay.frames, "wireguard": replay.wireguard, "kinds": dict(replay.kinds),
               "handshakes": len(replay.handshakes),
               "completed": sum(1 for h in replay.handshakes if h.outcome == "completed"),
@@ -75,7 +77,7 @@ def diagnose_capture(path: str, cfg=None) -> tuple[list[Finding], dict]:
     return findings, report
 
 
-def plain_findings(replay) -> list[Finding]:
+def plain_findings(replay, core: CoreVerdicts | None = None) -> list[Finding]:
     out: list[Finding] = []
     if not replay.wireguard:
         return [Finding("capture_no_wireguard", ERROR, "no WireGuard traffic in the capture",
@@ -88,9 +90,13 @@ def plain_findings(replay) -> list[Finding]:
     by_kind: dict[str, list] = defaultdict(list)
     for f in replay.findings:
         by_kind[f.kind].append(f)
-    out += _decryption_findings(by_kind.pop("decryption_failed", []))
+    out += _decryption_findings(replay, by_kind.pop("decryption_failed", []), core)
+    if not any(f.code == "capture_psk_mismatch" for f in out):
+        out += unused_response_findings(replay)
     for kind, items in by_kind.items():
-        if kind == "handshake_unanswered":
+        if kind == "divergence":
+            out += divergence_findings(items)
+        elif kind == "handshake_unanswered":
             found = unanswered_findings(replay, items, _evidence(items))
             if "capture_wrong_public_key" in {f.code for f in out}:
                 for f in found:
@@ -115,18 +121,12 @@ def plain_findings(replay) -> list[Finding]:
     return out
 
 
-def _decryption_findings(failed: list) -> list[Finding]:
-    """A response that does not authenticate is the PSK mismatch; an initiation that does not decrypt is a key one."""
-    out: list[Finding] = []
-    responses = [f for f in failed if f.detail.startswith("response")]
-    if responses:
-        out.append(Finding(
-            "capture_psk_mismatch", ERROR, "pre-shared key mismatch: responses do not authenticate",
-            "The responder knew the initiator and answered, but its response does not decrypt: the pre-shared key "
-            "enters Noise_IKpsk2 only at the response (WP §5.4.3), so different PresharedKeys (or one side with "
-            "none) fail exactly here.",
-            "Make PresharedKey identical on both sides of the pair, or remove it on both.",
-            _evidence(responses), "capture"))
+def _decryption_findings(replay, failed: list, core: CoreVerdicts | None) -> list[Finding]:
+    """A response that does not verify is the PSK mismatch (reexecuted.py); an initiation or data that does not
+    decrypt is a key one."""
+    response_frames = {h.response_frame for h in replay.handshakes if h.response_frame is not None}
+    responses = [f for f in failed if f.detail.startswith("response") or response_frames & set(f.frames)]
+    out = psk_findings(replay, responses, core)
     others = [f for f in failed if f not in responses]
     if others:
         out.append(Finding(
@@ -152,7 +152,8 @@ def _under_load_finding(replay) -> Finding:
 
 def _healthy_findings(replay, found: list[Finding]) -> list[Finding]:
     """Handshakes completed and no error found: the capture shows a healthy tunnel."""
-    completed = [h for h in replay.handshakes if h.outcome == "completed"]
+    unused = unused_responses(replay)
+    completed = [h for h in replay.handshakes if h.outcome == "completed" and h not in unused]
     if not completed or any(f.severity == ERROR for f in found):
         return []
     rtts = [h.rtt for h in completed if h.rtt is not None]

@@ -28,10 +28,12 @@ def verdict(findings: list[Finding], probed: bool) -> str:
     return f"{label}: {first.title}" + (f" (and {more} more)" if more > 0 else "")
 
 
-def document(config: str, findings: list[Finding], probe: dict | None = None, capture: dict | None = None) -> dict:
+def document(config: str | None, findings: list[Finding], probe: dict | None = None, capture: dict | None = None,
+             capture_file: str | None = None) -> dict:
     status = worst(findings)
-    return {"config": config, "status": STATUS[status], "verdict": verdict(findings, probe is not None),
-            "findings": [f.as_dict() for f in findings], "probe": probe, "capture": capture}
+    return {"config": config, "capture_file": capture_file, "status": STATUS[status],
+            "verdict": verdict(findings, probe is not None), "findings": [f.as_dict() for f in findings],
+            "probe": probe, "capture": capture}
 
 
 def to_json(doc: dict) -> str:
@@ -47,7 +49,7 @@ def _wrap(prefix: str, text: str, width: int = 100) -> list[str]:
 
 
 def to_text(doc: dict) -> str:
-    out = [f"{doc['config']}: {doc['verdict']}", ""]
+    out = [f"{doc['config'] or doc['capture_file']}: {doc['verdict']}", ""]
     findings = sorted(doc["findings"], key=lambda f: (-SEVERITY_ORDER[f["severity"]], SOURCE_ORDER.get(f["source"], 9)))
     for f in findings:
         out.append(f"[{MARK.get(f['severity'], f['severity'])}] {f['title']}")

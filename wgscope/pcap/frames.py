@@ -146,11 +146,29 @@ def parse_frame(linktype: int, data: bytes) -> UdpDatagram | None:
     Raises FrameError for truncated or malformed frames and unsupported link types.
     """
     try:
+        if linktype == LINKTYPE_RAW or linktype == LINKTYPE_IPV4:
+            fast = _udp4_plain(data)
+            if fast is not None:
+                return fast
         return _parse(linktype, data)
     except FrameError:
         raise
     except (struct.error, IndexError, ValueError) as exc:  # safety net; checks come first
         raise FrameError(f"malformed frame: {exc}") from None
+
+
+_IPV4_UDP = struct.Struct("!BBHHHBBH4s4sHHHH")
+
+
+def _udp4_plain(data: bytes) -> UdpDatagram | None:
+    """The usual frame in one unpack: IPv4 without options, not a fragment, carrying UDP whose
+    length fills the packet exactly. Anything else (None) takes the full parse below."""
+    if len(data) < 28:
+        return None
+    vihl, _tos, total, _id, frag, _ttl, proto, _csum, src, dst, sport, dport, ulen, _ucsum = _IPV4_UDP.unpack_from(data)
+    if vihl != 0x45 or proto != IPPROTO_UDP or frag & 0x3FFF or total != len(data) or ulen != total - 20 or ulen < 8:
+        return None
+    return UdpDatagram(_endpoint(socket.AF_INET, src, sport), _endpoint(socket.AF_INET, dst, dport), bytes(data[28:]))
 
 
 def _parse(linktype: int, data: bytes) -> UdpDatagram | None:
@@ -291,8 +309,19 @@ def _parse_udp(data, pos, end, fragmented, family, src, dst) -> UdpDatagram:
             raise FrameError(f"UDP length {ulen} exceeds the IP payload ({end - pos} bytes)")
         if stop > n:
             raise FrameError(f"truncated UDP payload: {n - pos - 8} of {ulen - 8} bytes captured")
-    return UdpDatagram(
-        (socket.inet_ntop(family, src), sport),
-        (socket.inet_ntop(family, dst), dport),
-        bytes(data[pos + 8 : stop]),
-    )
+    return UdpDatagram(_endpoint(family, src, sport), _endpoint(family, dst, dport), bytes(data[pos + 8 : stop]))
+
+
+_ENDPOINTS: dict[tuple, tuple[str, int]] = {}
+_ENDPOINTS_MAX = 4096  # bounded: addresses are the capture's choice
+
+
+def _endpoint(family: int, address: bytes, port: int) -> tuple[str, int]:
+    """(address text, port), made once per endpoint: a capture has few, and each frame names two."""
+    key = (address, port)
+    ep = _ENDPOINTS.get(key)
+    if ep is None:
+        if len(_ENDPOINTS) >= _ENDPOINTS_MAX:
+            _ENDPOINTS.clear()
+        ep = _ENDPOINTS[key] = (socket.inet_ntop(family, address), port)
+    return ep

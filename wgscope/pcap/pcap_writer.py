@@ -38,17 +38,30 @@ class PcapWriter:
         self._file.write(struct.pack("<IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype))
 
     def write_packet(self, data: bytes, timestamp: float) -> None:
+        self.write_packets(((timestamp, data),))
+
+    def write_packets(self, packets) -> int:
+        """(timestamp, data) pairs, as write_packet writes each, gathered into few large writes."""
         if self._closed:
             raise ValueError("write to a closed PcapWriter")
-        ns = timestamp_to_ns(timestamp)
-        seconds, ns = divmod(ns, 1_000_000_000)
-        if seconds > 0xFFFFFFFF:
-            raise ValueError(f"timestamp beyond classic pcap's 32-bit seconds: {timestamp!r}")
-        frac = ns if self._units == 1_000_000_000 else ns // 1000
-        orig_len = len(data)
-        if orig_len > self.snaplen:
-            data = data[: self.snaplen]
-        self._file.write(_RECORD.pack(seconds, frac, len(data), orig_len) + bytes(data))
+        pack, snaplen, units_ns = _RECORD.pack, self.snaplen, self._units == 1_000_000_000
+        out: list[bytes] = []
+        n = 0
+        for timestamp, data in packets:
+            seconds, ns = divmod(timestamp_to_ns(timestamp), 1_000_000_000)
+            if seconds > 0xFFFFFFFF:
+                raise ValueError(f"timestamp beyond classic pcap's 32-bit seconds: {timestamp!r}")
+            orig_len = len(data)
+            if orig_len > snaplen:
+                data = data[:snaplen]
+            out.append(pack(seconds, ns if units_ns else ns // 1000, len(data), orig_len))
+            out.append(data)
+            n += 1
+            if len(out) >= 8192:
+                self._file.write(b"".join(out))
+                out.clear()
+        self._file.write(b"".join(out))
+        return n
 
     def flush(self) -> None:
         self._file.flush()

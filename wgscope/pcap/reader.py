@@ -316,6 +316,11 @@ def _options(buf, pos: int, stop: int, s: _Structs, block_off: int) -> Iterator[
 
 
 def _comment(buf, pos: int, stop: int, s: _Structs, block_off: int) -> str | None:
+    if pos + 4 <= stop:  # the usual case, one comment and the end: read it without the option walk
+        code, length = s.opt.unpack_from(buf, pos)
+        nxt = pos + 4 + length + ((-length) & 3)
+        if code == _OPT_COMMENT and pos + 4 + length <= stop and (nxt + 4 > stop or s.opt.unpack_from(buf, nxt)[0] == 0):
+            return str(buf[pos + 4 : pos + 4 + length], "utf-8", "replace")
     comments = [
         bytes(buf[a:b]).decode("utf-8", "replace")
         for code, a, b in _options(buf, pos, stop, s, block_off)

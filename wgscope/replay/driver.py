@@ -2,6 +2,9 @@
 
     pass 1  observer.py    what crossed the wire (parties, handshakes, sessions, flows)
     pass 2  reexecute.py   each known side's own Device, driven by the capture (node.py)
+
+The file is read and parsed once: pass 1 keeps each UDP datagram (and, for a datagram a
+re-executed side sent, the inner packet the observer already decrypted) for pass 2.
 """
 
 from __future__ import annotations
@@ -57,10 +60,15 @@ def replay_capture(capture: str | os.PathLike | bytes, keylogs: Iterable[str] = 
             raise ReplayInputError(f"{capture}: is a directory, not a capture file")
     ring = keyring if keyring is not None else load_keys(capture, keylogs, configs)
     engine = Observer(ring, bus, annotate=annotate, keep_decrypted=keep_decrypted)
+    reexecuting = reexecute_sides and bool(ring.sides)
+    engine.keep_plain_of = {side.public_key for side in ring.sides.values()} if reexecuting else set()
+    datagrams: list[tuple] = []  # (frame, time, src, dst, payload, comment, inner) for pass 2
+    keep = datagrams.append if reexecuting else None
     frames = 0
     damage = None
+    feed, skip = engine.feed, engine.skip
     try:
-        for pkt in read_capture(capture, comments=False):
+        for pkt in read_capture(capture, comments=reexecuting):
             frames = pkt.frame_number
             if progress is not None:
                 progress["frame"] = frames
@@ -69,9 +77,11 @@ def replay_capture(capture: str | os.PathLike | bytes, keylogs: Iterable[str] = 
             except FrameError:
                 udp = None
             if udp is None:
-                engine.skip(pkt.frame_number, pkt.timestamp)
+                skip(frames, pkt.timestamp)
                 continue
-            engine.feed(pkt.frame_number, pkt.timestamp, udp.src, udp.dst, udp.payload)
+            feed(frames, pkt.timestamp, udp.src, udp.dst, udp.payload)
+            if keep is not None:
+                keep((frames, pkt.timestamp, udp.src, udp.dst, udp.payload, pkt.comment, engine.plain))
     except CaptureError as e:
         if not frames:
             raise ReplayInputError(f"{_name(capture)}: {e}") from None
@@ -80,8 +90,8 @@ def replay_capture(capture: str | os.PathLike | bytes, keylogs: Iterable[str] = 
     result.frames = frames
     if damage:
         result.notices.append(damage)
-    if reexecute_sides and ring.sides:
-        reexecute(capture, ring, engine, result, node_bus, annotate, progress)
+    if reexecuting:
+        reexecute(datagrams, ring, engine, result, node_bus, annotate, progress)
     return result
 
 

@@ -41,10 +41,16 @@ def ladder_rows(result: Replay, left: Party, right: Party) -> list[tuple[float, 
         remark = f"attempt {hs.attempt}" if hs.attempt > 1 else ""
         if hs.mac2:
             remark = (remark + " mac2").strip()
+        # A verdict on the response stands on the response's row; one on the initiation on its own.
+        verdict = ""
         if hs.outcome == "rejected":
-            remark = (remark + f" rejected: {hs.reason}").strip()
+            verdict = f"rejected: {hs.reason}"
         elif hs.outcome == "unverified":
-            remark = (remark + " not verified: " + (hs.reason or "keys unknown")).strip()
+            verdict = "not confirmed by the initiator" if hs.reason == "unconfirmed" else \
+                "not verified: " + (hs.reason or "keys unknown")
+        on_response = bool(verdict) and hs.response_frame is not None
+        if verdict and not on_response:
+            remark = (remark + " " + verdict).strip()
         rows.append((hs.time, hs.frame, f"initiation 0x{hs.sender_index:08x}", to_right, remark))
         for fr in hs.cookie_frames:
             c = next((c for c in result.cookies if c.frame == fr), None)
@@ -53,7 +59,8 @@ def ladder_rows(result: Replay, left: Party, right: Party) -> list[tuple[float, 
         if hs.response_frame is not None:
             sess = hs.session
             rows.append((hs.response_time, hs.response_frame, f"response 0x{hs.responder_index:08x}", not to_right,
-                         f"session {sess.id}" + ("" if sess is None or sess.decryptable else " (sealed)")))
+                         f"session {sess.id}" + ("" if sess is None or sess.decryptable else " (sealed)")
+                         + (f" {verdict}" if on_response else "")))
             if sess is not None and sess.confirmed_frame is not None and sess.i2r is not None \
                     and sess.i2r.first_time is not None:
                 kind = "keepalive" if sess.i2r.keepalives and sess.i2r.data_packets == 0 else "first data"

@@ -21,19 +21,22 @@ from ..events import HANDSHAKE_COMPLETED, HANDSHAKE_GAVE_UP, INFO, EventBus
 from ..protocol import ip
 from ..protocol.actions import SendDatagram, WritePacket
 from ..protocol.constants import (
-    DEFAULT_MTU, INITIATION_SIZE, KEEPALIVE_TIMEOUT, MESSAGE_INITIATION, MESSAGE_RESPONSE, REJECT_AFTER_MESSAGES,
-    REKEY_AFTER_TIME, RESPONSE_SIZE, TRANSPORT_HEADER_SIZE, TRANSPORT_MIN_SIZE,
+    DEFAULT_MTU, KEEPALIVE_TIMEOUT, MESSAGE_RESPONSE, REJECT_AFTER_MESSAGES,
+    REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME, RESPONSE_SIZE, TRANSPORT_HEADER_SIZE, TRANSPORT_MIN_SIZE,
 )
 from ..protocol.crypto import MAC, nonce
 from ..protocol.device import Device
 from ..protocol.antireplay import AntiReplayWindow
 from ..protocol.messages import KIND_NAMES, MessageError, message_type, transport_fields
 from .entropy import EARLY, LATE, CaptureEntropy
+from .load import load_for
 from .rules import GIVE_UP, ONE_PER_REKEY_TIMEOUT, REJECT, REKEY_ON_SEND, TIMER_RULES, timer_cause
 from .sides import SideSetting
 from .verdicts import VerdictJudge
 
 MAX_DIVERGENCES = 50  # per side; past this the side is only observed (the report says so)
+BATCH_MAX = 64  # sends fed as one run: what the live node reads from its TUN per readiness (runtime/live.py)
+BATCH_SPAN = 0.01  # seconds a run may span (below EARLY, and below every timer a send arms, >= 1 s)
 
 
 @dataclass
@@ -89,6 +92,7 @@ class ReplayNode:
         self.overdue: deque[Pending] = deque(maxlen=64)  # sent by the core more than LATE ago, not seen yet
         self.seen: dict[int, AntiReplayWindow] = {}  # receiver index -> counters of own sends seen on the wire
         self.judge = VerdictJudge(bus)
+        self.batch: list[tuple] = []  # (frame, time, data, inner): consecutive transport sends, one run
         self.gave_up: dict[str, float] = {}  # peer name -> when its core gave up the handshake
         bus.subscribe(self._on_event, INFO)
         self.device = Device(side.private_key, bus=bus, listen_port=side.listen_port, mtu=side.mtu or DEFAULT_MTU,
@@ -107,6 +111,10 @@ class ReplayNode:
     def advance(self, t: float) -> None:
         """Run every timer due before `t` at its own deadline, then compare what is overdue."""
         dev = self.device
+        if self.batch:  # time passing or a deadline before t ends the run: its sends come first, as they did
+            when = dev.next_deadline()
+            if not 0.0 <= t - self.batch[-1][1] <= BATCH_SPAN or (when is not None and when <= t):
+                self.flush()
         while self.active:
             when = dev.next_deadline()
             if when is None or when > t:
@@ -125,6 +133,7 @@ class ReplayNode:
             self._missing(self.overdue.popleft())
 
     def finish(self, t: float) -> None:
+        self.flush()
         self.advance(t)
         for p in self.overdue:
             self._missing(p)
@@ -135,6 +144,8 @@ class ReplayNode:
     def arrive(self, frame: int, t: float, src: tuple, dst: tuple, data: bytes, judge: bool = True) -> str | None:
         """A datagram that reached this side. Returns the node's verdict comment for the frame (when
         `judge`: the capture writer's words, sinks/capture.py)."""
+        if self.batch:
+            self.flush()
         if not self.active:
             return None
         self.entropy.now = t
@@ -142,17 +153,16 @@ class ReplayNode:
             staged = self.later_staged.pop(int.from_bytes(data[4:8], "little"), None)
             if staged:
                 self._produced(self.device.send_packets(staged, t), t, f"frame {frame}")
-        loaded = self._load_for(data, t)
-        actions = self.device.receive_datagram(data, src, t)
-        if loaded:
-            self.device.set_forced_load(None, t)
+        actions = self.device.receive_datagram(load_for(self.device, self.entropy, data, src, t), src, t)
         comment = self.judge.tap("in", src, dst, data, t) if judge else None
         self._produced(actions, t, f"frame {frame}")
         return comment
 
     # ---------------------------------------------------------------- send path
-    def sent(self, frame: int, t: float, src: tuple, dst: tuple, data: bytes, judge: bool = True) -> str | None:
-        """A datagram this side put on the wire: produce it with the core and compare."""
+    def sent(self, frame: int, t: float, src: tuple, dst: tuple, data: bytes, judge: bool = True,
+             opened: bytes | None = None) -> str | None:
+        """A datagram this side put on the wire: produce it with the core and compare. `opened`: its
+        inner packet, when the observer has decrypted it already (under the same session's keys)."""
         if not self.active:
             return None
         kind = wire_kind(data)
@@ -171,7 +181,8 @@ class ReplayNode:
             elif window.check(counter) is not None:
                 return None  # a copy the network made (or a replay): the observer reports it
         if kind == "transport":
-            inner, keypair = self._open_own(data)
+            keypair = self._own_keypair(receiver) if opened is not None else None
+            inner, keypair = (opened, keypair) if keypair is not None else self._open_own(data)
             if keypair is not None and keypair.expired_reason(t):
                 self._diverge([frame], t, f"{self.name} sent transport data on a keypair {t - keypair.created:.1f} s "
                               f"old ({keypair.expired_reason(t).replace('_', ' ')}); {REJECT}")
@@ -181,11 +192,48 @@ class ReplayNode:
                 return None
             if counter >= self.prefed.get(receiver, 0):
                 self._learn_route(inner, data)
+                if not judge and keypair is not None and self._steady(keypair, t):
+                    self._run(frame, t, data, inner)
+                    return None
+                self.flush()
                 self._produced(self.device.send_packet(inner, t), t, f"frame {frame}", inner)
-        elif kind == "initiation" and not any(p.kind == "initiation" for p in self.pending):
+        if self.batch:
+            self.flush()
+        if kind == "initiation" and not any(p.kind == "initiation" for p in self.pending):
             self._trigger(data, t, frame)
         self._compare(frame, t, kind, data, inner)
         return self.judge.tap("out", src, dst, data, t) if judge else None
+
+    def _run(self, frame: int, t: float, data: bytes, inner: bytes) -> None:
+        """A transport send joins the run of the side's consecutive sends (no deadline, arrival or
+        other message between them), fed to the core as one batch as the live node feeds a TUN read."""
+        if self.batch and (len(self.batch) >= BATCH_MAX or not self.batch[-1][1] <= t <= self.batch[0][1] + BATCH_SPAN):
+            self.flush()
+        self.batch.append((frame, t, data, inner))
+
+    def _steady(self, keypair, t: float) -> bool:
+        """A send the core seals on its current keypair with no handshake due does the same fed alone or
+        in a run (the timer hooks are idempotent at one `now`). One that wants a handshake emits an
+        event per core call (the live node's calls are not in the capture): it is fed alone."""
+        if keypair.expired_reason(t + BATCH_SPAN):
+            return False
+        if keypair.is_initiator and (t + BATCH_SPAN - keypair.created > REKEY_AFTER_TIME
+                                     or keypair.send_counter + BATCH_MAX > REKEY_AFTER_MESSAGES):
+            return False
+        return any(peer.keypairs.current is keypair for peer in self.device.peers.values())
+
+    def flush(self) -> None:
+        """Send the run through Device.send_packets, then compare each of its datagrams with the wire."""
+        batch, self.batch = self.batch, []
+        if not batch or not self.active:
+            return
+        t = batch[-1][1]
+        self.entropy.now = t
+        self.now = max(self.now, t)
+        inners = [b[3] for b in batch]
+        self._produced(self.device.send_packets(inners, t), t, f"frame {batch[0][0]}", inners)
+        for frame, sent_at, data, inner in batch:
+            self._compare(frame, sent_at, "transport", data, inner)
 
     def _trigger(self, data: bytes, t: float, frame: int) -> None:
         """An initiation the core's timers did not make: data the TUN handed the live node made
@@ -211,19 +259,6 @@ class ReplayNode:
             out = self.device.force_handshake(peer, t)  # keep the core in step with what the node did
         self._produced(out, t, f"frame {frame}")
 
-    def _load_for(self, data: bytes, t: float) -> bool:
-        """A handshake message the node answered with a cookie reply found it under load. When the
-        core's own measure of load (the handshake rate it sees) does not say so, the load was forced
-        (`--force-under-load`): force it for this message, as the node was."""
-        dev = self.device
-        if (len(data), data[0]) not in ((INITIATION_SIZE, MESSAGE_INITIATION), (RESPONSE_SIZE, MESSAGE_RESPONSE)) \
-                or dev.force_under_load is not None or t < dev.under_load_until:
-            return False
-        if not self.entropy.answered_with_cookie(int.from_bytes(data[4:8], "little")):
-            return False
-        dev.set_forced_load(True, t)
-        return True
-
     def _on_event(self, ev) -> None:
         if ev.name == HANDSHAKE_GAVE_UP.name:
             self.gave_up[ev.peer] = ev.time
@@ -238,22 +273,29 @@ class ReplayNode:
                 return peer
         return None
 
-    def _open_own(self, data: bytes):
-        """(inner packet, keypair) of a transport message this side sent: its own send key opens it."""
-        receiver, counter = transport_fields(data)
+    def _own_keypair(self, receiver: int):
+        """The side's keypair that sends to this receiver index."""
         for peer in self.device.peers.values():
             for kp in peer.keypairs.all():
                 if kp.remote_index == receiver and kp.send is not None:
-                    try:
-                        plain = kp.send.decrypt(nonce(counter), data[TRANSPORT_HEADER_SIZE:], None)
-                    except InvalidTag:
-                        return None, kp
-                    try:
-                        length = ip.inbound(plain)[0]
-                    except ip.InvalidPacket:
-                        return plain, kp
-                    return plain[:length], kp
-        return None, None
+                    return kp
+        return None
+
+    def _open_own(self, data: bytes):
+        """(inner packet, keypair) of a transport message this side sent: its own send key opens it."""
+        receiver, counter = transport_fields(data)
+        kp = self._own_keypair(receiver)
+        if kp is None:
+            return None, None
+        try:
+            plain = kp.send.decrypt(nonce(counter), data[TRANSPORT_HEADER_SIZE:], None)
+        except InvalidTag:
+            return None, kp
+        try:
+            length = ip.inbound(plain)[0]
+        except ip.InvalidPacket:
+            return plain, kp
+        return plain[:length], kp
 
     def _learn_route(self, packet: bytes, data: bytes | None) -> None:
         """Without a configuration the allowed IPs of several peers are not known: a packet the
@@ -271,14 +313,17 @@ class ReplayNode:
                 self.device.allowed_ips.insert(f"{ip.address_text(ver, int.from_bytes(dst, 'big'))}/{bits}", peer)
 
     # ---------------------------------------------------------------- comparison
-    def _produced(self, actions: list, t: float, cause: str, inner: bytes | None = None) -> None:
+    def _produced(self, actions: list, t: float, cause: str, inner: bytes | list | None = None) -> None:
+        """`inner`: the inner packet fed, or the list of a run's (its transport datagrams in order)."""
+        run = iter(inner) if type(inner) is list else None
         for action in actions:
             if type(action) is SendDatagram:
                 kind = wire_kind(action.data)
                 why = cause
                 if kind == "initiation" and cause.startswith("frame") and self._rekeying(t):
                     why = f"{cause}: {REKEY_ON_SEND}"
-                content = b"" if kind == "keepalive" else inner if kind == "transport" else None
+                content = b"" if kind == "keepalive" else None if kind != "transport" else \
+                    inner if run is None else next(run, None)
                 self.pending.append(Pending(t, action.data, kind, why, content))
             elif type(action) is WritePacket:
                 self.written += 1
@@ -354,6 +399,7 @@ class ReplayNode:
 
     def _stop(self, frame: int, why: str) -> None:
         self.stopped_at, self.stop_reason = frame, why
+        self.batch.clear()
         self.pending.clear()
         self.overdue.clear()
 

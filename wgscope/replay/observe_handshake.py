@@ -205,7 +205,13 @@ class HandshakeObserver:
         if view is not None and view.chaining_key:
             rv = passive.open_response(self.keyring, view, hs.ephemeral, msg)
             if rv.send_i is not None:
-                hs.outcome = "completed"
+                # Opened under the initiator's own PSK: the initiator accepts it. Opened under another
+                # side's (the responder's) it proves nothing of the initiator's: "unverified" until the
+                # initiator sends on the session (observer.finish), never a guess.
+                if rv.initiator_psk:
+                    hs.outcome = "completed"
+                else:
+                    hs.reason = "unconfirmed"
                 sess.decryptable = True
                 sess.i2r.cipher = ChaCha20Poly1305(rv.send_i)
                 sess.r2i.cipher = ChaCha20Poly1305(rv.send_r)

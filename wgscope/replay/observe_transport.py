@@ -184,6 +184,8 @@ class TransportObserver:
             key = self._inner_keys[head] = f"{s.get('proto')} {s.get('src')} > {s.get('dst')}"
         inner = self.r.inner
         inner[key] = inner.get(key, 0) + 1
+        if sender.public_key in self.keep_plain_of:
+            self.plain = plain
         if self.keep_decrypted:
             self.r.decrypted_packets.append((now, plain))
         if self.annotate:

@@ -102,6 +102,8 @@ class Observer(HandshakeObserver, TransportObserver):
         self._ephemeral_warned = False
         self._inner_keys: dict[bytes, str] = {}  # inner header bytes -> "proto src > dst"
         self._orphan_halves: dict[tuple, object] = {}  # (sender id, receiver id) -> one-way orphan session
+        self.keep_plain_of: set[bytes] = set()  # public keys of re-executed sides: their inner packets are
+        self.plain: bytes | None = None  # handed on (the last datagram's, if its sender is one of them)
 
     # ================================================================ parties
     def _party(self, endpoint: tuple, key: bytes | None = None) -> Party:
@@ -171,6 +173,7 @@ class Observer(HandshakeObserver, TransportObserver):
         """One UDP datagram from the capture."""
         r = self.r
         self.frame, self.now = frame, time
+        self.plain = None
         if r.first_time is None:
             r.first_time = time
         r.last_time = time

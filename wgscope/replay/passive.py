@@ -41,6 +41,7 @@ class ResponseView:
     send_i: bytes | None = None  # T_send of the initiator = T_recv of the responder
     send_r: bytes | None = None
     psk_used: bool = False
+    initiator_psk: bool = False  # it opened under a PSK the initiator's own key log holds
     failure: str | None = None  # no_ephemeral_key | psk_unknown | decryption_failed
 
 
@@ -143,6 +144,7 @@ def open_response(keyring: KeyRing, init: InitiationView, init_ephemeral: bytes,
             continue
         view.send_i, view.send_r = KDF2(C2, b"")
         view.psk_used = psk != ZERO_PSK
+        view.initiator_psk = psk in keyring.psk_by_ephemeral.get(init_ephemeral, ())
         return view
     view.failure = "decryption_failed"
     return view

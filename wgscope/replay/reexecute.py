@@ -3,14 +3,14 @@
 The observer's pass (observer.py) has told who is who: which endpoints are each side's, which
 handshake messages each side sent (their indices, ephemerals and timestamps feed the side's
 Entropy, entropy.py), and the first inner packets of each session (what a side had staged
-before a handshake). This pass walks the capture again and hands each datagram to the side it
-arrived at, or to the side that sent it.
+before a handshake). This pass walks the datagrams that pass kept (the file is read once) and
+hands each to the side it arrived at, or to the side that sent it; a side's own transport
+comes with the inner packet the observer decrypted, so it is not opened twice.
 """
 
 from __future__ import annotations
 
 from ..events import INFO, EventBus
-from ..pcap import CaptureError, FrameError, parse_frame, read_capture
 from ..protocol.constants import MESSAGE_TRANSPORT, TRANSPORT_MIN_SIZE
 from ..protocol.messages import head_word, transport_fields
 from .entropy import EARLY, CaptureEntropy, WireMessage
@@ -107,54 +107,47 @@ def _first_contact(side, result, party) -> None:
             side.peers[other.public_key].endpoint = hs.dst
 
 
-def reexecute(capture, ring, observer, result, node_bus=None, annotate=False, progress: dict | None = None) -> None:
+def reexecute(datagrams: list, ring, observer, result, node_bus=None, annotate=False,
+              progress: dict | None = None) -> None:
+    """`datagrams`: (frame, time, src, dst, payload, comment, inner) of every UDP datagram, as the
+    observer's pass read them; `inner` the packet the observer decrypted when a side sent it."""
     sides = Sides(ring, observer, result, node_bus)
     if not sides.nodes:
         return
     verdicts = result.node_comments
     t = result.first_time or 0.0
-    try:
-        for pkt in read_capture(capture):
-            try:
-                udp = parse_frame(pkt.linktype, pkt.data)
-            except FrameError:
-                continue
-            if udp is None:
-                continue
-            t = pkt.timestamp
-            if progress is not None:
-                progress["frame"] = pkt.frame_number
-            for node in sides.nodes:
-                node.advance(t)
-            for node, role in sides.roles(udp.src, udp.dst, udp.payload):
-                if role == "in":  # the node's verdict: to write, or to check against the capture's own
-                    comment = node.arrive(pkt.frame_number, t, udp.src, udp.dst, udp.payload,
-                                          annotate or pkt.comment is not None)
-                else:
-                    comment = node.sent(pkt.frame_number, t, udp.src, udp.dst, udp.payload, annotate)
-                if comment is not None:
-                    _against_source(observer, node, pkt, comment, role)
-                    if annotate:  # the receiving side's verdict first: it decides the datagram's fate
-                        verdicts.setdefault(pkt.frame_number, comment)
-    except CaptureError:
-        pass  # the observer's pass has said where the capture is damaged
-    for node in sides.nodes:
+    nodes, roles = sides.nodes, sides.roles
+    for frame, t, src, dst, payload, comment, inner in datagrams:
+        if progress is not None:
+            progress["frame"] = frame
+        for node in nodes:
+            node.advance(t)
+        for node, role in roles(src, dst, payload):
+            if role == "in":  # the node's verdict: to write, or to check against the capture's own
+                said = node.arrive(frame, t, src, dst, payload, annotate or comment is not None)
+            else:
+                said = node.sent(frame, t, src, dst, payload, annotate, inner)
+            if said is not None:
+                _against_source(observer, node, frame, t, comment, said, role)
+                if annotate:  # the receiving side's verdict first: it decides the datagram's fate
+                    verdicts.setdefault(frame, said)
+    for node in nodes:
         node.finish(t)
         result.nodes.append(node.summary())
     result.findings.sort(key=lambda f: (f.frames[0] if f.frames else 0, f.kind))
 
 
-def _against_source(observer, node, pkt, comment: str, role: str) -> None:
+def _against_source(observer, node, frame: int, t: float, theirs_text: str | None, comment: str, role: str) -> None:
     """A capture written by the live node carries its verdict on each datagram: the re-executed
     core must reach the same one."""
-    if role != "in" or not pkt.comment:
+    if role != "in" or not theirs_text:
         return
-    theirs = next((parse_comment(line) for line in pkt.comment.splitlines() if parse_comment(line)), {})
+    theirs = next((parse_comment(line) for line in theirs_text.splitlines() if parse_comment(line)), {})
     if not theirs or theirs.get("dir") != "in":
         return
     ours = parse_comment(comment)
     if (theirs.get("verdict"), theirs.get("reason")) != (ours.get("verdict"), ours.get("reason")):
-        observer.finding("divergence", [pkt.frame_number], f"the node's own capture says verdict="
+        observer.finding("divergence", [frame], f"the node's own capture says verdict="
                          f"{theirs.get('verdict')}" + (f" reason={theirs['reason']}" if theirs.get("reason") else "")
                          + f"; re-executed, the core says verdict={ours.get('verdict')}"
-                         + (f" reason={ours['reason']}" if ours.get("reason") else ""), pkt.timestamp, node.name)
+                         + (f" reason={ours['reason']}" if ours.get("reason") else ""), t, node.name)

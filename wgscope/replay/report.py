@@ -96,8 +96,12 @@ def _handshakes(result: Replay, c: Console, ladder_limit: int) -> None:
         line = f"handshakes: {len(hs)} initiations, {len(done)} completed, {len(retries)} retries"
         if rejected:
             line += f", {len(rejected)} rejected"
-        if unverified:
-            line += f", {len(unverified)} answered but not verified (keys unknown)"
+        unconfirmed = [h for h in unverified if h.reason == "unconfirmed"]
+        if unconfirmed:
+            line += (f", {len(unconfirmed)} answered but never used by the initiator (its pre-shared key "
+                     "may differ, or the capture ends first)")
+        if len(unverified) > len(unconfirmed):
+            line += f", {len(unverified) - len(unconfirmed)} answered but not verified (keys unknown)"
         if rtts:
             line += f", response time median {sorted(rtts)[len(rtts) // 2] * 1000:.1f} ms"
         if result.cookies:

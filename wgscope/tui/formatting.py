@@ -208,12 +208,16 @@ def event_text(msg: dict, labels: dict[str, str], wall_offset: float | None = No
     return text
 
 
+# Not a routing miss: the kernel's own link-local/multicast packets on the TUN (issue 17, "quiet when healthy")
+QUIET_WHEN_HEALTHY = {"local_traffic_ignored"}
+
+
 def is_churn(name: str) -> bool:
     """Events a person debugging a tunnel rarely wants by default: timer arming/cancelling/firing (four
-    per ping) and the per-packet trace events. Handshakes, cookies, keypairs, drops, routing misses,
-    endpoint changes, keepalives and configuration stay in view."""
+    per ping), the per-packet trace events and the kernel's own local traffic left alone. Handshakes,
+    cookies, keypairs, drops, routing misses, endpoint changes, keepalives and configuration stay in view."""
     et = CATALOGUE.get(name)
-    return et is not None and (et.category == "timer" or et.level < DEBUG)
+    return et is not None and (et.category == "timer" or et.level < DEBUG or name in QUIET_WHEN_HEALTHY)
 
 
 def matches(msg: dict, peer_filter: str | None, terms: list[str], show_churn: bool = True) -> bool:
