@@ -25,9 +25,7 @@ def _lab_capture(path: Path, forged=None) -> None:
     from wgscope.runtime.lab import Lab
 
     lab = Lab(seed=21)
-    a = lab.add_node("alpha", "192.0.2.1", 51820, tunnel="10.0.0.1/24")
-    b = lab.add_node("bravo", "192.0.2.2", 51820, tunnel="10.0.0.2/24")
-    lab.connect(a, b)
+    a, b = lab.alpha_bravo()
     with LabCapture(lab, path):
         for i in range(4):
             a.ping("10.0.0.2", seq=i)

@@ -8,14 +8,11 @@ from __future__ import annotations
 import json
 
 from wgscope.cli import main
-from wgscope.events import TRACE
 from wgscope.protocol import send as send_module
 from wgscope.protocol import timer_hooks
 from wgscope.replay.labcapture import LabCapture
-from wgscope.runtime.lab import LAB_EPOCH, Lab
-from wgscope.sinks.capture import CaptureWriter
 
-from test_replay_lab import two_nodes
+from test_replay_lab import psk_mismatch_from_alpha, psk_mismatch_from_bravo, two_nodes
 
 RETRY_RULE = "the protocol sends at most one initiation per REKEY_TIMEOUT (5 s)"
 
@@ -27,23 +24,8 @@ def doctor(capsys, capture) -> tuple[int, dict, str]:
     return rc, doc, capsys.readouterr().out
 
 
-def psk_capture(tmp_path):
-    """bravo has a pre-shared key for alpha, alpha none; alpha's own capture (its keys in the DSB)."""
-    lab = Lab(seed=9, level=TRACE)
-    a = lab.add_node("alpha", "192.0.2.1", 51820, tunnel="10.0.0.1/24")
-    b = lab.add_node("bravo", "192.0.2.2", 51820, tunnel="10.0.0.2/24")
-    lab.connect(a, b)
-    b.device.set_preshared_key(b.device.peers[a.public_key], bytes(range(32)))
-    path = tmp_path / "alpha.pcapng"
-    cap = CaptureWriter(path, a.bus, wall_offset=LAB_EPOCH, name="alpha", warn=None)
-    a.ping("10.0.0.2")
-    lab.run(12)
-    cap.close()
-    return path, a
-
-
 def test_psk_mismatch_from_the_initiators_own_core(tmp_path, capsys):
-    path, alpha = psk_capture(tmp_path)
+    path, alpha = psk_mismatch_from_alpha(tmp_path)
     live = alpha.recorder.of("handshake_response_rejected")
     assert live and {e.fields["reason"] for e in live} == {"decryption_failed"}
     rc, doc, text = doctor(capsys, path)
@@ -61,12 +43,7 @@ def test_psk_mismatch_from_the_initiators_own_core(tmp_path, capsys):
 def test_psk_mismatch_seen_from_the_responders_side(tmp_path, capsys):
     """Only bravo's keys (bravo has the PSK, alpha none): bravo's responses verify under bravo's keys,
     yet alpha never sends on those sessions and initiates again. Not healthy: the PSKs differ."""
-    lab, a, b = two_nodes(seed=2)
-    b.device.set_preshared_key(b.device.peers[a.public_key], bytes(range(32)))
-    path = tmp_path / "bravo.pcapng"
-    with LabCapture(lab, path, nodes=[b]):
-        a.ping("10.0.0.2")
-        lab.run(12)
+    path, a, b = psk_mismatch_from_bravo(tmp_path)
     assert a.recorder.of("handshake_response_rejected") and not b.recorder.of("transport_received")
     rc, doc, _ = doctor(capsys, path)
     assert rc == 3 and "pre-shared keys likely differ" in doc["verdict"], doc["verdict"]

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from wgscope.events import TRACE, EventBus, EventRecorder
+from lab_helpers import recording_node_bus
+
+from wgscope.events import TRACE
 from wgscope.replay import replay_capture
 from wgscope.replay.node import ReplayNode
 from wgscope.runtime.lab import LAB_EPOCH, Faults, Lab
@@ -16,8 +18,7 @@ from wgscope.sinks.capture import CaptureWriter
 def bursts(tmp_path):
     """Bursts of pings both ways (several sends at one instant), some lost or reordered, past a rekey."""
     lab = Lab(seed=3, faults=Faults(loss=0.05, reorder=0.1), level=TRACE)
-    a = lab.add_node("alpha", "192.0.2.1", 51820, tunnel="10.0.0.1/24")
-    b = lab.add_node("bravo", "192.0.2.2", 51820, tunnel="10.0.0.2/24")
+    a, b = lab.alpha_bravo(connect=False)
     path = tmp_path / "alpha.pcapng"
     cap = CaptureWriter(path, a.bus, wall_offset=LAB_EPOCH, name="alpha", warn=None)
     lab.connect(a, b, b_knows_endpoint=False)
@@ -43,12 +44,7 @@ def test_runs_of_sends_match_the_live_node_and_one_by_one(tmp_path, monkeypatch)
         flush(self)
 
     monkeypatch.setattr(ReplayNode, "flush", counting)
-    rec = EventRecorder()
-
-    def node_bus(name):
-        bus = EventBus(TRACE)
-        bus.subscribe(rec, TRACE)
-        return bus
+    rec, node_bus = recording_node_bus()
 
     batched = replay_capture(path, node_bus=node_bus)
     assert max(runs) >= 10  # a burst was one run

@@ -10,7 +10,10 @@ from collections import Counter
 
 import pytest
 
-from wgscope.events import TRACE, EventBus, EventRecorder
+from lab_helpers import recording_node_bus
+from test_replay_lab import psk_mismatch_from_alpha
+
+from wgscope.events import TRACE
 from wgscope.replay import replay_capture
 from wgscope.runtime.lab import LAB_EPOCH, Faults, Lab
 from wgscope.sinks.capture import CaptureWriter
@@ -37,8 +40,7 @@ def forge(lab, target, rng, replay_of: bytes | None = None) -> None:
 
 def scenario(tmp_path, who: str):
     lab = Lab(seed=4, faults=Faults(loss=0.08, duplicate=0.05, reorder=0.1), level=TRACE)
-    a = lab.add_node("alpha", "192.0.2.1", 51820, tunnel="10.0.0.1/24")
-    b = lab.add_node("bravo", "192.0.2.2", 51820, tunnel="10.0.0.2/24")
+    a, b = lab.alpha_bravo(connect=False)
     # bravo learns alpha's endpoint from its initiation (a key log does not carry configured endpoints)
     lab.connect(a, b, b_knows_endpoint=False)
     node = a if who == "alpha" else b
@@ -68,13 +70,7 @@ def scenario(tmp_path, who: str):
 @pytest.mark.parametrize("who", ["alpha", "bravo"])
 def test_replayed_node_emits_the_live_nodes_events(tmp_path, who):
     path, node = scenario(tmp_path, who)
-    rec = EventRecorder()
-
-    def node_bus(name):
-        assert name == who  # the node's name, from its capture's key log comments
-        bus = EventBus(TRACE)
-        bus.subscribe(rec, TRACE)
-        return bus
+    rec, node_bus = recording_node_bus(who)  # the name from the capture's key log comments
 
     r = replay_capture(path, node_bus=node_bus)
     live = Counter(e.name for e in node.recorder.events)
@@ -101,22 +97,8 @@ def test_psk_mismatch_is_what_the_node_said(tmp_path):
     from wgscope.pcap import read_capture
     from wgscope.sinks.capture import parse_comment
 
-    lab = Lab(seed=9, level=TRACE)
-    a = lab.add_node("alpha", "192.0.2.1", 51820, tunnel="10.0.0.1/24")
-    b = lab.add_node("bravo", "192.0.2.2", 51820, tunnel="10.0.0.2/24")
-    lab.connect(a, b)
-    b.device.set_preshared_key(b.device.peers[a.public_key], bytes(range(32)))
-    path = tmp_path / "alpha.pcapng"
-    cap = CaptureWriter(path, a.bus, wall_offset=LAB_EPOCH, name="alpha", warn=None)
-    a.ping("10.0.0.2")
-    lab.run(16)
-    cap.close()
-    rec = EventRecorder()
-
-    def node_bus(name):
-        bus = EventBus(TRACE)
-        bus.subscribe(rec, TRACE)
-        return bus
+    path, a = psk_mismatch_from_alpha(tmp_path, seconds=16)
+    rec, node_bus = recording_node_bus()
 
     r = replay_capture(path, node_bus=node_bus, annotate=True)
     rejected = [e.fields["reason"] for e in a.recorder.of("handshake_response_rejected")]
@@ -146,8 +128,7 @@ def test_forced_load_and_cookies(tmp_path):
     with mac2. No capture carries the forcing: the cookie reply the node sent shows it. Replayed,
     the same events, the cookie reply compared by kind (its secret is in no capture)."""
     lab = Lab(seed=7, level=TRACE)
-    a = lab.add_node("alpha", "192.0.2.1", 51820, tunnel="10.0.0.1/24")
-    b = lab.add_node("bravo", "192.0.2.2", 51820, tunnel="10.0.0.2/24")
+    a, b = lab.alpha_bravo(connect=False)
     path = tmp_path / "alpha.pcapng"
     cap = CaptureWriter(path, a.bus, wall_offset=LAB_EPOCH, name="alpha", warn=None)
     lab.connect(a, b, psk=bytes(range(32)))
@@ -164,12 +145,7 @@ def test_forced_load_and_cookies(tmp_path):
     lab.run(8)
     cap.close()
     assert a.recorder.of("cookie_reply_sent")
-    rec = EventRecorder()
-
-    def node_bus(name):
-        bus = EventBus(TRACE)
-        bus.subscribe(rec, TRACE)
-        return bus
+    rec, node_bus = recording_node_bus()
 
     r = replay_capture(path, node_bus=node_bus)
     assert Counter(e.name for e in rec.events) == Counter(e.name for e in a.recorder.events)
@@ -183,8 +159,7 @@ def test_forced_load_throughout_enters_once(tmp_path):
     handshakes with cookie replies, each then taken with mac2: it entered the load state once and
     never left. Replayed, the same: not once around each cookie-answered message."""
     lab = Lab(seed=8, level=TRACE)
-    a = lab.add_node("alpha", "192.0.2.1", 51820, tunnel="10.0.0.1/24")
-    b = lab.add_node("bravo", "192.0.2.2", 51820, tunnel="10.0.0.2/24")
+    a, b = lab.alpha_bravo(connect=False)
     path = tmp_path / "alpha.pcapng"
     cap = CaptureWriter(path, a.bus, wall_offset=LAB_EPOCH, name="alpha", warn=None)
     lab.connect(a, b, a_knows_endpoint=False)  # learnt from bravo's initiation, live and replayed alike
@@ -196,12 +171,7 @@ def test_forced_load_throughout_enters_once(tmp_path):
     cap.close()
     assert len(a.recorder.of("cookie_reply_sent")) == 2 and len(a.recorder.of("under_load_entered")) == 1
     assert not a.recorder.of("under_load_left")
-    rec = EventRecorder()
-
-    def node_bus(name):
-        bus = EventBus(TRACE)
-        bus.subscribe(rec, TRACE)
-        return bus
+    rec, node_bus = recording_node_bus()
 
     r = replay_capture(path, node_bus=node_bus)
     assert Counter(e.name for e in rec.events) == Counter(e.name for e in a.recorder.events)

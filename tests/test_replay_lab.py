@@ -6,14 +6,43 @@ import pytest
 
 from lab_helpers import pair
 
-from wgscope.events import DEBUG
+from wgscope.events import DEBUG, TRACE
 from wgscope.replay import replay_capture
 from wgscope.replay.labcapture import LabCapture
-from wgscope.runtime.lab import Lab
+from wgscope.runtime.lab import LAB_EPOCH, Lab
+from wgscope.sinks.capture import CaptureWriter
+
+PSK = bytes(range(32))
 
 
 def two_nodes(seed=1, **kw):
     return pair(seed=seed, level=DEBUG, **kw)
+
+
+def psk_mismatch_from_alpha(tmp_path, seconds=12):
+    """bravo has a pre-shared key for alpha, alpha none; alpha's own capture (its keys in the DSB)
+    of `seconds` of pinging: alpha rejects every response. Returns (path, alpha)."""
+    lab = Lab(seed=9, level=TRACE)
+    a, b = lab.alpha_bravo()
+    b.device.set_preshared_key(b.device.peers[a.public_key], PSK)
+    path = tmp_path / "alpha.pcapng"
+    cap = CaptureWriter(path, a.bus, wall_offset=LAB_EPOCH, name="alpha", warn=None)
+    a.ping("10.0.0.2")
+    lab.run(seconds)
+    cap.close()
+    return path, a
+
+
+def psk_mismatch_from_bravo(tmp_path):
+    """The same mismatch captured at bravo, the responder, with only bravo's keys: bravo's responses
+    open under bravo's own PSK, alpha rejects them. Returns (path, alpha, bravo)."""
+    lab, a, b = two_nodes(seed=2)
+    b.device.set_preshared_key(b.device.peers[a.public_key], PSK)
+    path = tmp_path / "bravo.pcapng"
+    with LabCapture(lab, path, nodes=[b]):
+        a.ping("10.0.0.2")
+        lab.run(12)
+    return path, a, b
 
 
 def busy_then_rekey(lab, a):
@@ -204,12 +233,7 @@ def test_a_response_opened_under_the_responders_psk_only_is_not_completed(tmp_pa
     handshake is "completed"; the summary and the ladder say the initiator never used them."""
     from wgscope.cli import main
 
-    lab, a, b = two_nodes(seed=2)
-    b.device.set_preshared_key(b.device.peers[a.public_key], bytes(range(32)))
-    path = tmp_path / "bravo.pcapng"
-    with LabCapture(lab, path, nodes=[b]):
-        a.ping("10.0.0.2")
-        lab.run(12)
+    path, a, _ = psk_mismatch_from_bravo(tmp_path)
     assert a.recorder.of("handshake_response_rejected")  # the live alpha rejected every response
     r = replay_capture(path, reexecute_sides=False)
     assert r.handshakes and "completed" not in {h.outcome for h in r.handshakes}

@@ -15,8 +15,7 @@ from wgscope.sinks.capture import CaptureWriter
 
 def test_replay_writes_a_binary_trace_wgscope_events_reads(tmp_path, capsys):
     lab = Lab(seed=5, level=TRACE)
-    a = lab.add_node("alpha", "192.0.2.1", 51820, tunnel="10.0.0.1/24")
-    b = lab.add_node("bravo", "192.0.2.2", 51820, tunnel="10.0.0.2/24")
+    a, b = lab.alpha_bravo(connect=False)
     cap_path = tmp_path / "alpha.pcapng"
     cap = CaptureWriter(cap_path, a.bus, wall_offset=LAB_EPOCH, name="alpha", warn=None)
     lab.connect(a, b)

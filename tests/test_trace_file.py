@@ -26,8 +26,7 @@ def _normal(ev):
 
 def traced_lab(tmp_path, pings=20):
     lab = Lab(seed=5, level=TRACE)
-    a = lab.add_node("alpha", "192.0.2.1", 51820, tunnel="10.0.0.1/24")
-    b = lab.add_node("bravo", "192.0.2.2", 51820, tunnel="10.0.0.2/24")
+    a, b = lab.alpha_bravo(connect=False)
     writer = TraceWriter(tmp_path / "alpha.wgtrace", a.bus, TRACE, node="alpha")
     a.recorder.clear()
     lab.connect(a, b)

@@ -23,8 +23,7 @@ from wgscope.trace.writer import TraceWriter
 def recorded(tmp_path, *sink_args, pings=4):
     """A lab run with alpha's sinks made from command-line options, as `wgscope up` makes them."""
     lab = Lab(seed=9, level=INFO)
-    a = lab.add_node("alpha", "192.0.2.1", 51820, tunnel="10.0.0.1/24")
-    b = lab.add_node("bravo", "192.0.2.2", 51820, tunnel="10.0.0.2/24")
+    a, b = lab.alpha_bravo(connect=False)
     parser = argparse.ArgumentParser()
     add_sink_arguments(parser)
     sinks = attach_sinks(a.bus, parser.parse_args(list(sink_args)), None, "alpha", warn=None)
@@ -103,9 +102,7 @@ def test_dataframe_has_the_catalogue_names(tmp_path):
 
 def test_control_socket_client_can_ask_for_every_packet(tmp_path):
     lab = Lab(seed=3, level=INFO)
-    a = lab.add_node("alpha", "192.0.2.1", 51820, tunnel="10.0.0.1/24")
-    b = lab.add_node("bravo", "192.0.2.2", 51820, tunnel="10.0.0.2/24")
-    lab.connect(a, b)
+    a, b = lab.alpha_bravo()
     writer_file = TraceWriter(tmp_path / "a.wgtrace", a.bus, TRACE)
     path = tmp_path / "alpha.ctl"
 
