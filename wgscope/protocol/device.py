@@ -120,7 +120,7 @@ class Device(SendPath, ReceivePath, TimerHooks):
             self.allowed_ips.insert(net, peer)
         self.bus.emit(PEER_ADDED, now, peer.name, allowed_ips=[str(n) for n in self.allowed_ips.networks(peer)],
                       endpoint=endpoint_text(endpoint), persistent_keepalive=persistent_keepalive,
-                      has_psk=bool(preshared_key) and not same_secret(preshared_key, ZERO_PSK))
+                      has_psk=peer.has_psk)
         return peer
 
     def remove_peer(self, public_key: bytes, now: float = 0.0) -> None:
@@ -147,7 +147,7 @@ class Device(SendPath, ReceivePath, TimerHooks):
     def set_preshared_key(self, peer: Peer, psk: bytes | None, now: float = 0.0) -> None:
         peer.handshake.preshared_key = psk or ZERO_PSK
         self.bus.emit(CONFIG_CHANGED, now, peer.name, setting="preshared_key",
-                      value="(set)" if psk and not same_secret(psk, ZERO_PSK) else "(none)")
+                      value="(set)" if peer.has_psk else "(none)")
 
     def set_persistent_keepalive(self, peer: Peer, interval: int, now: float = 0.0) -> list:
         """Changing the interval sends a keepalive at once when turned on (WG-GO uapi.go)."""
