@@ -19,6 +19,7 @@ from __future__ import annotations
 from ..protocol.constants import INITIATION_SIZE, MAC_SIZE, MESSAGE_INITIATION, MESSAGE_RESPONSE, RESPONSE_SIZE
 from ..protocol.cookie import endpoint_bytes
 from ..protocol.crypto import MAC
+from ..protocol.messages import first_index
 from .entropy import CaptureEntropy
 
 _HANDSHAKE = ((INITIATION_SIZE, MESSAGE_INITIATION), (RESPONSE_SIZE, MESSAGE_RESPONSE))
@@ -29,7 +30,7 @@ def load_for(device, entropy: CaptureEntropy, data: bytes, src: tuple, t: float)
     """Set the device's load as the node's was for this datagram; return what to feed it."""
     if not data or (len(data), data[0]) not in _HANDSHAKE:
         return data
-    cookie = entropy.answered_with_cookie(int.from_bytes(data[4:8], "little"))
+    cookie = entropy.answered_with_cookie(first_index(data))
     if not device.force_under_load:
         if cookie and t >= device.under_load_until:  # the core's own load measure does not explain it
             device.set_forced_load(True, t)

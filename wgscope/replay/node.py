@@ -27,7 +27,7 @@ from ..protocol.constants import (
 from ..protocol.crypto import MAC, nonce
 from ..protocol.device import Device
 from ..protocol.antireplay import AntiReplayWindow
-from ..protocol.messages import KIND_NAMES, MessageError, message_type, transport_fields
+from ..protocol.messages import KIND_NAMES, MessageError, first_index, message_type, transport_fields
 from .entropy import EARLY, LATE, CaptureEntropy
 from .load import load_for
 from .rules import GIVE_UP, ONE_PER_REKEY_TIMEOUT, REJECT, REKEY_ON_SEND, TIMER_RULES, timer_cause
@@ -150,7 +150,7 @@ class ReplayNode:
             return None
         self.entropy.now = t
         if self.later_staged and len(data) == RESPONSE_SIZE and data[0] == MESSAGE_RESPONSE:
-            staged = self.later_staged.pop(int.from_bytes(data[4:8], "little"), None)
+            staged = self.later_staged.pop(first_index(data), None)
             if staged:
                 self._produced(self.device.send_packets(staged, t), t, f"frame {frame}")
         actions = self.device.receive_datagram(load_for(self.device, self.entropy, data, src, t), src, t)
@@ -238,7 +238,7 @@ class ReplayNode:
     def _trigger(self, data: bytes, t: float, frame: int) -> None:
         """An initiation the core's timers did not make: data the TUN handed the live node made
         it. Those packets travel later, in the new session; feed them now, as the node got them."""
-        sender = int.from_bytes(data[4:8], "little")
+        sender = first_index(data)
         receiver, packets = self.staged_for(sender) if self.staged_for is not None else (None, [])
         if packets:  # the first made the initiation; the others came while the handshake went on
             self.prefed[receiver] = len(packets)

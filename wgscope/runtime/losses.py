@@ -17,7 +17,7 @@ import socket
 from typing import Callable
 
 from ..events import LOCAL_TRAFFIC_IGNORED, PACKET_DROPPED, EventBus
-from ..protocol.messages import KIND_NAMES
+from ..protocol.messages import KIND_NAMES, first_index
 from ..protocol.endpoint import endpoint_text
 
 _COUNTED_AS_SENT = ("transport", "initiation", "response")  # what the core adds to Peer.tx_bytes (not cookie replies)
@@ -70,7 +70,7 @@ class Losses:
                 peer.tx_bytes -= len(data)
                 peer.tx_packets -= kind == "transport"
             drops[reason] += 1
-            index = int.from_bytes(data[4:8], "little") if kind == "transport" and len(data) >= 8 else None
+            index = first_index(data) if kind == "transport" and len(data) >= 8 else None
             self.bus.emit(PACKET_DROPPED, now, name, reason=reason, kind=kind, endpoint=text, receiver_index=index)
 
     def packets_lost(self, count: int, reason: str) -> None:
