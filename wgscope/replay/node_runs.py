@@ -55,7 +55,7 @@ class RunSender:
             memo.expect(counters[done:end], padded[done:end], datas[done:end])
             self._send_batch(frames, times, datas, inners, done, end)
             done = end
-        memo.expected = {}
+        memo.expect([], [], [])
         return done
 
     def _steady_for(self, keypair, t: float, n: int) -> bool:

@@ -27,34 +27,44 @@ bit in the ciphertext, the tag, or the counter) is still reported as a divergenc
 
 from __future__ import annotations
 
+import struct
+
 from ..protocol.constants import TRANSPORT_HEADER_SIZE
-from ..protocol.crypto import nonce
+
+_counter_of = struct.Struct("<4xQ").unpack_from  # the nonce's counter (protocol/crypto.py `nonce`)
 
 
 class SealMemo:
     """Stands in for a keypair's send cipher (the same encrypt/decrypt calls)."""
 
-    __slots__ = ("cipher", "expected", "proven")
+    __slots__ = ("cipher", "first", "padded", "datagrams", "proven")
 
     def __init__(self, cipher) -> None:
         self.cipher = cipher
-        self.expected: dict[bytes, tuple] = {}  # nonce -> (padded plaintext, wire datagram)
+        self.first = 0  # the counter of padded[0] / datagrams[0]; a run's counters are consecutive
+        self.padded: list = []
+        self.datagrams: list = []
         self.proven = False  # a real seal of this key reproduced the wire
 
     def expect(self, counters, padded, datagrams) -> None:
-        """The wire's datagrams for these counters, with the padded plaintexts they open to."""
-        self.expected = {nonce(c): (p, d) for c, p, d in zip(counters, padded, datagrams) if p is not None}
+        """The wire's datagrams for these counters, with the padded plaintexts they open to (None:
+        not known). Counters that are not consecutive are not served."""
+        consecutive = len(counters) and counters[-1] - counters[0] == len(counters) - 1
+        self.first = counters[0] if consecutive else 0
+        self.padded, self.datagrams = (padded, datagrams) if consecutive else ([], [])
 
     def encrypt(self, n: bytes, plain: bytes, aad) -> bytes:
-        e = self.expected.get(n)
-        if e is not None and aad is None:
-            if self.proven:
-                if e[0] == plain:
-                    return e[1][TRANSPORT_HEADER_SIZE:]
-            else:
-                sealed = self.cipher.encrypt(n, plain, aad)
-                self.proven = sealed == e[1][TRANSPORT_HEADER_SIZE:]
-                return sealed
+        k = _counter_of(n)[0] - self.first
+        if 0 <= k < len(self.padded) and aad is None:
+            expected = self.padded[k]
+            if expected is not None:
+                if self.proven:
+                    if expected == plain:
+                        return self.datagrams[k][TRANSPORT_HEADER_SIZE:]
+                else:
+                    sealed = self.cipher.encrypt(n, plain, aad)
+                    self.proven = sealed == self.datagrams[k][TRANSPORT_HEADER_SIZE:]
+                    return sealed
         return self.cipher.encrypt(n, plain, aad)
 
     def decrypt(self, n: bytes, data, aad) -> bytes:
