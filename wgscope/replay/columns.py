@@ -130,11 +130,15 @@ def _walk(buf):
         if end - off < 12:
             return None
         btype, blen = head(buf, off)
+        if btype == 6 and blen >= 32:  # a packet block: its length's alignment and end are checked with numpy (_fast)
+            add(off)
+            off += blen
+            continue
         nxt = off + blen
         if blen < 12 or blen & 3 or nxt > end:
             return None
         if btype == 6:
-            add(off)
+            return None  # too short to be a packet block: the reader says so
         elif btype == 1:
             if offsets:
                 return None  # an interface after packets: the reader's per-block checks decide
@@ -160,6 +164,8 @@ def _walk(buf):
         elif btype not in _SKIPPED:
             return None  # packet blocks of other kinds, numbered non-packets, unknown blocks
         off = nxt
+    if off != end:
+        return None  # the last packet block runs past the end of the file
     return offsets, interfaces, secrets
 
 
@@ -190,13 +196,19 @@ def _fast(buf, walked, comments: bool):
         return None
     a = np.frombuffer(buf, dtype=np.uint8)
     w = np.frombuffer(buf, dtype="<u4", count=len(buf) // 4)  # blocks are 32-bit aligned (pcapng 3.1)
-    at = np.array(offsets, dtype=np.int64) // 4
+    off = np.array(offsets, dtype=np.int64)
+    if (off & 3).any():
+        return None
+    # words 0-17 of every packet block at once: the block's header (0-6), then the frame (7-13:
+    # IPv4 and UDP headers of the usual frame) and the message (14-17: type, receiver, counter)
+    words = w[np.minimum((off // 4)[:, None] + np.arange(18), len(w) - 1)].astype(np.int64)
 
     def word(k):
-        return w[np.minimum(at + k, len(w) - 1)].astype(np.int64)
+        return words[:, k]
 
     blen, ifid, hi, lo, caplen = word(1), word(2), word(3), word(4), word(5)
-    off = at * 4
+    if (blen & 3).any():
+        return None
     body_end = off + blen - 4
     data_start = off + 28
     data_end = data_start + caplen
