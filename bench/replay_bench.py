@@ -68,13 +68,14 @@ def measure(packets: int = 100_000, workdir: str | None = None, tshark: bool = T
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _timed(argv: list[str], env: dict | None = None) -> dict:
+def _timed(argv: list[str], env: dict | None = None, cwd: str | None = None) -> dict:
     """Run a command to completion; its wall time and its own CPU time (user + system)."""
     import resource
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=1800, env=env)
+    proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=1800, env=env,
+                          cwd=cwd)
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -112,6 +113,7 @@ def measure_iperf(seconds: float = 8.0, workdir: str | None = None, rounds: int 
             capture, bits = make_iperf_capture(workdir, seconds)
         packets = sum(1 for _ in read_capture(capture, comments=False))
         wgscope = os.path.join(os.path.dirname(sys.executable), "wgscope")
+        capture = os.path.abspath(capture)
         replay_argv = [wgscope, "replay", capture, "--decrypted", os.path.join(workdir, "inner.pcap")]
         out = {"packets": packets, "capture_bytes": os.path.getsize(capture), "rounds": [],
                "iperf_bits_per_second": round(bits) if bits is not None else None}
@@ -120,7 +122,8 @@ def measure_iperf(seconds: float = 8.0, workdir: str | None = None, rounds: int 
         for _ in range(rounds):
             one = {}
             if before:
-                one["before_replay_decrypted"] = _timed(before_argv, env={**os.environ, "PYTHONPATH": before})
+                one["before_replay_decrypted"] = _timed(before_argv, env={**os.environ, "PYTHONPATH": before},
+                                                        cwd=before)  # not this checkout's package from the cwd
             one["wgscope_replay_decrypted"] = _timed(replay_argv)
             if tshark:
                 one["tshark_tcp"] = _timed([tshark, "-r", capture, "-Y", "tcp"])
