@@ -3,6 +3,7 @@
     python -m bench.replay_bench [--packets 100000] [--json OUT.json]      lab capture (no root)
     python -m bench.replay_bench --iperf SECONDS [--rounds 3] [--json OUT.json]   live capture (root)
     python -m bench.replay_bench --capture FILE [--rounds 3]              the same on a capture at hand
+    ... [--before DIR]          also time the wgscope package in DIR (another build) in each round
 
 `measure`: the in-process lab makes a capture (one session of pings and replies, a DSB and a
 separate key log); `replay_capture` (observer and both sides re-executed) against tshark
