@@ -47,12 +47,11 @@ class Columns:
     `receiver`, `counter`, and `src_id`, `dst_id` (a number per distinct endpoint) as numpy arrays."""
 
     def __init__(self, frames, times, src, dst, payload, transport, receiver, counter, comment_of,
-                 damage: str | None = None, closer=None, ids=None) -> None:
+                 damage: str | None = None, ids=None) -> None:
         self.frames, self.times, self.src, self.dst, self.payload = frames, times, src, dst, payload
         self.transport, self.receiver, self.counter = transport, receiver, counter
         self._comment_of = comment_of
         self.damage = damage  # the reader's error after the last good frame, if any
-        self._closer = closer
         self.src_id, self.dst_id = ids if ids is not None else _endpoint_ids(src, dst)
 
     def __len__(self) -> int:
@@ -60,11 +59,6 @@ class Columns:
 
     def comment(self, i: int) -> str | None:
         return self._comment_of(i)
-
-    def close(self) -> None:
-        if self._closer is not None:
-            self._closer()
-            self._closer = None
 
 
 def read_columns(capture, comments: bool = True) -> Columns:
@@ -82,7 +76,10 @@ def read_columns(capture, comments: bool = True) -> Columns:
             if fast is not None:
                 return fast
         if buf:
-            buf.close()
+            try:
+                buf.close()
+            except BufferError:  # a view of it still alive: it closes when that goes
+                pass
     return _generic(capture, comments)
 
 
@@ -201,10 +198,13 @@ def _fast(buf, walked, comments: bool):
         return None
     # words 0-17 of every packet block at once: the block's header (0-6), then the frame (7-13:
     # IPv4 and UDP headers of the usual frame) and the message (14-17: type, receiver, counter)
-    words = w[np.minimum((off // 4)[:, None] + np.arange(18), len(w) - 1)].astype(np.int64)
+    words = np.empty((len(off), 18), dtype=np.uint32)
+    base, across = off // 4, np.arange(18)
+    for i in range(0, len(off), 65536):  # in slices: the index array is 8 bytes a word
+        words[i:i + 65536] = w[np.minimum(base[i:i + 65536, None] + across, len(w) - 1)]
 
     def word(k):
-        return words[:, k]
+        return words[:, k].astype(np.int64)
 
     blen, ifid, hi, lo, caplen = word(1), word(2), word(3), word(4), word(5)
     if (blen & 3).any():

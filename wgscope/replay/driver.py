@@ -16,9 +16,9 @@ import os
 from contextlib import contextmanager
 from typing import Iterable
 
-from ..events import EventBus
 import numpy as np
 
+from ..events import EventBus
 from ..pcap import CaptureError, CaptureReader
 from .columns import read_columns, secrets_of
 from .observer import Observer, Replay

@@ -123,7 +123,10 @@ def reexecute(kept, ring, observer, result, node_bus=None, annotate=False, progr
         if progress is not None:
             progress["frame"] = frames[start]
         if stop - start > 1:
-            start += _run(sides, kept, start, stop, annotate)
+            taken = _run(sides, kept, start, stop, annotate)
+            if taken:
+                start += taken
+                t = times[start - 1]
         for i in range(start, stop):
             src = srcs[i]
             if src is None:
