@@ -1,5 +1,6 @@
 import os
 import shutil
+import signal
 
 import pytest
 
@@ -25,3 +26,23 @@ def require_tools(*tools: str) -> None:
         if os.environ.get("CI"):
             pytest.fail(msg)
         pytest.skip(msg)
+
+
+# The signals whose handling a library may wire to an asyncio loop (add_signal_handler also
+# points the process's signal wakeup fd at that loop).
+_WATCHED_SIGNALS = (signal.SIGCHLD, signal.SIGINT, signal.SIGTERM)
+_SIGNALS_AT_START = {s: signal.getsignal(s) for s in _WATCHED_SIGNALS}
+
+
+@pytest.fixture(autouse=True)
+def signals_left_as_found():
+    """A test leaves the process's signal handling as it found it. A handler left wired to an
+    asyncio loop that no longer runs (pyshark's SIGCHLD watcher did) fills that loop's self-pipe,
+    and every later child reaped in this process is reported as an unraisable BlockingIOError
+    from asyncio's _sighandler_noop, in whichever test happens to be running."""
+    yield
+    changed = [s.name for s in _WATCHED_SIGNALS if signal.getsignal(s) != _SIGNALS_AT_START[s]]
+    wakeup_fd = signal.set_wakeup_fd(-1)
+    for s in changed:  # put them back, so one leak does not fail every later test
+        signal.signal(getattr(signal, s), _SIGNALS_AT_START[getattr(signal, s)])
+    assert not changed and wakeup_fd == -1, f"signal handling left wired: {changed}, wakeup fd {wakeup_fd}"
