@@ -76,6 +76,22 @@ def test_countdowns_churn_and_wall_clock_formatting():
     counts = fmt.handshake_counts({"handshakes": 0, "initiations_sent": 3, "retries": 2,
                                    "initiations_since_handshake": 3, "unanswered_initiations": 3})
     assert counts.startswith("0 completed, 3 initiations since the last, 3 unanswered in a row")
+    one = fmt.handshake_counts({"handshakes": 1, "initiations_sent": 2, "retries": 1,
+                                "initiations_since_handshake": 1, "unanswered_initiations": 0})
+    assert one == "1 completed, 1 initiation since the last, 0 unanswered in a row, 2 initiations sent in all (1 retry)"
+
+
+def test_counts_are_pluralised():
+    from wgscope.plural import counted
+    from wgscope.tui.widgets import peer_card
+
+    assert counted(1, "retry", "retries") == "1 retry" and counted(0, "retry", "retries") == "0 retries"
+    assert counted(1, "peer") == "1 peer" and counted(2, "peer") == "2 peers"
+    peer = {"public_key": "k" * 44, "keypairs": {}, "timers": {}, "tx_bytes": 32, "tx_packets": 1, "rx_bytes": 0,
+            "rx_packets": 0, "staged": 0, "staged_limit": 128, "handshakes": 0, "cookies_received": 0,
+            "cookies_sent": 0, "keepalives_sent": 0, "keepalives_received": 0, "retries": 1, "initiations_sent": 1}
+    card = plain(peer_card(peer))
+    assert "tx 32 B 1 pkt " in card and "rx 0 B 0 pkts" in card and "(1 retry)" in card
 
 
 def test_dashboard_follows_traffic_and_clock_jump(tmp_path):
@@ -156,10 +172,34 @@ def test_pause_filter_and_detail(tmp_path):
                 await pilot.press("p")
                 assert pane.peer_filter == key and "bravo" in pane.border_title
 
+                assert app.main.query_one("#peers").border_title == "1 peer"
+
                 await pilot.press("enter")
                 await until(pilot, lambda: isinstance(app.screen, DetailScreen))
                 detail = plain(app.screen.query_one("#detail-card").content)
                 assert key in detail and "10.0.0.2/32" in detail and "retry —" in detail
+                # The main view's filters are not the detail view's: hidden from its footer, and inert.
+                offered = set(app.screen.active_bindings)
+                assert {"p", "slash", "c"}.isdisjoint(offered), offered
+                assert app.screen.active_bindings["d"].binding.action == "app.pop_screen"  # d: back, not detail
+                assert {"t", "w", "x", "space", "escape", "q"} <= offered, offered
+                events = app.main.query_one("#events")
+                first = events.kept[0]
+                await pilot.press("p", "slash", "c")
+                assert isinstance(app.screen, DetailScreen) and events.peer_filter == key
+                assert events.terms == ["session"] and events.kept[0] is first
+                assert not app.main.query_one("#filter").has_class("shown")
+                # The event switches do act on the detail view's own pane.
+                mine = app.screen.query_one("#detail-events")
+
+                def detail_text() -> str:
+                    return "\n".join(strip.text for strip in mine.lines)
+
+                assert "timer_fired" not in detail_text()
+                await pilot.press("t")
+                await until(pilot, lambda: "timer_fired" in detail_text())
+                await pilot.press("t")
+                await until(pilot, lambda: "timer_fired" not in detail_text())
                 # the handshake x-ray of this session: alpha initiated it; its indices and both keys
                 await pilot.press("x")
                 await until(pilot, lambda: isinstance(app.screen, XRayScreen))

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from ..events import DEBUG, EventBus, EventRecorder
 from ..protocol.actions import SendDatagram
 from ..protocol.device import Device
+from ..plural import counted
 from ..protocol.endpoint import endpoint_text
 
 # Linux socket options Python does not name (linux/in.h, linux/in6.h).
@@ -240,7 +241,7 @@ class HandshakeProbe:
             result.outcome = "under_load_failed"
             result.evidence.append("after the cookie reply, the retry with mac2 got no answer")
         elif result.outcome == "silence":
-            result.evidence.append(f"{result.initiations} initiation(s) sent over {self.timeout:g} s, "
+            result.evidence.append(f"{counted(result.initiations, 'initiation')} sent over {self.timeout:g} s, "
                                    "nothing came back")
 
     def _icmp_error(self, e: OSError) -> bool:

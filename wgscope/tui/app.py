@@ -18,6 +18,7 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Input, Static
 
+from ..plural import counted
 from . import client
 from . import formatting as fmt
 from .widgets import EventPane, NodeBar, PeerCard, PeerTable
@@ -195,8 +196,9 @@ class TopApp(App):
         elif kind == "event":
             self._incoming.append(msg)
         elif kind == "missed":
-            self.missed += int(msg.get("count", 0))
-            self._incoming.append({"type": "note", "text": f"… {msg.get('count')} events dropped by the node "
+            count = int(msg.get("count", 0))
+            self.missed += count
+            self._incoming.append({"type": "note", "text": f"… {counted(count, 'event')} dropped by the node "
                                    "(this dashboard fell behind)", "style": "yellow"})
 
     def _note(self, text: str, style: str) -> None:
@@ -243,7 +245,7 @@ class TopApp(App):
         table = self.main.query_one("#peers", PeerTable)
         peers = (self.snapshot or {}).get("peers", [])
         table.show(peers)
-        table.border_title = f"{len(peers)} peers"
+        table.border_title = counted(len(peers), "peer")
         selected = table.selected_key() or (peers[0]["public_key"] if peers else None)
         self.main.query_one("#card", PeerCard).show(self.peer(selected))
 
