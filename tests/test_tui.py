@@ -16,7 +16,7 @@ from lab_helpers import pair
 from wgscope import cli
 from wgscope.tui import formatting as fmt
 from wgscope.tui.app import DetailScreen, TopApp, XRayScreen
-from wgscope.tui.lab_runner import LabDriver, run_demo_tui, serve_lab
+from wgscope.tui.lab_runner import LabDriver, run_demo_tui, serve_lab, tell_when_finished
 from wgscope.tui.widgets import NodeBar
 
 
@@ -265,6 +265,28 @@ def test_lab_driver_plays_a_script_in_lab_time():
         driver.step(0.1)
     assert seen == ["step", 2.0, 153.0] and driver.finished
     assert a.echo_replies() == [1, 2] and a.peer(b).handshakes_completed == 2  # rekeyed after the jump
+
+
+def test_the_dashboard_says_when_the_story_is_over(tmp_path):
+    """`wgscope demo --tui`: once its script has run, the event pane says so (the lab goes on)."""
+    lab, a, b = lab_pair()
+
+    def story(lab):
+        a.ping("10.0.0.2", seq=1)
+        yield 2.0
+
+    async def main():
+        async with serve_lab(lab, a, path=tmp_path / "alpha.ctl", traffic=None, script=story) as server:
+            app = TopApp(server.path, retry=0.2)
+            told = asyncio.ensure_future(tell_when_finished(server.driver, app))
+            async with app.run_test(size=(100, 30)) as pilot:
+                await until(pilot, lambda: "the story is over" in pane_text(app))
+                lines = pane_text(app).splitlines()
+                said = next(n for n, line in enumerate(lines) if "the story is over" in line)
+                assert any("handshake_completed" in line for line in lines[:said])  # after the story's acts
+                assert server.driver.finished and told.done()
+
+    asyncio.run(main())
 
 
 def test_demo_tui_runs_headless(tmp_path):

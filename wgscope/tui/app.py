@@ -163,7 +163,7 @@ class TopApp(App):
     def _gone(self, reason: str) -> None:
         self.attempts += 1
         if self.connected or self.attempts == 1:
-            self._note(f"node gone: {reason}; retrying every {self.retry:g}s", "bold red")
+            self.note(f"node gone: {reason}; retrying every {self.retry:g}s", "bold red")
         self.connected = False
         self.status = f"node gone: {reason} — retrying every {self.retry:g}s (attempt {self.attempts})"
         self.main.query("#peers, #card").add_class("stale")  # an empty query while the app closes
@@ -178,7 +178,7 @@ class TopApp(App):
             self.attempts = 0
             self.status = f"attached to {msg.get('name')}"
             self.main.query("#peers, #card").remove_class("stale")
-            self._note(self.status, "bold green")
+            self.note(self.status, "bold green")
         elif kind == "snapshot" and isinstance(msg.get("data"), dict):
             self.snapshot = msg["data"]
             pane = self._events_pane()
@@ -201,7 +201,7 @@ class TopApp(App):
             self._incoming.append({"type": "note", "text": f"… {counted(count, 'event')} dropped by the node "
                                    "(this dashboard fell behind)", "style": "yellow"})
 
-    def _note(self, text: str, style: str) -> None:
+    def note(self, text: str, style: str) -> None:
         """A line of our own in the event pane, in order with the events around it."""
         self._incoming.append({"type": "note", "text": text, "style": style})
         self._flush_events()
@@ -219,7 +219,9 @@ class TopApp(App):
             self.screen.query_one(EventPane).add(batch, render=not self.paused)
 
     def _events_pane(self) -> EventPane | None:
-        """The main screen's event pane, or None while the app is shutting down."""
+        """The main screen's event pane, or None before the app is mounted or while it shuts down."""
+        if not self.screen_stack:
+            return None
         found = self.main.query("#events")
         return found.first(EventPane) if found else None
 
@@ -337,7 +339,7 @@ class TopApp(App):
         show = not self.main.query_one("#events", EventPane).show_churn
         self._set_panes(show_churn=show)
         self._refilter_all()
-        self._note("timer and per-packet events shown" if show else "timer and per-packet events hidden (t shows them)",
+        self.note("timer and per-packet events shown" if show else "timer and per-packet events hidden (t shows them)",
                    "dim")
 
     def action_toggle_clock(self) -> None:
