@@ -159,7 +159,8 @@ def _healthy_findings(replay, found: list[Finding]) -> list[Finding]:
         return []
     rtts = [h.rtt for h in completed if h.rtt is not None]
     rtt = f"; handshake round trip {min(rtts) * 1000:.1f} ms" if rtts else ""
-    return [Finding("capture_healthy", OK, f"healthy: {counted(len(completed), 'handshake')} completed in the capture" + rtt,
+    title = f"healthy: {counted(len(completed), 'handshake')} completed in the capture" + rtt
+    return [Finding("capture_healthy", OK, title,
                     "Initiations were answered by responses that authenticate.", "Nothing to fix.",
                     [f"response in frame {h.response_frame}" for h in completed[:3]], "capture")]
 

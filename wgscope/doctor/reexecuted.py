@@ -132,7 +132,8 @@ def divergence_findings(items: list) -> list[Finding]:
         frames = sorted({n for g in rest for f in g for n in f.frames})
         out.append(Finding("capture_divergence", WARNING, f"{len(rest)} more {noun(len(rest), 'kind')} of divergence",
                            "Further places where the wire and the re-executed protocol core disagree.",
-                           "See `wgscope replay` for each of them.", [f"{noun(len(frames), 'frame')} {_frames(frames)}"], "capture"))
+                           "See `wgscope replay` for each of them.",
+                           [f"{noun(len(frames), 'frame')} {_frames(frames)}"], "capture"))
     return out
 
 

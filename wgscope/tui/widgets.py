@@ -126,7 +126,8 @@ def peer_card(p: dict, detailed: bool = False) -> Group:
                 value.append(f"  reject in {fmt.seconds(reject)}", style="red" if reject < 30 else "yellow")
             if detailed:
                 value.append(f"  {'initiator' if kp['initiator'] else 'responder'}  send ctr {kp['send_counter']}"
-                             f"  tx {counted(kp['tx_packets'], 'pkt')} rx {counted(kp['rx_packets'], 'pkt')}", style="dim")
+                             f"  tx {counted(kp['tx_packets'], 'pkt')} rx {counted(kp['rx_packets'], 'pkt')}",
+                             style="dim")
         if slot == "current" or kp is not None or detailed:
             grid.add_row(slot, value)
     cur = kps.get("current")
