@@ -29,6 +29,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 
+from ..config import EndpointError, resolve_address
 from ..events import DEBUG, EventBus, EventRecorder
 from ..protocol.actions import SendDatagram
 from ..protocol.device import Device
@@ -59,16 +60,6 @@ class ProbeResult:
         return {"outcome": self.outcome, "endpoint": self.endpoint, "rtt": self.rtt,
                 "initiations": self.initiations, "cookie_replies": self.cookie_replies,
                 "evidence": self.evidence, "path_mtu": self.path_mtu, "events": self.events}
-
-
-def resolve(host: str, port: int) -> tuple[int, tuple] | None:
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-    except (socket.gaierror, UnicodeError, OSError):
-        return None
-    infos.sort(key=lambda i: i[0] != socket.AF_INET)  # wg-quick prefers IPv4 too
-    family, _, _, _, addr = infos[0]
-    return family, addr
 
 
 class _Clock:
@@ -123,10 +114,10 @@ class HandshakeProbe:
                                                         "after it contacts us"])
         host, port = self.endpoint
         shown = endpoint_text((host, port))
-        resolved = resolve(host, port)
-        if resolved is None:
+        try:
+            family, addr = resolve_address(host, port)  # as `wgscope up` resolves it
+        except EndpointError:
             return ProbeResult("endpoint_unresolved", shown, evidence=[f"{host} does not resolve"])
-        family, addr = resolved
         self.result = result = ProbeResult("silence", shown)
         self.clock = _Clock()
         self.recorder = EventRecorder()
