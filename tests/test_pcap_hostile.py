@@ -38,12 +38,7 @@ def test_every_truncation_of_a_pcapng(tmp_path):
     for btype, body in walk_blocks(raw):
         off += len(body) + 12
         boundaries.add(off)
-    for cut in range(1, len(raw)):
-        if cut in boundaries:
-            list(read_capture(raw[:cut]))  # a clean cut between blocks is a valid file
-            continue
-        with pytest.raises(CaptureError, match=r"truncated|not a pcap"):
-            list(read_capture(raw[:cut]))
+    every_cut_reads_or_fails_clearly(raw, boundaries)
 
 
 def test_every_truncation_of_a_classic_pcap():
@@ -52,8 +47,14 @@ def test_every_truncation_of_a_classic_pcap():
         w.write_packet(b"\x45" * 30, T0)
         w.write_packet(b"\x45" * 7, T0)
     raw = buf.getvalue()
+    every_cut_reads_or_fails_clearly(raw, {24, 24 + 16 + 30})  # after the file header, after each record
+
+
+def every_cut_reads_or_fails_clearly(raw: bytes, clean_cuts: set[int]) -> None:
+    """Every prefix of `raw`: a cut between blocks or records is a valid (shorter) file; any other
+    cut is one CaptureError saying the file is truncated."""
     for cut in range(1, len(raw)):
-        if cut in (24, 24 + 16 + 30, len(raw)):
+        if cut in clean_cuts:
             list(read_capture(raw[:cut]))
             continue
         with pytest.raises(CaptureError, match=r"truncated|not a pcap"):
