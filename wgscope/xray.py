@@ -267,8 +267,8 @@ def shown(name: str, value: bytes, reveal: bool, width: int = 16) -> str:
 
 def stamp_time(ts: bytes) -> str:
     """A TAI64N timestamp as the UTC time the initiator's clock read (to its ~16.8 ms whitened
-    resolution): what a responder compares with the last one it accepted (WP §5.1, replay of
-    initiations), and what shows a peer's clock far off."""
+    resolution): what a responder compares with the greatest one it accepted from that peer (WP
+    §5.4.2: an initiation with an older or equal one is a replay), and what shows a clock far off."""
     try:
         when = datetime.datetime.fromtimestamp(tai64n.unstamp(ts), datetime.timezone.utc)
     except (OverflowError, OSError, ValueError):  # authenticated, but no time a calendar holds

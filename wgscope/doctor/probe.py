@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 
 from ..config import EndpointError, resolve_address
 from ..events import DEBUG, EventBus, EventRecorder
+from ..plural import counted
 from ..protocol.actions import SendDatagram
 from ..protocol.device import Device
-from ..plural import counted
 from ..protocol.endpoint import endpoint_text
 
 # Linux socket options Python does not name (linux/in.h, linux/in6.h).
