@@ -111,7 +111,8 @@ def test_a_loss_is_charged_to_the_peer_at_that_endpoint_as_endpoints_move():
         assert losses._by_endpoint is index
         assert bravo.drops == {"send_eperm": 1} and alpha.drops == {"send_eperm": 3}
         assert (alpha.tx_bytes, bravo.tx_bytes) == (1000 - 3 * 148, 1000 - 148)  # taken back from the right peer
-        # bravo roams onto alpha's old address and alpha is re-pointed elsewhere (as `wg set` does)
+        # alpha re-pointed elsewhere and bravo onto alpha's old address, as `wg set` does (roaming emits
+        # the same endpoint_changed)
         device.set_endpoint(alpha, ("203.0.113.5", 51820), node.now())
         device.set_endpoint(bravo, ("192.0.2.1", 51820), node.now())
         losses.datagrams_lost([initiation], ("192.0.2.1", 51820), "send_eperm")
