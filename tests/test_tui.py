@@ -381,3 +381,29 @@ def test_xray_with_the_nodes_capture_shows_real_values(tmp_path):
     assert "which carries the session keys" in text and "redacted" not in text
     assert f"[  4:  8] sender     {cur['local_index'].to_bytes(4, 'little').hex()}" in text
     assert "(Ti_send = Tr_recv, Ti_recv = Tr_send) := KDF2(Cr, ε)" in text
+
+
+def test_a_snapshot_between_opening_the_detail_view_and_its_mount(tmp_path):
+    """Snapshots and events arrive whenever the node sends them: one that lands after the detail view
+    is pushed but before it is composed must not find it half-built (it crashed the control worker)."""
+    lab, a, b = lab_pair()
+    key = a.peer(b).name
+
+    async def main():
+        async with serve_lab(lab, a, path=tmp_path / "alpha.ctl", traffic=None) as server:
+            a.ping("10.0.0.2")
+            lab.run(1.0)
+            app = TopApp(server.path, retry=0.2)
+            async with app.run_test(size=(100, 30)) as pilot:
+                await until(pilot, lambda: app.snapshot and cell(app, key, "state") == "established")
+                app.push_screen(DetailScreen(key))  # not awaited: the screen is on the stack, not yet composed
+                app.on_control({"type": "snapshot", "data": app.snapshot})
+                app.on_control({"type": "event", "event": "keepalive_sent", "peer": key, "time": lab.now})
+                app._flush_events()
+                await pilot.press("space", "space")  # pause and resume reach the detail pane too
+                await until(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.query("#detail-events"))
+                detail = app.screen.query_one("#detail-events")
+                await until(pilot, lambda: any("keepalive_sent" in s.text for s in detail.lines))
+                assert key in plain(app.screen.query_one("#detail-card").content)
+
+    asyncio.run(main())

@@ -59,6 +59,7 @@ class DetailScreen(Screen):
     def __init__(self, peer_key: str) -> None:
         super().__init__()
         self.peer_key = peer_key
+        self.ready = False  # set once on_mount has given the pane the main pane's state
 
     def compose(self) -> ComposeResult:
         yield NodeBar()
@@ -74,6 +75,7 @@ class DetailScreen(Screen):
         pane.kept.extend(main.kept)
         pane.refilter(self.peer_key, [])
         pane.border_title = "events of this peer"
+        self.ready = True
         self.app.redraw()
 
     def action_xray(self) -> None:
@@ -215,8 +217,19 @@ class TopApp(App):
         batch = list(self._incoming)
         self._incoming.clear()
         pane.add(batch, render=not self.paused)
-        if isinstance(self.screen, DetailScreen):
-            self.screen.query_one(EventPane).add(batch, render=not self.paused)
+        detail = self._detail_pane()
+        if detail is not None:
+            detail.add(batch, render=not self.paused)
+
+    def _detail_pane(self) -> EventPane | None:
+        """The detail view's event pane when the detail view is on top and mounted. Snapshots and
+        events come whenever the node sends them, also between push_screen and the screen's mount;
+        until then there is nothing to update: DetailScreen.on_mount copies the main pane's events
+        and settings, these included."""
+        screen = self.screen
+        if not isinstance(screen, DetailScreen) or not screen.ready:
+            return None
+        return screen.query_one("#detail-events", EventPane)
 
     def _events_pane(self) -> EventPane | None:
         """The main screen's event pane, or None before the app is mounted or while it shuts down."""
@@ -240,7 +253,7 @@ class TopApp(App):
     def redraw(self) -> None:
         if isinstance(self.screen, XRayScreen):
             return
-        if isinstance(self.screen, DetailScreen):
+        if self._detail_pane() is not None:
             self.screen.redraw(self)
         bar = self.main.query_one("#bar", NodeBar)
         bar.show(self.snapshot, self.status, self.connected, self.paused)
@@ -272,9 +285,9 @@ class TopApp(App):
         if not self.paused:
             pane = self.main.query_one("#events", EventPane)
             pane.refilter(pane.peer_filter, pane.terms)
-            if isinstance(self.screen, DetailScreen):
-                pane = self.screen.query_one(EventPane)
-                pane.refilter(pane.peer_filter, pane.terms)
+            detail = self._detail_pane()
+            if detail is not None:
+                detail.refilter(detail.peer_filter, detail.terms)
         self.redraw()
 
     def action_detail(self) -> None:
@@ -324,10 +337,8 @@ class TopApp(App):
         pane.border_title = "events (" + "; ".join(parts) + ")"
 
     def _panes(self) -> list[EventPane]:
-        panes = [self.main.query_one("#events", EventPane)]
-        if isinstance(self.screen, DetailScreen):
-            panes.append(self.screen.query_one(EventPane))
-        return panes
+        detail = self._detail_pane()
+        return [self.main.query_one("#events", EventPane)] + ([detail] if detail is not None else [])
 
     def _set_panes(self, **settings) -> None:
         for pane in self._panes():
