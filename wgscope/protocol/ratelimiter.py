@@ -9,6 +9,7 @@ collected after RATELIMIT_GC_INTERVAL.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 from .constants import RATELIMIT_BURST, RATELIMIT_GC_INTERVAL, RATELIMIT_PACKETS_PER_SECOND
@@ -17,6 +18,7 @@ PACKET_COST = 1.0 / RATELIMIT_PACKETS_PER_SECOND
 MAX_TOKENS = PACKET_COST * RATELIMIT_BURST
 
 
+@functools.lru_cache(maxsize=4096)  # bounded: sources are the sender's choice; parsing one costs ~5 us
 def source_key(host: str) -> bytes:
     try:
         ip = ipaddress.ip_address(host.split("%", 1)[0])
