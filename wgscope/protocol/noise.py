@@ -161,12 +161,13 @@ class OpenedInitiation:
 
 def open_initiation(local: StaticIdentity, msg: Initiation,
                     static_static: Callable[[bytes], bytes | None] | None = None,
-                    trace: list | None = None) -> OpenedInitiation:
+                    trace: list | None = None, dh: bytes | None = None) -> OpenedInitiation:
     """Responder, first half of WP §5.4.2: decrypt the initiator's identity and timestamp.
 
     `static_static(remote_static)` gives the peer's precomputed DH(S_priv, S_pub_remote), or None
     for a key that is no configured peer: then the initiation is refused (unknown_peer) before
-    the second DH and the timestamp, as WG-GO ConsumeMessageInitiation does."""
+    the second DH and the timestamp, as WG-GO ConsumeMessageInitiation does. `dh`: DH(Sr_priv,
+    Ei_pub) when it was computed ahead (protocol/lookahead.py), else it is computed here."""
     H = local.initial_hash  # HASH(Hi || Sr_pub)
     C = KDF1_with(_INITIAL_CHAIN_PADS, msg.ephemeral)  # KDF1(Ci, msg.ephemeral)
     if trace is not None:
@@ -174,7 +175,8 @@ def open_initiation(local: StaticIdentity, msg: Initiation,
         trace.append(("Ci := KDF1(Ci, msg.ephemeral)", {"Ei_pub": msg.ephemeral, "C": C}))
     H = HASH(H + msg.ephemeral)
     try:
-        dh = DH(local.private, msg.ephemeral)
+        if dh is None:
+            dh = DH(local.private, msg.ephemeral)
         C, k = KDF2(C, dh)
         if trace is not None:
             trace.append(("Hi := HASH(Hi || msg.ephemeral)", {"H": H}))

@@ -51,6 +51,11 @@ class RateLimiter:
         entry[0] = tokens
         return False
 
+    def would_allow(self, host: str, now: float) -> bool:
+        """What allow(host, now) would answer, without spending a token (protocol/lookahead.py)."""
+        entry = self._table.get(source_key(host))
+        return entry is None or min(MAX_TOKENS, entry[0] + (now - entry[1])) >= PACKET_COST
+
     def _gc(self, now: float) -> None:
         self._last_gc = now
         stale = [k for k, (_, last) in self._table.items() if now - last > RATELIMIT_GC_INTERVAL]

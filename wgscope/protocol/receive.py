@@ -40,7 +40,7 @@ from .noise import (
 from .endpoint import endpoint_text
 from .ratelimiter import RateLimiter
 from ..keytext import encode
-from . import ip
+from . import ip, lookahead
 
 _UNKNOWN = object()
 
@@ -58,6 +58,9 @@ class ReceivePath:
     ratelimiter: RateLimiter
     cookies_sent: int
     drops: Counter
+    # An adapter's handshake look-ahead (runtime/handshake_ahead.py; protocol/lookahead.py says what
+    # it may compute): submit(private, ephemerals) and take(private, ephemeral) -> DH or None.
+    ahead = None
 
     def receive_datagram(self, data: bytes, endpoint: tuple, now: float) -> list:
         """A UDP datagram from `endpoint` (host, port). Returns the actions it causes."""
@@ -91,6 +94,18 @@ class ReceivePath:
         if authenticated:
             self._after_transport(now, out, authenticated)
         return out
+
+    def wants_look_ahead(self, now: float) -> bool:
+        """Under load (a handshake flood), an adapter with a look-ahead reads a wake-up's datagrams
+        before handing them over, and calls look_ahead with them first."""
+        return self.ahead is not None and lookahead.loaded_at(self, now)
+
+    def look_ahead(self, batch, now: float) -> None:
+        """`batch`: (datagrams, endpoint, ...) per receive of the wake-up about to be handed over."""
+        if self.ahead is not None:
+            ephemerals = lookahead.candidates(self, batch, now)
+            if ephemerals:
+                self.ahead.submit(self.identity.private, ephemerals)
 
     def _after_transport(self, now: float, out: list, authenticated: dict) -> None:
         """The per-packet bookkeeping of WG-GO RoutineSequentialReceiver for the transport packets
@@ -152,8 +167,9 @@ class ReceivePath:
         bus = self.bus
         if bus.debug:  # a debug event: no fields built at the default level
             bus.emit(HANDSHAKE_INITIATION_RECEIVED, now, None, endpoint=ep, sender_index=msg.sender)
+        dh = self.ahead.take(self.identity.private, msg.ephemeral) if self.ahead is not None else None
         try:
-            opened = open_initiation(self.identity, msg, self._static_static)
+            opened = open_initiation(self.identity, msg, self._static_static, dh=dh)
         except HandshakeError as e:
             self.drops[e.reason] += 1
             presented = encode(e.remote_static) if e.remote_static else None  # a public key: not a secret

@@ -164,7 +164,11 @@ class LiveNode:
             return
         actions: list = []
         received = 0
-        for datagrams, remote, local in udp.receive(sock, BATCH):
+        receives = udp.receive(sock, BATCH)
+        if device.wants_look_ahead(self.now()):  # a handshake flood: read the wake-up first, so the
+            receives = list(receives)  # device's look-ahead starts on its initiations (protocol/lookahead.py)
+            device.look_ahead(receives, self.now())
+        for datagrams, remote, local in receives:
             now = self.now()
             if bus.tapping:  # a capture's verdict is the events of one core call: one datagram per call
                 here = local or (("::" if sock is udp.v6 else "0.0.0.0"), udp.port)
@@ -175,7 +179,7 @@ class LiveNode:
             else:
                 actions += device.receive_datagrams(datagrams, remote, now)
             received += len(datagrams)
-            if received >= BATCH:
+            if received >= BATCH and type(receives) is not list:  # a list read ahead is handled whole
                 break
         if self.apply(actions) and self.tun is not None and self.tun.fd >= 0:
             # Turnaround: writing to the TUN runs the kernel's receive of those packets, so its answer
