@@ -30,7 +30,7 @@ class HandshakeAhead:
         self._skipped: set[bytes] = set()
         self._private = b""
         self._generation = 0
-        self.computed = self.taken = 0  # how much of the work happened ahead
+        self.submitted = self.computed = self.taken = 0  # how much of the work happened ahead
         self._thread = threading.Thread(target=self._serve, name="wgscope-handshake-ahead", daemon=True)
         self._thread.start()
 
@@ -39,6 +39,7 @@ class HandshakeAhead:
         self._ready = {}
         self._skipped = set()
         self._private = private
+        self.submitted += len(ephemerals)
         self._jobs.put((self._generation, private, ephemerals))
 
     def take(self, private: bytes, ephemeral: bytes) -> bytes | None:
