@@ -5,7 +5,9 @@
     deadline      -> Device.tick(now)                      -> apply(actions)
 
 Readiness callbacks drain up to BATCH packets before giving the loop back, so one busy
-direction cannot starve the other or the timers. After every batch the single timer handle
+direction cannot starve the other or the timers. Under a handshake flood a UDP wake-up is read
+whole first, so a helper thread can compute its initiations' first X25519 ahead
+(runtime/handshake_ahead.py); every protocol decision stays on the loop's thread. After every batch the single timer handle
 is moved to `Device.next_deadline()`.
 
 The protocol clock is `time.monotonic()`; `device.wall_offset` turns it into wall time. A
