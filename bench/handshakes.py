@@ -12,6 +12,11 @@ handshake responses received per second of sending. The client paces by sleeping
 (bursts of a few initiations a millisecond), not by spinning: a spinning client took a whole
 core of the two the responders share. Beside the rate, the responder's CPU time per answered
 handshake (utime + stime, all threads): on a machine others load, that moves less than the rate.
+
+    python -m bench.handshakes [--reps 3] [--rounds 40]
+
+runs it alone, wgscope and wireguard-go alternately (bench.run.handshakes_alternating, as `make
+bench` does), and prints each implementation's rate, the ratio per round and CPU per handshake.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from wgscope.protocol.device import Device
 from wgscope.protocol.entropy import Entropy
 from wgscope.protocol.lookahead import EPHEMERAL, candidates
 from wgscope.protocol.messages import parse_cookie_reply
-from wgscope.protocol.crypto import MAC, XAEAD_OPEN
+from wgscope.protocol.crypto import DH, MAC, XAEAD_OPEN
 from wgscope.protocol.ratelimiter import RateLimiter
 from wgscope.runtime.handshake_ahead import HandshakeAhead
 
@@ -153,7 +153,6 @@ def test_a_dh_is_taken_only_for_the_key_it_was_made_with():
         while ahead.computed < 1 and time.monotonic() < deadline:
             time.sleep(0.001)
         assert ahead.take(other, ephemeral) is None
-        from wgscope.protocol.crypto import DH
         assert ahead.take(me, ephemeral) == DH(me, ephemeral)
         assert ahead.take(me, ephemeral) is None  # taken once
     finally:

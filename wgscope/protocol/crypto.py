@@ -162,4 +162,3 @@ def DH(private: bytes, public: bytes) -> bytes:
         return crypto_scalarmult(private, public)
     except NaclRuntimeError:  # libsodium refuses an all-zero shared secret (a low-order point)
         raise DHError("X25519 produced an all-zero shared secret") from None
-
