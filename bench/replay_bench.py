@@ -14,6 +14,7 @@ carry an iperf3 TCP run while node A writes its own `--capture` (self-decrypting
 `wgscope replay CAPTURE --decrypted OUT` and `tshark -r CAPTURE -Y tcp` run on the same file, each
 as a process, alternately, `rounds` times; wall time and the CPU time of the process (the machine
 is shared: CPU time is the steadier figure) of each run, each round's ratio and the medians.
+Both packages are byte-compiled first, as an installed wgscope is (compile_package).
 `make bench` runs both; the test suite only a tiny smoke test of `measure`.
 """
 
