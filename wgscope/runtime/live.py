@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import gc
 import signal
 import socket
@@ -34,6 +35,7 @@ from ..protocol.actions import SendDatagram, WritePacket
 from ..protocol.device import Device
 from . import netlink
 from .gso_split import OffloadError
+from .hotloop import HotSelector, new_loop
 from .losses import Losses, kernel_scoped
 from .tun import Tun
 from .udp import UdpTransport
@@ -67,6 +69,8 @@ class LiveNode:
         self._route_cache: dict[tuple, tuple] = {}
         self._route_cache_time = 0.0
         self._thread: int | None = None
+        self._hot: HotSelector | None = None  # the loop's selector when `serve` made the loop
+        self._tun_lone = self._udp_lone = True  # the last wake-up of the fd brought one packet
         # Hook points: callables run in the loop after start (may return an awaitable) / at shutdown.
         self.on_start: list[Callable[["LiveNode"], object]] = []
         self.on_stop: list[Callable[["LiveNode"], object]] = []
@@ -131,11 +135,32 @@ class LiveNode:
         self.apply(self.device.tick(self.now()))
 
     # ---------------------------------------------------------------- readiness
+    # A wake-up drains its fd in batches (one core call, GSO sends). A drain ends with a read that
+    # finds nothing (EAGAIN), and at ping rates that read costs 15-45 us, run cold, on the packet's
+    # way (bench/README.md section 11). So after a wake-up that brought one packet (`_tun_lone`,
+    # `_udp_lone`: ping, a lone ACK, a DNS query), the next wake-up carries out its first packet
+    # before draining the rest; a wake-up that finds more goes back to draining first, so bulk keeps
+    # its batches and only the first packet of a burst leaves alone.
     def _on_tun_readable(self) -> None:
+        if self._tun_lone:
+            first = self._read_tun(1)
+            if not first:
+                return
+            self._send_packets(first)
+            rest = self._read_tun(BATCH)
+            self._tun_lone = not rest and len(first) == 1
+        else:
+            rest = self._read_tun(BATCH)
+            self._tun_lone = len(rest) == 1
+        if rest:
+            self._send_packets(rest)
+
+    def _read_tun(self, limit: int) -> list:
+        """Up to `limit` reads' packets (fewer when the TUN runs dry)."""
         tun = self.tun
         batch: list = []
         reads = 0
-        while len(batch) < BATCH and reads < BATCH:  # one read may carry a 64 KB TSO super-packet
+        while len(batch) < limit and reads < limit:  # one read may carry a 64 KB TSO super-packet
             try:
                 packets = tun.read()
             except OffloadError as e:
@@ -144,27 +169,38 @@ class LiveNode:
                 reads += 1
                 continue
             except OSError as e:
-                self.loop.remove_reader(tun.fileno())
+                self._remove_reader(tun.fileno())
                 self.stop(f"interface gone ({e.strerror})")
                 break
             if packets is None:
                 break
             batch += packets
             reads += 1
-        actions: list = []
-        if batch:
-            if any(map(kernel_scoped, batch)):
-                batch = self.losses.without_local(batch)
-            actions = self.device.send_packets(batch, self.now())
-        self.apply(actions)
+        return batch
+
+    def _send_packets(self, batch: list) -> None:
+        if any(map(kernel_scoped, batch)):
+            batch = self.losses.without_local(batch)
+        self.apply(self.device.send_packets(batch, self.now()))
 
     def _on_udp_readable(self, sock: socket.socket) -> None:
-        device, bus, udp = self.device, self.bus, self.udp
         if sock.fileno() < 0:
             return
+        if self._udp_lone:
+            first = self._receive(sock, 1)
+            if not first:
+                return
+            rest = self._receive(sock, BATCH)
+            self._udp_lone = first == 1 and not rest
+        else:
+            self._udp_lone = self._receive(sock, BATCH) == 1
+
+    def _receive(self, sock: socket.socket, limit: int) -> int:
+        """Up to `limit` receives' datagrams through the core, its actions carried out; how many."""
+        device, bus, udp = self.device, self.bus, self.udp
         actions: list = []
         received = 0
-        for datagrams, remote, local in udp.receive(sock, BATCH):
+        for datagrams, remote, local in udp.receive(sock, limit):
             now = self.now()
             if bus.tapping:  # a capture's verdict is the events of one core call: one datagram per call
                 here = local or (("::" if sock is udp.v6 else "0.0.0.0"), udp.port)
@@ -177,11 +213,12 @@ class LiveNode:
             received += len(datagrams)
             if received >= BATCH:
                 break
-        if self.apply(actions) and self.tun is not None and self.tun.fd >= 0:
+        if received and self.apply(actions) and self.tun is not None and self.tun.fd >= 0:
             # Turnaround: writing to the TUN runs the kernel's receive of those packets, so its answer
             # (an echo reply, TCP's ACK) is usually queued on the TUN by now; read it without a trip
             # through epoll and the loop (bench/README.md section 10).
             self._on_tun_readable()
+        return received
 
     def _source_for(self, endpoint: tuple) -> tuple:
         """For captures: the local (ip, port) a datagram to `endpoint` leaves from."""
@@ -216,17 +253,32 @@ class LiveNode:
         except Exception as e:  # noqa: BLE001 - no rtnetlink here: padding keeps the last MTU, sources
             self.link_error = f"{e.__class__.__name__}: {e}"  # fall over only when a send fails (io counters)
 
+    def _add_reader(self, fd: int, callback: Callable, *args) -> None:
+        """The data path's fds: served straight from epoll when the loop is `serve`'s (hotloop.py)."""
+        if self._hot is not None:
+            self._hot.add_hot(fd, functools.partial(callback, *args) if args else callback)
+        else:
+            self.loop.add_reader(fd, callback, *args)
+
+    def _remove_reader(self, fd: int) -> None:
+        if self._hot is not None:
+            self._hot.remove_hot(fd)
+        else:
+            self.loop.remove_reader(fd)
+
     def _watch(self) -> None:
-        loop = self.loop
         if self.tun is not None:
-            loop.add_reader(self.tun.fileno(), self._on_tun_readable)
-        self.link = loop.create_task(self._follow_link())
+            self._add_reader(self.tun.fileno(), self._on_tun_readable)
+        self.link = self.loop.create_task(self._follow_link())
+        self._watch_udp()
+
+    def _watch_udp(self) -> None:
         for sock in self.udp.sockets():
-            loop.add_reader(sock.fileno(), self._on_udp_readable, sock)
+            self._add_reader(sock.fileno(), self._on_udp_readable, sock)
 
     def _unwatch_udp(self) -> None:
         for sock in self.udp.sockets():
-            self.loop.remove_reader(sock.fileno())
+            self._remove_reader(sock.fileno())
 
     # ---------------------------------------------------------------- run-time changes (UAPI)
     def set_listen_port(self, port: int) -> int:
@@ -237,8 +289,7 @@ class LiveNode:
             bound = self.udp.rebind(port)
         finally:
             if self.loop is not None:
-                for sock in self.udp.sockets():
-                    self.loop.add_reader(sock.fileno(), self._on_udp_readable, sock)
+                self._watch_udp()
         self.device.listen_port = bound
         return bound
 
@@ -299,6 +350,15 @@ class LiveNode:
             self.stop_reason = reason
             self._stopped.set_result(reason)
 
+    def serve(self, ready: Callable[["LiveNode"], None] | None = None) -> str:
+        """`run` on a loop of its own whose selector serves the TUN and UDP fds directly (hotloop.py)."""
+        def loop_factory() -> asyncio.AbstractEventLoop:
+            loop, self._hot = new_loop()
+            return loop
+
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(self.run(ready))
+
     async def run(self, ready: Callable[["LiveNode"], None] | None = None) -> str:
         """Serve until SIGINT/SIGTERM, `stop()`, or the TUN disappearing; then tear down."""
         self.loop = asyncio.get_running_loop()
@@ -344,7 +404,7 @@ class LiveNode:
             except Exception:  # teardown goes on: the TUN and sockets must still be removed
                 pass
         if self.tun is not None and self.tun.fd >= 0:
-            loop.remove_reader(self.tun.fileno())
+            self._remove_reader(self.tun.fileno())
         if self.link is not None:
             self.link.cancel()
             with contextlib.suppress(asyncio.CancelledError):
