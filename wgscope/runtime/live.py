@@ -23,6 +23,7 @@ import concurrent.futures
 import contextlib
 import functools
 import gc
+import os
 import signal
 import socket
 import threading
@@ -147,6 +148,7 @@ class LiveNode:
             if not first:
                 return
             self._send_packets(first)
+            os.sched_yield()
             rest = self._read_tun(BATCH)
             self._tun_lone = not rest and len(first) == 1
         else:
@@ -190,6 +192,7 @@ class LiveNode:
             first = self._receive(sock, 1)
             if not first:
                 return
+            os.sched_yield()
             rest = self._receive(sock, BATCH)
             self._udp_lone = first == 1 and not rest
         else:
