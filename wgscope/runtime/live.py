@@ -23,6 +23,7 @@ import concurrent.futures
 import contextlib
 import functools
 import gc
+import math
 import os
 import signal
 import socket
@@ -42,6 +43,7 @@ from .tun import Tun
 from .udp import UdpTransport
 
 BATCH = 64  # packets handled per readiness callback before yielding to the loop
+QUIET = 0.001  # s: a fd whose last wake-up brought one packet this long ago is not under load
 TIMER_SLACK = 0.0005  # fire a little after the deadline so tick() always finds it due
 ROUTE_CACHE_TIME = 5.0  # capture only: how long the kernel's source choice for an endpoint is trusted
 
@@ -71,7 +73,7 @@ class LiveNode:
         self._route_cache_time = 0.0
         self._thread: int | None = None
         self._hot: HotSelector | None = None  # the loop's selector when `serve` made the loop
-        self._tun_lone = self._udp_lone = True  # the last wake-up of the fd brought one packet
+        self._tun_quiet = self._udp_quiet = 0.0  # from when a wake-up of the fd counts as quiet
         # Hook points: callables run in the loop after start (may return an awaitable) / at shutdown.
         self.on_start: list[Callable[["LiveNode"], object]] = []
         self.on_stop: list[Callable[["LiveNode"], object]] = []
@@ -138,24 +140,27 @@ class LiveNode:
     # ---------------------------------------------------------------- readiness
     # A wake-up drains its fd in batches (one core call, GSO sends). A drain ends with a read that
     # finds nothing (EAGAIN), and at ping rates that read costs 15-45 us, run cold, on the packet's
-    # way (bench/README.md section 11). So after a wake-up that brought one packet (`_tun_lone`,
-    # `_udp_lone`: ping, a lone ACK, a DNS query), the next wake-up carries out its first packet
-    # before draining the rest; a wake-up that finds more goes back to draining first, so bulk keeps
-    # its batches and only the first packet of a burst leaves alone.
+    # way (bench/README.md section 11). So when the fd is quiet (its last wake-up brought one packet,
+    # QUIET or more ago: ping, DNS, a keystroke), its first packet is carried out before the drain,
+    # and the node yields the CPU (sched_yield) to the task that packet woke on this CPU (the peer
+    # node, ping) before draining: perf sched showed that task otherwise waiting out the drain.
+    # Under load (a wake-up found more, or came sooner) the fd drains first, as bulk needs.
     def _on_tun_readable(self) -> None:
-        if self._tun_lone:
+        if time.monotonic() >= self._tun_quiet:
             first = self._read_tun(1)
             if not first:
                 return
             self._send_packets(first)
             os.sched_yield()
             rest = self._read_tun(BATCH)
-            self._tun_lone = not rest and len(first) == 1
+            count = len(first) + len(rest)
         else:
             rest = self._read_tun(BATCH)
-            self._tun_lone = len(rest) == 1
+            count = len(rest)
         if rest:
             self._send_packets(rest)
+        if count:
+            self._tun_quiet = time.monotonic() + QUIET if count == 1 else math.inf
 
     def _read_tun(self, limit: int) -> list:
         """Up to `limit` reads' packets (fewer when the TUN runs dry)."""
@@ -188,15 +193,16 @@ class LiveNode:
     def _on_udp_readable(self, sock: socket.socket) -> None:
         if sock.fileno() < 0:
             return
-        if self._udp_lone:
-            first = self._receive(sock, 1)
-            if not first:
+        if time.monotonic() >= self._udp_quiet:
+            count = self._receive(sock, 1)
+            if not count:
                 return
             os.sched_yield()
-            rest = self._receive(sock, BATCH)
-            self._udp_lone = first == 1 and not rest
+            count += self._receive(sock, BATCH)
         else:
-            self._udp_lone = self._receive(sock, BATCH) == 1
+            count = self._receive(sock, BATCH)
+        if count:
+            self._udp_quiet = time.monotonic() + QUIET if count == 1 else math.inf
 
     def _receive(self, sock: socket.socket, limit: int) -> int:
         """Up to `limit` receives' datagrams through the core, its actions carried out; how many."""
