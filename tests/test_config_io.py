@@ -7,7 +7,7 @@ import pytest
 
 from config_texts import FULL, IFACE, PRIV
 from wgscope import config as wgconfig
-from wgscope.config import ConfigError, EndpointError, load, resolve_endpoint
+from wgscope.config import ConfigError, EndpointError, load, resolve_address, resolve_endpoint
 
 
 # ---------------------------------------------------------------- files
@@ -101,3 +101,13 @@ def test_resolve_failure(monkeypatch):
 def test_resolve_literals_without_dns():
     assert resolve_endpoint("192.0.2.9", 7) == ("192.0.2.9", 7)
     assert resolve_endpoint("2001:db8::9", 7) == ("2001:db8::9", 7)
+
+
+def test_resolve_address_gives_the_family_and_a_connectable_address(monkeypatch):
+    """doctor's probe connects a socket to the endpoint `up` would use: same choice, with the family
+    and the IPv6 scope id a link-local address needs."""
+    assert resolve_address("192.0.2.9", 7) == (socket.AF_INET, ("192.0.2.9", 7))
+    assert resolve_address("fe80::1%lo", 7) == (socket.AF_INET6, ("fe80::1", 7, 0, socket.if_nametoindex("lo")))
+    monkeypatch.setattr(wgconfig.socket, "getaddrinfo",
+                        fake_getaddrinfo([(socket.AF_INET6, "2001:db8::1"), (socket.AF_INET, "192.0.2.1")]))
+    assert resolve_address("vpn.example.com", 51820) == (socket.AF_INET, ("192.0.2.1", 51820))

@@ -66,7 +66,7 @@ def test_capture_diagnosis(tmp_path, capsys, kind, status, expected):
     assert rc == (3 if status == "problem" else 0)
     assert doc["capture"]["wireguard"] > 0
     if kind == "healthy":
-        assert doc["verdict"].startswith("healthy: 1 handshake(s) completed")
+        assert doc["verdict"].startswith("healthy: 1 handshake completed")
 
 
 def test_wrong_endpoint_port_is_not_blamed_on_keys(tmp_path, capsys):

@@ -61,7 +61,7 @@ def test_a_matching_psk_is_not_a_mismatch(tmp_path, capsys):
     rc, doc, _ = doctor(capsys, path)
     found = {f["code"] for f in doc["findings"]}
     assert rc == 0 and "capture_psk_mismatch" not in found and "capture_divergence" not in found, found
-    assert doc["verdict"].startswith("healthy: 1 handshake(s) completed")
+    assert doc["verdict"].startswith("healthy: 1 handshake completed")
 
 
 def test_divergences_are_findings_with_frames_and_replays_sentence(tmp_path, capsys, monkeypatch):
@@ -85,7 +85,7 @@ def test_divergences_are_findings_with_frames_and_replays_sentence(tmp_path, cap
     assert f["title"].startswith(f"frames {frames[0]}, {frames[1]}, ") and "sent an initiation" in f["title"]
     assert f["title"].endswith(f"({len(divergent)} times)")
     assert RETRY_RULE in f["explanation"] and "re-executed" in f["explanation"]
-    assert f["evidence"][0].startswith(f"frame(s) {frames[0]}: ") and RETRY_RULE in f["evidence"][0]
+    assert f["evidence"][0].startswith(f"frame {frames[0]}: ") and RETRY_RULE in f["evidence"][0]
     assert "[warn] divergence\n" not in text and RETRY_RULE in " ".join(text.split())  # (wrapped)
 
 

@@ -82,13 +82,24 @@ def test_rekey_after_time():
     assert a.echo_replies() == [1, 2]
 
 
-def test_expiry_and_zeroing():
+def pinged_pair():
+    """A pair after alpha's first ping, and every datagram the lab carried for it."""
     lab, a, b = pair()
     wires = []
     lab.network.taps.append(wires.append)
     a.ping("10.0.0.2")
     lab.run(1)
-    old_data = next(w.data for w in wires if w.data[0] == 4 and w.src == a.endpoint)
+    return lab, a, b, wires
+
+
+def transport_from(wires, node) -> bytes:
+    """The first transport data message `node` sent."""
+    return next(w.data for w in wires if w.data[0] == 4 and w.src == node.endpoint)
+
+
+def test_expiry_and_zeroing():
+    lab, a, b, wires = pinged_pair()
+    old_data = transport_from(wires, a)
     lab.advance(REJECT_AFTER_TIME + 5)
     fresh(a, b)
     lab.network.send(a.endpoint, b.endpoint, old_data)  # data under a keypair past REJECT_AFTER_TIME
@@ -143,12 +154,8 @@ def test_bad_datagram_kinds(case):
 
 
 def test_replayed_and_forged_transport():
-    lab, a, b = pair()
-    wires = []
-    lab.network.taps.append(wires.append)
-    a.ping("10.0.0.2")
-    lab.run(1)
-    reply = next(w.data for w in wires if w.data[0] == 4 and w.src == b.endpoint)
+    lab, a, b, wires = pinged_pair()
+    reply = transport_from(wires, b)
     fresh(a, b)
     lab.network.send(b.endpoint, a.endpoint, reply)  # replayed
     forged = reply[:-1] + bytes([reply[-1] ^ 1])

@@ -91,3 +91,44 @@ def test_multicast_a_peer_covers_still_goes_to_it():
         assert not recorder.of("local_traffic_ignored")
     finally:
         node.udp.close()
+
+
+def test_a_loss_is_charged_to_the_peer_at_that_endpoint_as_endpoints_move():
+    """Losses finds the peer by its endpoint in one look-up (no scan per loss); the figures stay
+    right as peers roam, are added, removed or re-pointed by configuration."""
+    node, alpha, recorder = _node(("192.0.2.1", 51820))
+    device, losses = node.device, node.losses
+    initiation = bytes([1, 0, 0, 0]) + bytes(144)
+    try:
+        others = [device.add_peer(public_key(generate_private_key()), endpoint=("192.0.2.9", 40000 + i))
+                  for i in range(50)]
+        bravo = others[7]
+        alpha.tx_bytes = bravo.tx_bytes = 1000  # as if the core had counted those initiations as sent
+        losses.datagrams_lost([initiation], ("192.0.2.9", 40007), "send_eperm")
+        index = losses._by_endpoint
+        for _ in range(3):  # more losses: the same index, not a new scan
+            losses.datagrams_lost([initiation], ("192.0.2.1", 51820), "send_eperm")
+        assert losses._by_endpoint is index
+        assert bravo.drops == {"send_eperm": 1} and alpha.drops == {"send_eperm": 3}
+        assert (alpha.tx_bytes, bravo.tx_bytes) == (1000 - 3 * 148, 1000 - 148)  # taken back from the right peer
+        # alpha re-pointed elsewhere and bravo onto alpha's old address, as `wg set` does (roaming emits
+        # the same endpoint_changed)
+        device.set_endpoint(alpha, ("203.0.113.5", 51820), node.now())
+        device.set_endpoint(bravo, ("192.0.2.1", 51820), node.now())
+        losses.datagrams_lost([initiation], ("192.0.2.1", 51820), "send_eperm")
+        assert bravo.drops == {"send_eperm": 2} and alpha.drops == {"send_eperm": 3}
+        losses.datagrams_lost([initiation], ("203.0.113.5", 51820), "send_eperm")
+        assert alpha.drops == {"send_eperm": 4}
+        # bravo removed: its endpoint belongs to no peer, the loss is the device's
+        device.remove_peer(bravo.public_key, node.now())
+        losses.datagrams_lost([initiation], ("192.0.2.1", 51820), "send_eperm")
+        assert device.drops == {"send_eperm": 1} and bravo.drops == {"send_eperm": 2}
+        # a peer added at that endpoint takes the next loss
+        carol = device.add_peer(public_key(generate_private_key()), endpoint=("192.0.2.1", 51820))
+        losses.datagrams_lost([initiation], ("192.0.2.1", 51820), "send_eperm")
+        assert carol.drops == {"send_eperm": 1} and device.drops == {"send_eperm": 1}
+        dropped = recorder.of("packet_dropped")
+        assert [e.peer for e in dropped] == ([bravo.name] + [alpha.name] * 3 + [bravo.name, alpha.name, None,
+                                             carol.name])
+    finally:
+        node.udp.close()

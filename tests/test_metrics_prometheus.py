@@ -68,8 +68,9 @@ def start_nodes_and_prometheus(tmp_path, a, b):
                                     endpoint="192.0.2.2:51821", name="bravo")])
     cb = wgscope_config(tmp_path / "b.conf", kb, listen_port=51821, addresses=["10.8.0.2/24"],
                         peers=[dict(public_key=ka.public_b64, allowed_ips=["10.8.0.1/32"])])
-    start_wgscope(a, tmp_path, ifa, ca, "--metrics", "127.0.0.1:9586")
-    start_wgscope(b, tmp_path, ifb, cb, "--metrics", "192.0.2.2:9586")
+    for ns, ifname, conf, address in ((a, ifa, ca, "127.0.0.1:9586"), (b, ifb, cb, "192.0.2.2:9586")):
+        node = start_wgscope(ns, tmp_path, ifname, conf, "--metrics", address)
+        assert f"  metrics      http://{address}/metrics\n" in node.output()  # `up` says where to scrape
     (tmp_path / "prometheus.yml").write_text(CONFIG)
     a.popen(["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
              f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address={PROM}"],

@@ -55,3 +55,40 @@ def test_wireshark_examples_print_what_the_readme_says(tmp_path):
                              "-Y 'wgscope.verdict == \"dropped\"'", shell=True, cwd=tmp_path, capture_output=True,
                              text=True, timeout=60)
     assert dropped.returncode == 0 and dropped.stdout == ""
+
+
+def readme_commands() -> list[list[str]]:
+    """The arguments of every `wgscope ...` command line in the README's shell blocks (comments and
+    redirections cut)."""
+    import shlex
+
+    blocks = re.findall(r"```sh\n(.*?)```", README, re.S)
+    commands = []
+    for line in "\n".join(blocks).replace("\\\n", " ").splitlines():
+        words = shlex.split(line, comments=True)
+        at = next((i for i, w in enumerate(words) if w.endswith("/wgscope")), None)
+        if at is None:
+            continue
+        args, skip = [], False
+        for word in words[at + 1:]:
+            if skip or word in (">", "<"):
+                skip = not skip and word in (">", "<")
+                continue
+            args.append(word)
+        commands.append(args)
+    return commands
+
+
+def test_every_wgscope_command_in_the_readme_parses():
+    """Each subcommand and flag the README shows is one the CLI takes (argparse exits on any other)."""
+    from wgscope.cli import build_parser
+
+    commands = readme_commands()
+    assert {c[0] for c in commands} >= {"genkey", "pubkey", "genpsk", "up", "down", "replay", "doctor"}
+    parser = build_parser()
+    subcommands = parser._subparsers._group_actions[0].choices
+    for args in commands:
+        parsed = parser.parse_args(args)
+        assert parsed.func is not None, args
+        known = subcommands[args[0]]._option_string_actions  # spelled out, not an abbreviation argparse allows
+        assert all(w in known for w in args if w.startswith("--")), args

@@ -10,7 +10,7 @@ from wgscope.replay.alter import alter_capture
 from wgscope.replay.labcapture import LabCapture
 from wgscope.runtime import packets
 
-from test_replay_lab import busy_then_rekey, two_nodes
+from test_replay_lab import record_clean, two_nodes
 
 
 def wire(path):
@@ -26,9 +26,7 @@ def wire(path):
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory):
     path = tmp_path_factory.mktemp("lab") / "clean.pcapng"
-    lab, a, b = two_nodes()
-    with LabCapture(lab, path):
-        busy_then_rekey(lab, a)
+    record_clean(path)
     base = replay_capture(path)
     assert base.findings == []
     return path, base, wire(path)

@@ -57,13 +57,18 @@ def busy_then_rekey(lab, a):
     lab.run(2)
 
 
-@pytest.fixture(scope="module")
-def clean(tmp_path_factory):
-    path = tmp_path_factory.mktemp("lab") / "clean.pcapng"
+def record_clean(path):
+    """A clean two-node capture of busy_then_rekey at `path` (no anomaly in it); (lab, alpha, bravo)."""
     lab, a, b = two_nodes()
     with LabCapture(lab, path):
         busy_then_rekey(lab, a)
-    return path, lab, a, b
+    return lab, a, b
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory):
+    path = tmp_path_factory.mktemp("lab") / "clean.pcapng"
+    return (path, *record_clean(path))
 
 
 def test_replay_reproduces_what_the_nodes_reported(clean):

@@ -16,7 +16,7 @@ from lab_helpers import pair
 from wgscope import cli
 from wgscope.tui import formatting as fmt
 from wgscope.tui.app import DetailScreen, TopApp, XRayScreen
-from wgscope.tui.lab_runner import LabDriver, run_demo_tui, serve_lab
+from wgscope.tui.lab_runner import LabDriver, run_demo_tui, serve_lab, tell_when_finished
 from wgscope.tui.widgets import NodeBar
 
 
@@ -76,6 +76,22 @@ def test_countdowns_churn_and_wall_clock_formatting():
     counts = fmt.handshake_counts({"handshakes": 0, "initiations_sent": 3, "retries": 2,
                                    "initiations_since_handshake": 3, "unanswered_initiations": 3})
     assert counts.startswith("0 completed, 3 initiations since the last, 3 unanswered in a row")
+    one = fmt.handshake_counts({"handshakes": 1, "initiations_sent": 2, "retries": 1,
+                                "initiations_since_handshake": 1, "unanswered_initiations": 0})
+    assert one == "1 completed, 1 initiation since the last, 0 unanswered in a row, 2 initiations sent in all (1 retry)"
+
+
+def test_counts_are_pluralised():
+    from wgscope.plural import counted
+    from wgscope.tui.widgets import peer_card
+
+    assert counted(1, "retry", "retries") == "1 retry" and counted(0, "retry", "retries") == "0 retries"
+    assert counted(1, "peer") == "1 peer" and counted(2, "peer") == "2 peers"
+    peer = {"public_key": "k" * 44, "keypairs": {}, "timers": {}, "tx_bytes": 32, "tx_packets": 1, "rx_bytes": 0,
+            "rx_packets": 0, "staged": 0, "staged_limit": 128, "handshakes": 0, "cookies_received": 0,
+            "cookies_sent": 0, "keepalives_sent": 0, "keepalives_received": 0, "retries": 1, "initiations_sent": 1}
+    card = plain(peer_card(peer))
+    assert "tx 32 B 1 pkt " in card and "rx 0 B 0 pkts" in card and "(1 retry)" in card
 
 
 def test_dashboard_follows_traffic_and_clock_jump(tmp_path):
@@ -156,10 +172,34 @@ def test_pause_filter_and_detail(tmp_path):
                 await pilot.press("p")
                 assert pane.peer_filter == key and "bravo" in pane.border_title
 
+                assert app.main.query_one("#peers").border_title == "1 peer"
+
                 await pilot.press("enter")
                 await until(pilot, lambda: isinstance(app.screen, DetailScreen))
                 detail = plain(app.screen.query_one("#detail-card").content)
                 assert key in detail and "10.0.0.2/32" in detail and "retry —" in detail
+                # The main view's filters are not the detail view's: hidden from its footer, and inert.
+                offered = set(app.screen.active_bindings)
+                assert {"p", "slash", "c"}.isdisjoint(offered), offered
+                assert app.screen.active_bindings["d"].binding.action == "app.pop_screen"  # d: back, not detail
+                assert {"t", "w", "x", "space", "escape", "q"} <= offered, offered
+                events = app.main.query_one("#events")
+                first = events.kept[0]
+                await pilot.press("p", "slash", "c")
+                assert isinstance(app.screen, DetailScreen) and events.peer_filter == key
+                assert events.terms == ["session"] and events.kept[0] is first
+                assert not app.main.query_one("#filter").has_class("shown")
+                # The event switches do act on the detail view's own pane.
+                mine = app.screen.query_one("#detail-events")
+
+                def detail_text() -> str:
+                    return "\n".join(strip.text for strip in mine.lines)
+
+                assert "timer_fired" not in detail_text()
+                await pilot.press("t")
+                await until(pilot, lambda: "timer_fired" in detail_text())
+                await pilot.press("t")
+                await until(pilot, lambda: "timer_fired" not in detail_text())
                 # the handshake x-ray of this session: alpha initiated it; its indices and both keys
                 await pilot.press("x")
                 await until(pilot, lambda: isinstance(app.screen, XRayScreen))
@@ -225,6 +265,28 @@ def test_lab_driver_plays_a_script_in_lab_time():
         driver.step(0.1)
     assert seen == ["step", 2.0, 153.0] and driver.finished
     assert a.echo_replies() == [1, 2] and a.peer(b).handshakes_completed == 2  # rekeyed after the jump
+
+
+def test_the_dashboard_says_when_the_story_is_over(tmp_path):
+    """`wgscope demo --tui`: once its script has run, the event pane says so (the lab goes on)."""
+    lab, a, b = lab_pair()
+
+    def story(lab):
+        a.ping("10.0.0.2", seq=1)
+        yield 2.0
+
+    async def main():
+        async with serve_lab(lab, a, path=tmp_path / "alpha.ctl", traffic=None, script=story) as server:
+            app = TopApp(server.path, retry=0.2)
+            told = asyncio.ensure_future(tell_when_finished(server.driver, app))
+            async with app.run_test(size=(100, 30)) as pilot:
+                await until(pilot, lambda: "the story is over" in pane_text(app))
+                lines = pane_text(app).splitlines()
+                said = next(n for n, line in enumerate(lines) if "the story is over" in line)
+                assert any("handshake_completed" in line for line in lines[:said])  # after the story's acts
+                assert server.driver.finished and told.done()
+
+    asyncio.run(main())
 
 
 def test_demo_tui_runs_headless(tmp_path):
@@ -319,3 +381,29 @@ def test_xray_with_the_nodes_capture_shows_real_values(tmp_path):
     assert "which carries the session keys" in text and "redacted" not in text
     assert f"[  4:  8] sender     {cur['local_index'].to_bytes(4, 'little').hex()}" in text
     assert "(Ti_send = Tr_recv, Ti_recv = Tr_send) := KDF2(Cr, ε)" in text
+
+
+def test_a_snapshot_between_opening_the_detail_view_and_its_mount(tmp_path):
+    """Snapshots and events arrive whenever the node sends them: one that lands after the detail view
+    is pushed but before it is composed must not find it half-built (it crashed the control worker)."""
+    lab, a, b = lab_pair()
+    key = a.peer(b).name
+
+    async def main():
+        async with serve_lab(lab, a, path=tmp_path / "alpha.ctl", traffic=None) as server:
+            a.ping("10.0.0.2")
+            lab.run(1.0)
+            app = TopApp(server.path, retry=0.2)
+            async with app.run_test(size=(100, 30)) as pilot:
+                await until(pilot, lambda: app.snapshot and cell(app, key, "state") == "established")
+                app.push_screen(DetailScreen(key))  # not awaited: the screen is on the stack, not yet composed
+                app.on_control({"type": "snapshot", "data": app.snapshot})
+                app.on_control({"type": "event", "event": "keepalive_sent", "peer": key, "time": lab.now})
+                app._flush_events()
+                await pilot.press("space", "space")  # pause and resume reach the detail pane too
+                await until(pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.query("#detail-events"))
+                detail = app.screen.query_one("#detail-events")
+                await until(pilot, lambda: any("keepalive_sent" in s.text for s in detail.lines))
+                assert key in plain(app.screen.query_one("#detail-card").content)
+
+    asyncio.run(main())

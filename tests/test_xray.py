@@ -82,6 +82,9 @@ def test_render_redacts_secrets_unless_revealed():
     assert xr.value("Hi := HASH(Hi || msg.ephemeral)", "H")[:16].hex() in text  # public values stay
     shown = xray.render(xr, reveal=True)
     assert all(h in shown for h in secret_hex)
+    # the opened TAI64N timestamp reads as the time the initiator stamped (whole() stamps 2026-01-01)
+    assert f"timestamp      {tai64n.stamp(1_767_225_600.0).hex()} = 2026-01-01 00:00:00.000 UTC" in shown
+    assert xray.stamp_time(b"\xff" * 12) == "no calendar time (TAI64N seconds out of range)"
     assert "[116:132] mac1" in shown
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .events import Event
+from .plural import counted
 
 
 def _idx(value) -> str:
@@ -21,7 +22,7 @@ SENTENCES = {
     "handshake_response_rejected": lambda f: f"rejects a response: {f['reason']}",
     "handshake_completed": lambda f: f"has a new session as {f['role']}"
                                      + (f" (round trip {f['rtt'] * 1000:.1f} ms)" if f.get("rtt") else ""),
-    "handshake_gave_up": lambda f: f"gives up after {f['attempts']} attempts",
+    "handshake_gave_up": lambda f: f"gives up after {counted(f['attempts'], 'attempt')}",
     "keypair_confirmed": lambda f: f"sees the first data on its new session: keypair {_idx(f['local_index'])} "
                                    f"becomes current",
     "rekey_wanted": lambda f: f"wants a new handshake ({f['reason']}, session age {f['age']:.0f} s)",

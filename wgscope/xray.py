@@ -16,6 +16,7 @@ plaintexts a handshake hides: the initiator's identity and its timestamp).
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass, field
 
 from .protocol import noise, tai64n
@@ -259,7 +260,20 @@ def shown(name: str, value: bytes, reveal: bool, width: int = 16) -> str:
     if not value:
         return "ε (empty)"
     text = value[:width].hex()
+    if name == "timestamp" and len(value) == tai64n.SIZE:
+        text += f" = {stamp_time(value)}"
     return text + ("…" if len(value) > width else "") + (f" ({len(value)} B)" if len(value) > width else "")
+
+
+def stamp_time(ts: bytes) -> str:
+    """A TAI64N timestamp as the UTC time the initiator's clock read (to its ~16.8 ms whitened
+    resolution): what a responder compares with the greatest one it accepted from that peer (WP
+    §5.4.2: an initiation with an older or equal one is a replay), and what shows a clock far off."""
+    try:
+        when = datetime.datetime.fromtimestamp(tai64n.unstamp(ts), datetime.timezone.utc)
+    except (OverflowError, OSError, ValueError):  # authenticated, but no time a calendar holds
+        return "no calendar time (TAI64N seconds out of range)"
+    return when.strftime("%Y-%m-%d %H:%M:%S.%f")[:23] + " UTC"
 
 
 def render(xr: XRay, reveal: bool = False) -> str:

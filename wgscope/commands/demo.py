@@ -15,6 +15,7 @@ from rich.table import Table
 from ..errors import UserError
 from ..events import INFO
 from ..narrate import describe
+from ..plural import counted
 from ..protocol.constants import REKEY_AFTER_TIME, REKEY_TIMEOUT
 from ..runtime.lab import Lab
 from ..sinks.setup import add_sink_arguments, attach_sinks
@@ -78,7 +79,8 @@ def script(lab: Lab, story: Story, results: dict):
         bravo.ping("10.0.0.1", 100 + seq)
         yield 1
     results["pings"] = len(alpha.echo_replies()) == 4 and len(bravo.echo_replies()) == 3
-    story.say(f"  alpha got {len(alpha.echo_replies())} echo replies, bravo got {len(bravo.echo_replies())}")
+    story.say(f"  alpha got {counted(len(alpha.echo_replies()), 'echo reply', 'echo replies')}, "
+              f"bravo got {len(bravo.echo_replies())}")
 
     story.chapter(f"3. two minutes of traffic on a fast clock: alpha rekeys after REKEY_AFTER_TIME "
                   f"({REKEY_AFTER_TIME:.0f} s)")
@@ -110,8 +112,8 @@ def summary(lab: Lab, console: Console) -> None:
         for peer in node.device.peers.values():
             table.add_row(node.name, peer.label or peer.name[:8], str(peer.endpoint and f"{peer.endpoint[0]}:"
                                                                       f"{peer.endpoint[1]}"),
-                          str(peer.handshakes_completed), f"{peer.tx_packets} pkts / {peer.tx_bytes} B",
-                          f"{peer.rx_packets} pkts / {peer.rx_bytes} B", str(peer.cookies_received),
+                          str(peer.handshakes_completed), f"{counted(peer.tx_packets, 'pkt')} / {peer.tx_bytes} B",
+                          f"{counted(peer.rx_packets, 'pkt')} / {peer.rx_bytes} B", str(peer.cookies_received),
                           ", ".join(f"{k}={v}" for k, v in peer.drops.items()) or "-")
     console.print(table)
 

@@ -119,12 +119,14 @@ def build_node(args, plan: Plan, start: Startup, scale: float):
     except BindError as e:
         raise UserError(e.strerror) from None
     node = LiveNode(name, device, start.tun, start.udp, bus, timer_scale=scale)
-    _sinks_attacher(args)(bus, node)
+    sinks = _sinks_attacher(args)(bus, node)
     _add_peers(device, plan, node.now())
     _configure_link(plan)
     if args.force_under_load:
         device.set_forced_load(True, node.now())
     start.summary = summary(args, plan, device, start, not same_secret(private_key, bytes(32)), scale)
+    if sinks.metrics is not None:  # where to point Prometheus (the port the kernel chose, for --metrics HOST:0)
+        start.summary.append(f"  metrics      {sinks.metrics.url}")
     _attach_uapi(node, start)
     _attach_control(node, start)
     return node
@@ -192,7 +194,8 @@ def summary(args, plan: Plan, device, start: Startup, has_key: bool, scale: floa
 
 
 def _sinks_attacher(args):
-    """--events/--keylog/--capture/--metrics (wgscope/sinks/setup.py), closed when the node stops."""
+    """--events/--keylog/--capture/--metrics (wgscope/sinks/setup.py), closed when the node stops;
+    the attacher returns the Sinks it opened."""
     from ..sinks.setup import attach_sinks, flush_while_running
 
     def attach(bus, node):
@@ -200,6 +203,7 @@ def _sinks_attacher(args):
                              wall_offset=node.device.wall_offset)
         node.on_stop.append(lambda n: sinks.close())
         flush_while_running(bus, node)
+        return sinks
 
     return attach
 

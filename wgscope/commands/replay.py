@@ -8,6 +8,7 @@ import sys
 
 from ..errors import UserError
 from ..events import DEBUG, INFO, EventBus
+from ..plural import counted
 
 EPILOG = """keys come from the capture's Decryption Secrets Block, --keylog files (Wireshark's WireGuard
 key log format) and --config files (wg-quick, private keys of one or both sides). Every side whose
@@ -155,12 +156,12 @@ def _outputs(args, result) -> None:
             from ..replay.outputs import write_decrypted
 
             n = write_decrypted(args.decrypted, result)
-            print(f"wrote {n} decrypted packets to {args.decrypted}", file=sys.stderr)
+            print(f"wrote {counted(n, 'decrypted packet')} to {args.decrypted}", file=sys.stderr)
         if args.annotate:
             from ..replay.outputs import write_annotated
 
             n = write_annotated(args.capture, args.annotate, result)
-            print(f"wrote {n} annotated frames to {args.annotate}", file=sys.stderr)
+            print(f"wrote {counted(n, 'annotated frame')} to {args.annotate}", file=sys.stderr)
         if args.plot:
             from ..replay.plot import write_plot
 

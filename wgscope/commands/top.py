@@ -10,9 +10,10 @@ from ..errors import UserError
 def register(sub) -> None:
     p = sub.add_parser("top", help="live dashboard of a running node (wgscope up, or the lab of wgscope demo --tui)",
                        description="Attach to a running node's control socket and show its peers, sessions, timers, "
-                                   "counters and events as they change. Keys: q quit, space pause, enter peer "
-                                   "detail (x there: the handshake x-ray), p this peer's events, / filter event "
-                                   "kinds, t timer and per-packet events, w UTC or protocol clock.")
+                                   "counters and events as they change. Keys: q quit, space pause, enter or d peer "
+                                   "detail (x there: the handshake x-ray; escape back), p this peer's events, "
+                                   "/ filter event kinds, c clear the events, t timer and per-packet events, "
+                                   "w UTC or protocol clock.")
     p.add_argument("name", nargs="?", help="the node's interface name (or a socket path); "
                                            "optional when exactly one node is running")
     p.add_argument("--socket-dir", help="where control sockets live (default: /run/wgscope as root, else "

@@ -40,6 +40,7 @@ __all__ = [
     "load",
     "parse",
     "parse_setconf",
+    "resolve_address",
     "resolve_endpoint",
     "to_setconf_text",
     "MIN_MTU",
@@ -90,6 +91,14 @@ def resolve_endpoint(host: str, port: int, *, path: str | None = None,
     Raises EndpointError; pass path/line (e.g. peer.lines["Endpoint"]) to have the message
     point at the configuration line.
     """
+    return resolve_address(host, port, path=path, line=line)[1][0], port
+
+
+def resolve_address(host: str, port: int, *, path: str | None = None,
+                    line: int | None = None) -> tuple[int, tuple]:
+    """(address family, socket address) of an endpoint host, chosen as resolve_endpoint chooses
+    (IPv4 first, as wg-quick); the socket address keeps an IPv6 scope id, for a socket to connect
+    to (doctor's probe). Raises EndpointError like resolve_endpoint."""
     shown = endpoint_text((host, port))
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM, proto=socket.IPPROTO_UDP)
@@ -101,7 +110,7 @@ def resolve_endpoint(host: str, port: int, *, path: str | None = None,
     chosen = (v4 or v6)
     if not chosen:
         raise EndpointError(f"Endpoint: {shown} has no IPv4 or IPv6 address", path, line, host, port)
-    return chosen[0][4][0], port
+    return chosen[0][0], chosen[0][4]
 
 
 def to_setconf_text(cfg: WireGuardConfig) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from ..plural import counted, noun
 from .evidence import unanswered_findings
 from .reexecuted import CoreVerdicts, divergence_findings, psk_findings, unused_response_findings, unused_responses
 from .finding import ERROR, INFO, OK, WARNING, Finding
@@ -86,7 +87,7 @@ def plain_findings(replay, core: CoreVerdicts | None = None) -> list[Finding]:
                         "to trigger a handshake).",
                         "Capture on the underlay interface (not wg0) with `udp port` and the ListenPort of either "
                         "side (51820 unless set) while pinging through the tunnel.",
-                        [f"{replay.frames} frame(s), none WireGuard"], "capture")]
+                        [f"{counted(replay.frames, 'frame')}, none WireGuard"], "capture")]
     by_kind: dict[str, list] = defaultdict(list)
     for f in replay.findings:
         by_kind[f.kind].append(f)
@@ -158,13 +159,14 @@ def _healthy_findings(replay, found: list[Finding]) -> list[Finding]:
         return []
     rtts = [h.rtt for h in completed if h.rtt is not None]
     rtt = f"; handshake round trip {min(rtts) * 1000:.1f} ms" if rtts else ""
-    return [Finding("capture_healthy", OK, f"healthy: {len(completed)} handshake(s) completed in the capture" + rtt,
+    title = f"healthy: {counted(len(completed), 'handshake')} completed in the capture" + rtt
+    return [Finding("capture_healthy", OK, title,
                     "Initiations were answered by responses that authenticate.", "Nothing to fix.",
                     [f"response in frame {h.response_frame}" for h in completed[:3]], "capture")]
 
 
 def _evidence(items: list) -> list[str]:
-    lines = [f"frames {f.frames_text()}: {f.detail}" for f in items[:4]]
+    lines = [f"{noun(len(f.frames), 'frame')} {f.frames_text()}: {f.detail}" for f in items[:4]]
     if len(items) > 4:
         lines.append(f"… {len(items) - 4} more")
     return lines

@@ -9,6 +9,7 @@ Every value the text names comes from the capture; nothing is left as a placehol
 
 from __future__ import annotations
 
+from ..plural import counted, noun
 from .classify import SILENCE_CHECKS
 from .finding import ERROR, Finding
 
@@ -52,7 +53,8 @@ def _explain(replay, first, chain, proof) -> Finding:
     ini, res = first.initiator, first.responder
     dst = tuple(first.dst) if first.dst else None
     frames = ", ".join(str(h.frame) for h in chain[:6]) + (" …" if len(chain) > 6 else "")
-    seen = [f"frames {frames}: {len(chain)} initiation(s) from {ini.name} to {_ep(dst)}, none answered"]
+    seen = [f"{noun(len(chain), 'frame')} {frames}: {counted(len(chain), 'initiation')} from {ini.name} to {_ep(dst)}, "
+            f"none answered"]
     if proof is None:
         checks = [c.format(ours=_key(ini) or f"{ini.name}'s public key (`wg show` on it prints it)",
                            endpoint=_ep(dst), port=dst[1] if dst else "the peer's ListenPort")

@@ -29,7 +29,9 @@ import socket
 import time
 from dataclasses import dataclass, field
 
+from ..config import EndpointError, resolve_address
 from ..events import DEBUG, EventBus, EventRecorder
+from ..plural import counted
 from ..protocol.actions import SendDatagram
 from ..protocol.device import Device
 from ..protocol.endpoint import endpoint_text
@@ -58,16 +60,6 @@ class ProbeResult:
         return {"outcome": self.outcome, "endpoint": self.endpoint, "rtt": self.rtt,
                 "initiations": self.initiations, "cookie_replies": self.cookie_replies,
                 "evidence": self.evidence, "path_mtu": self.path_mtu, "events": self.events}
-
-
-def resolve(host: str, port: int) -> tuple[int, tuple] | None:
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-    except (socket.gaierror, UnicodeError, OSError):
-        return None
-    infos.sort(key=lambda i: i[0] != socket.AF_INET)  # wg-quick prefers IPv4 too
-    family, _, _, _, addr = infos[0]
-    return family, addr
 
 
 class _Clock:
@@ -122,10 +114,10 @@ class HandshakeProbe:
                                                         "after it contacts us"])
         host, port = self.endpoint
         shown = endpoint_text((host, port))
-        resolved = resolve(host, port)
-        if resolved is None:
+        try:
+            family, addr = resolve_address(host, port)  # as `wgscope up` resolves it
+        except EndpointError:
             return ProbeResult("endpoint_unresolved", shown, evidence=[f"{host} does not resolve"])
-        family, addr = resolved
         self.result = result = ProbeResult("silence", shown)
         self.clock = _Clock()
         self.recorder = EventRecorder()
@@ -240,7 +232,7 @@ class HandshakeProbe:
             result.outcome = "under_load_failed"
             result.evidence.append("after the cookie reply, the retry with mac2 got no answer")
         elif result.outcome == "silence":
-            result.evidence.append(f"{result.initiations} initiation(s) sent over {self.timeout:g} s, "
+            result.evidence.append(f"{counted(result.initiations, 'initiation')} sent over {self.timeout:g} s, "
                                    "nothing came back")
 
     def _icmp_error(self, e: OSError) -> bool:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 
+from ..plural import noun
 from .finding import ERROR, WARNING, Finding
 
 MAX_DIVERGENCE_FINDINGS = 8  # distinct departures listed; the rest are counted in the last one
@@ -65,9 +66,9 @@ def psk_findings(replay, responses: list, core: CoreVerdicts | None = None) -> l
         return []
     how = ("the initiator's own protocol core, re-executed over the capture with its keys, rejected each "
            "response" if seen else "the responses do not authenticate under the known keys")
-    seen = seen or [f"frames {f.frames_text()}: {f.detail}" for f in responses]
+    seen = seen or [f"{noun(len(f.frames), 'frame')} {f.frames_text()}: {f.detail}" for f in responses]
     if len(seen) > 4:
-        seen = seen[:4] + [f"… {len(seen) - 4} more responses that do not verify"]
+        seen = seen[:4] + [f"… {len(seen) - 4} more {noun(len(seen) - 4, 'response')} that do not verify"]
     return [Finding(
         "capture_psk_mismatch", ERROR, "the responses do not verify: the pre-shared keys differ",
         f"The responder identified the initiator (it answered, which it does only after decrypting the "
@@ -129,9 +130,10 @@ def divergence_findings(items: list) -> list[Finding]:
     rest = list(groups.values())[MAX_DIVERGENCE_FINDINGS:]
     if rest:
         frames = sorted({n for g in rest for f in g for n in f.frames})
-        out.append(Finding("capture_divergence", WARNING, f"{len(rest)} more kind(s) of divergence",
+        out.append(Finding("capture_divergence", WARNING, f"{len(rest)} more {noun(len(rest), 'kind')} of divergence",
                            "Further places where the wire and the re-executed protocol core disagree.",
-                           "See `wgscope replay` for each of them.", [f"frames {_frames(frames)}"], "capture"))
+                           "See `wgscope replay` for each of them.",
+                           [f"{noun(len(frames), 'frame')} {_frames(frames)}"], "capture"))
     return out
 
 
@@ -148,13 +150,13 @@ def _frames(frames: list[int]) -> str:
 def _divergence(peer: str | None, group: list) -> Finding:
     first = group[0]
     frames = sorted({n for f in group for n in f.frames})
-    where = f"frame {_frames(frames)}" if len(frames) == 1 else f"frames {_frames(frames)}"
+    where = f"{noun(len(frames), 'frame')} {_frames(frames)}"
     sentence = first.detail
     if peer and sentence.startswith(peer):
         sentence = _short(peer) + sentence[len(peer):]
     head = sentence if len(sentence) <= MAX_TITLE else sentence.split("; ")[0]  # the rule itself stays in `why`
     more = f" ({len(group)} times)" if len(group) > 1 else ""
-    seen = [f"frame(s) {','.join(map(str, f.frames)) or 'none'}: {f.detail}" for f in group[:4]]
+    seen = [f"{noun(len(f.frames), 'frame')} {','.join(map(str, f.frames)) or 'none'}: {f.detail}" for f in group[:4]]
     if len(group) > 4:
         seen.append(f"… {len(group) - 4} more at frames {_frames(sorted({n for f in group[4:] for n in f.frames}))}")
     return Finding(

@@ -7,7 +7,8 @@ import os
 import struct
 from typing import BinaryIO
 
-from .pcapng_writer import open_private, timestamp_to_ns
+from .output import CaptureOutput
+from .pcapng_writer import timestamp_to_ns
 
 __all__ = ["PcapWriter"]
 
@@ -16,7 +17,7 @@ MAGIC_NSEC = 0xA1B23C4D
 _RECORD = struct.Struct("<IIII")
 
 
-class PcapWriter:
+class PcapWriter(CaptureOutput):
     def __init__(
         self,
         path_or_fileobj: str | os.PathLike | BinaryIO,
@@ -24,16 +25,10 @@ class PcapWriter:
         snaplen: int = 65535,
         nanosecond: bool = False,
     ) -> None:
-        if isinstance(path_or_fileobj, (str, bytes, os.PathLike)):
-            self._file = open_private(path_or_fileobj)
-            self._owns_file = True
-        else:
-            self._file = path_or_fileobj
-            self._owns_file = False
+        super().__init__(path_or_fileobj)
         self.linktype = linktype
         self.snaplen = snaplen
         self._units = 1_000_000_000 if nanosecond else 1_000_000
-        self._closed = False
         magic = MAGIC_NSEC if nanosecond else MAGIC_USEC
         self._file.write(struct.pack("<IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype))
 
@@ -42,8 +37,7 @@ class PcapWriter:
 
     def write_packets(self, packets) -> int:
         """(timestamp, data) pairs, as write_packet writes each, gathered into few large writes."""
-        if self._closed:
-            raise ValueError("write to a closed PcapWriter")
+        self._check_open()
         pack, snaplen, units_ns = _RECORD.pack, self.snaplen, self._units == 1_000_000_000
         out: list[bytes] = []
         n = 0
@@ -62,21 +56,3 @@ class PcapWriter:
                 out.clear()
         self._file.write(b"".join(out))
         return n
-
-    def flush(self) -> None:
-        self._file.flush()
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._owns_file:
-            self._file.close()
-        else:
-            self._file.flush()
-
-    def __enter__(self) -> PcapWriter:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()

@@ -11,7 +11,9 @@ import os
 import struct
 from typing import BinaryIO
 
-__all__ = ["PcapngWriter", "open_private", "SECRETS_WIREGUARD", "timestamp_to_ns"]
+from .output import CaptureOutput
+
+__all__ = ["PcapngWriter", "SECRETS_WIREGUARD", "timestamp_to_ns"]
 
 BLOCK_SHB = 0x0A0D0D0A
 BLOCK_IDB = 0x00000001
@@ -30,17 +32,6 @@ _U32 = struct.Struct("<I")
 _OPT_HEAD = struct.Struct("<HH")
 _EPB_HEAD = struct.Struct("<IIIIIII")  # type, length, if id, ts high, ts low, caplen, origlen
 _PAD = (b"", b"\0\0\0", b"\0\0", b"\0")
-
-
-def open_private(path: str | os.PathLike) -> BinaryIO:
-    """Create/truncate `path` for writing with mode 0600 (also if it already existed)."""
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        return os.fdopen(fd, "wb")
-    except BaseException:
-        os.close(fd)
-        raise
 
 
 def timestamp_to_ns(timestamp: float) -> int:
@@ -68,7 +59,7 @@ def _block(block_type: int, body: bytes) -> bytes:
     return _BLOCK_HEAD.pack(block_type, total) + body + _U32.pack(total)
 
 
-class PcapngWriter:
+class PcapngWriter(CaptureOutput):
     """Write a pcapng file: SHB, one IDB (nanosecond timestamps), then blocks as asked.
 
     `path_or_fileobj` is a path (created 0600, closed by close()) or a binary file
@@ -85,16 +76,10 @@ class PcapngWriter:
             raise ValueError(f"link type out of range: {linktype}")
         if not 0 <= snaplen <= 0xFFFFFFFF:
             raise ValueError(f"snaplen out of range: {snaplen}")
-        if isinstance(path_or_fileobj, (str, bytes, os.PathLike)):
-            self._file = open_private(path_or_fileobj)
-            self._owns_file = True
-        else:
-            self._file = path_or_fileobj
-            self._owns_file = False
+        super().__init__(path_or_fileobj)
         self.linktype = linktype
         self.snaplen = snaplen
         self.packets_written = 0
-        self._closed = False
         shb = struct.pack("<IHHq", BYTE_ORDER_MAGIC, 1, 0, -1) + _options(
             _option(SHB_USERAPPL, b"wgscope")
         )
@@ -132,25 +117,3 @@ class PcapngWriter:
         secrets = keylog_text.encode("utf-8")
         self._file.write(_block(BLOCK_DSB, struct.pack("<II", SECRETS_WIREGUARD, len(secrets)) + secrets))
 
-    def flush(self) -> None:
-        self._check_open()
-        self._file.flush()
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._owns_file:
-            self._file.close()
-        else:
-            self._file.flush()
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ValueError("write to a closed PcapngWriter")
-
-    def __enter__(self) -> PcapngWriter:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()

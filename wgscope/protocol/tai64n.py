@@ -12,6 +12,7 @@ import struct
 TAI64_BASE = (1 << 62) + 10  # WG-GO tai64n.go: base = 0x400000000000000a
 WHITENER_MASK = (1 << 24) - 1  # WG-GO tai64n.go: whitenerMask = 0x1000000 - 1
 _pack = struct.Struct(">QI")
+SIZE = _pack.size  # 12 bytes: WP §5.4.2 msg.timestamp's plaintext
 
 
 def stamp(wall_time: float) -> bytes:

@@ -16,11 +16,14 @@ from __future__ import annotations
 import socket
 from typing import Callable
 
-from ..events import LOCAL_TRAFFIC_IGNORED, PACKET_DROPPED, EventBus
+from ..events import ENDPOINT_CHANGED, INFO, LOCAL_TRAFFIC_IGNORED, PACKET_DROPPED, PEER_ADDED, PEER_REMOVED, EventBus
 from ..protocol.messages import KIND_NAMES, first_index
 from ..protocol.endpoint import endpoint_text
 
 _COUNTED_AS_SENT = ("transport", "initiation", "response")  # what the core adds to Peer.tx_bytes (not cookie replies)
+# Every change of which peer is at which endpoint: the core emits one of these each time (Device.add_peer,
+# remove_peer, set_endpoint; roaming in receive.py), always at INFO.
+_ENDPOINTS_MOVED = frozenset({ENDPOINT_CHANGED.name, PEER_ADDED.name, PEER_REMOVED.name})
 
 
 def kernel_scoped(packet) -> bool:
@@ -39,6 +42,25 @@ class Losses:
         self.now = now
         self.tun_write_drops = 0
         self.local_ignored = 0
+        # (host, port) -> the peer at that endpoint: built on the first loss after a change, so a
+        # loss costs one dict look-up, not a scan of every peer (a flood of cookie replies that
+        # cannot be sent is many losses in a row).
+        self._by_endpoint: dict[tuple, object] | None = None
+        bus.subscribe(self._endpoints_moved, INFO)
+
+    def _endpoints_moved(self, event) -> None:
+        if event.name in _ENDPOINTS_MOVED:
+            self._by_endpoint = None
+
+    def peer_at(self, endpoint: tuple):
+        """The peer whose endpoint this is (the first configured, if several share it), or None."""
+        index = self._by_endpoint
+        if index is None:
+            index = self._by_endpoint = {}
+            for p in self.device.peers.values():
+                if p.endpoint is not None:
+                    index.setdefault((p.endpoint[0], p.endpoint[1]), p)
+        return index.get((endpoint[0], endpoint[1]))
 
     def without_local(self, batch: list) -> list:
         """The batch less the kernel's own link-local/multicast packets that no peer routes."""
@@ -59,9 +81,7 @@ class Losses:
     def datagrams_lost(self, datagrams: list, endpoint: tuple, reason: str) -> None:
         """Datagrams the UDP sockets could not send to `endpoint` (reason send_<errno>); the core
         counted them as sent (Peer.tx_bytes, and tx_packets for transport): taken back."""
-        key = (endpoint[0], endpoint[1])
-        peer = next((p for p in self.device.peers.values()
-                     if p.endpoint is not None and (p.endpoint[0], p.endpoint[1]) == key), None)
+        peer = self.peer_at(endpoint)
         drops = peer.drops if peer is not None else self.device.drops
         name, text, now = (peer.name if peer is not None else None), endpoint_text(endpoint), self.now()
         for data in datagrams:

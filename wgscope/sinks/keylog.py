@@ -27,8 +27,9 @@ from typing import TextIO
 
 from ..events import HandshakeSecrets
 from ..keytext import encode
+from ..pcap.output import open_private
 
-__all__ = ["KeylogWriter", "format_keylog", "open_private_text", "SECRETS_WARNING"]
+__all__ = ["KeylogWriter", "format_keylog", "SECRETS_WARNING"]
 
 SECRETS_WARNING = ("wgscope: warning: {path} holds session secrets: anyone who can read it can decrypt "
                    "this node's traffic (and impersonate it with the static key); it is created 0600, "
@@ -50,25 +51,13 @@ def format_keylog(secrets: HandshakeSecrets, wall_offset: float = 0.0, name: str
     )
 
 
-def open_private_text(path: str | os.PathLike, append: bool = True) -> TextIO:
-    """Open `path` for writing text, created 0600 (an existing file is narrowed to 0600 too)."""
-    flags = os.O_CREAT | os.O_WRONLY | (os.O_APPEND if append else os.O_TRUNC)
-    fd = os.open(path, flags, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        return os.fdopen(fd, "w", encoding="ascii", newline="\n")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
 class KeylogWriter:
     """A secrets subscriber (bus.subscribe_secrets) that appends each handshake's keys."""
 
     def __init__(self, path: str | os.PathLike, wall_offset: float = 0.0, name: str | None = None,
                  warn: TextIO | None = sys.stderr) -> None:
         self.path = os.fspath(path)
-        self._file = open_private_text(self.path)
+        self._file = open_private(self.path, append=True, encoding="ascii")
         self.wall_offset = wall_offset
         self.name = name
         self.handshakes = 0

@@ -18,6 +18,7 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Input, Static
 
+from ..plural import counted
 from . import client
 from . import formatting as fmt
 from .widgets import EventPane, NodeBar, PeerCard, PeerTable
@@ -58,6 +59,7 @@ class DetailScreen(Screen):
     def __init__(self, peer_key: str) -> None:
         super().__init__()
         self.peer_key = peer_key
+        self.ready = False  # set once on_mount has given the pane the main pane's state
 
     def compose(self) -> ComposeResult:
         yield NodeBar()
@@ -73,6 +75,7 @@ class DetailScreen(Screen):
         pane.kept.extend(main.kept)
         pane.refilter(self.peer_key, [])
         pane.border_title = "events of this peer"
+        self.ready = True
         self.app.redraw()
 
     def action_xray(self) -> None:
@@ -162,7 +165,7 @@ class TopApp(App):
     def _gone(self, reason: str) -> None:
         self.attempts += 1
         if self.connected or self.attempts == 1:
-            self._note(f"node gone: {reason}; retrying every {self.retry:g}s", "bold red")
+            self.note(f"node gone: {reason}; retrying every {self.retry:g}s", "bold red")
         self.connected = False
         self.status = f"node gone: {reason} — retrying every {self.retry:g}s (attempt {self.attempts})"
         self.main.query("#peers, #card").add_class("stale")  # an empty query while the app closes
@@ -177,7 +180,7 @@ class TopApp(App):
             self.attempts = 0
             self.status = f"attached to {msg.get('name')}"
             self.main.query("#peers, #card").remove_class("stale")
-            self._note(self.status, "bold green")
+            self.note(self.status, "bold green")
         elif kind == "snapshot" and isinstance(msg.get("data"), dict):
             self.snapshot = msg["data"]
             pane = self._events_pane()
@@ -195,11 +198,12 @@ class TopApp(App):
         elif kind == "event":
             self._incoming.append(msg)
         elif kind == "missed":
-            self.missed += int(msg.get("count", 0))
-            self._incoming.append({"type": "note", "text": f"… {msg.get('count')} events dropped by the node "
+            count = int(msg.get("count", 0))
+            self.missed += count
+            self._incoming.append({"type": "note", "text": f"… {counted(count, 'event')} dropped by the node "
                                    "(this dashboard fell behind)", "style": "yellow"})
 
-    def _note(self, text: str, style: str) -> None:
+    def note(self, text: str, style: str) -> None:
         """A line of our own in the event pane, in order with the events around it."""
         self._incoming.append({"type": "note", "text": text, "style": style})
         self._flush_events()
@@ -213,11 +217,24 @@ class TopApp(App):
         batch = list(self._incoming)
         self._incoming.clear()
         pane.add(batch, render=not self.paused)
-        if isinstance(self.screen, DetailScreen):
-            self.screen.query_one(EventPane).add(batch, render=not self.paused)
+        detail = self._detail_pane()
+        if detail is not None:
+            detail.add(batch, render=not self.paused)
+
+    def _detail_pane(self) -> EventPane | None:
+        """The detail view's event pane when the detail view is on top and mounted. Snapshots and
+        events come whenever the node sends them, also between push_screen and the screen's mount;
+        until then there is nothing to update: DetailScreen.on_mount copies the main pane's events
+        and settings, these included."""
+        screen = self.screen
+        if not isinstance(screen, DetailScreen) or not screen.ready:
+            return None
+        return screen.query_one("#detail-events", EventPane)
 
     def _events_pane(self) -> EventPane | None:
-        """The main screen's event pane, or None while the app is shutting down."""
+        """The main screen's event pane, or None before the app is mounted or while it shuts down."""
+        if not self.screen_stack:
+            return None
         found = self.main.query("#events")
         return found.first(EventPane) if found else None
 
@@ -236,14 +253,14 @@ class TopApp(App):
     def redraw(self) -> None:
         if isinstance(self.screen, XRayScreen):
             return
-        if isinstance(self.screen, DetailScreen):
+        if self._detail_pane() is not None:
             self.screen.redraw(self)
         bar = self.main.query_one("#bar", NodeBar)
         bar.show(self.snapshot, self.status, self.connected, self.paused)
         table = self.main.query_one("#peers", PeerTable)
         peers = (self.snapshot or {}).get("peers", [])
         table.show(peers)
-        table.border_title = f"{len(peers)} peers"
+        table.border_title = counted(len(peers), "peer")
         selected = table.selected_key() or (peers[0]["public_key"] if peers else None)
         self.main.query_one("#card", PeerCard).show(self.peer(selected))
 
@@ -268,9 +285,9 @@ class TopApp(App):
         if not self.paused:
             pane = self.main.query_one("#events", EventPane)
             pane.refilter(pane.peer_filter, pane.terms)
-            if isinstance(self.screen, DetailScreen):
-                pane = self.screen.query_one(EventPane)
-                pane.refilter(pane.peer_filter, pane.terms)
+            detail = self._detail_pane()
+            if detail is not None:
+                detail.refilter(detail.peer_filter, detail.terms)
         self.redraw()
 
     def action_detail(self) -> None:
@@ -320,10 +337,8 @@ class TopApp(App):
         pane.border_title = "events (" + "; ".join(parts) + ")"
 
     def _panes(self) -> list[EventPane]:
-        panes = [self.main.query_one("#events", EventPane)]
-        if isinstance(self.screen, DetailScreen):
-            panes.append(self.screen.query_one(EventPane))
-        return panes
+        detail = self._detail_pane()
+        return [self.main.query_one("#events", EventPane)] + ([detail] if detail is not None else [])
 
     def _set_panes(self, **settings) -> None:
         for pane in self._panes():
@@ -335,7 +350,7 @@ class TopApp(App):
         show = not self.main.query_one("#events", EventPane).show_churn
         self._set_panes(show_churn=show)
         self._refilter_all()
-        self._note("timer and per-packet events shown" if show else "timer and per-packet events hidden (t shows them)",
+        self.note("timer and per-packet events shown" if show else "timer and per-packet events hidden (t shows them)",
                    "dim")
 
     def action_toggle_clock(self) -> None:

@@ -11,6 +11,7 @@ import datetime
 from rich.text import Text
 
 from ..events import CATALOGUE, DEBUG
+from ..plural import counted
 from ..protocol.constants import REJECT_AFTER_TIME, REKEY_AFTER_TIME
 
 # Timer names from wgscope/protocol/timers.py, shortened for narrow terminals.
@@ -102,10 +103,11 @@ def handshake_counts(peer: dict) -> str:
     Peer.unanswered_initiations; absent from an older node's snapshot)."""
     parts = [f"{peer.get('handshakes', 0)} completed"]
     if peer.get("initiations_since_handshake") is not None:
-        parts.append(f"{peer['initiations_since_handshake']} initiations since the last")
+        parts.append(f"{counted(peer['initiations_since_handshake'], 'initiation')} since the last")
     if peer.get("unanswered_initiations") is not None:
         parts.append(f"{peer['unanswered_initiations']} unanswered in a row")
-    parts.append(f"{peer.get('initiations_sent', 0)} initiations sent in all ({peer.get('retries', 0)} retries)")
+    parts.append(f"{counted(peer.get('initiations_sent', 0), 'initiation')} sent in all "
+                 f"({counted(peer.get('retries', 0), 'retry', 'retries')})")
     return ", ".join(parts)
 
 

@@ -123,6 +123,14 @@ async def serve_lab(lab: Lab, node: LabNode, *, path: str | os.PathLike | None =
         await server.close()
 
 
+async def tell_when_finished(driver: LabDriver, app) -> None:
+    """Once the driver's steps and script have all run, say so in the app's event pane: the lab
+    goes on (timers, keepalives) and nothing else on screen would tell the story is over."""
+    while not driver.finished:
+        await asyncio.sleep(driver.tick)
+    app.note("the story is over; the lab keeps running on its own timers (q quits)", "bold green")
+
+
 def run_demo_tui(lab: Lab, node: LabNode, *, speed: float = 1.0,
                  traffic: Callable[[Lab], None] | None | object = DEFAULT, steps: Iterable[Step] = (),
                  script: Script | None = None, path: str | os.PathLike | None = None, headless: bool = False,
@@ -145,7 +153,12 @@ def run_demo_tui(lab: Lab, node: LabNode, *, speed: float = 1.0,
                 lambda t: t.cancelled() or t.exception() is None or app.exit(return_code=1))
             if exit_after is not None:
                 asyncio.get_running_loop().call_later(exit_after, app.exit)
-            await app.run_async(headless=headless)
+            told = asyncio.ensure_future(tell_when_finished(server.driver, app)) if script or steps else None
+            try:
+                await app.run_async(headless=headless)
+            finally:
+                if told is not None:
+                    told.cancel()
         return 0
 
     return asyncio.run(main())

@@ -10,6 +10,7 @@ from rich.text import Text
 from textual.widgets import DataTable, RichLog, Static
 
 from . import formatting as fmt
+from ..plural import counted
 from ..protocol.timers import TIMER_NAMES
 
 
@@ -125,7 +126,8 @@ def peer_card(p: dict, detailed: bool = False) -> Group:
                 value.append(f"  reject in {fmt.seconds(reject)}", style="red" if reject < 30 else "yellow")
             if detailed:
                 value.append(f"  {'initiator' if kp['initiator'] else 'responder'}  send ctr {kp['send_counter']}"
-                             f"  tx {kp['tx_packets']} rx {kp['rx_packets']} pkts", style="dim")
+                             f"  tx {counted(kp['tx_packets'], 'pkt')} rx {counted(kp['rx_packets'], 'pkt')}",
+                             style="dim")
         if slot == "current" or kp is not None or detailed:
             grid.add_row(slot, value)
     cur = kps.get("current")
@@ -138,8 +140,8 @@ def peer_card(p: dict, detailed: bool = False) -> Group:
         grid.add_row("timers", "  ".join(f"{fmt.TIMER_SHORT[n]} {fmt.seconds(timers.get(n))}" for n in TIMER_NAMES))
     else:
         grid.add_row("timers", fmt.timers_text(p))
-    grid.add_row("traffic", f"tx {fmt.size(p['tx_bytes'])} {p['tx_packets']} pkts   "
-                            f"rx {fmt.size(p['rx_bytes'])} {p['rx_packets']} pkts   "
+    grid.add_row("traffic", f"tx {fmt.size(p['tx_bytes'])} {counted(p['tx_packets'], 'pkt')}   "
+                            f"rx {fmt.size(p['rx_bytes'])} {counted(p['rx_packets'], 'pkt')}   "
                             f"staged {p['staged']}/{p['staged_limit']}")
     grid.add_row("handshakes", fmt.handshake_counts(p))
     grid.add_row("cookies", f"rx {p['cookies_received']} tx {p['cookies_sent']}   "
