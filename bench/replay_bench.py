@@ -3,6 +3,7 @@
     python -m bench.replay_bench [--packets 100000] [--json OUT.json]      lab capture (no root)
     python -m bench.replay_bench --iperf SECONDS [--rounds 3] [--json OUT.json]   live capture (root)
     python -m bench.replay_bench --capture FILE [--rounds 3]              the same on a capture at hand
+    ... [--before DIR]          also time the wgscope package in DIR (another build) in each round
 
 `measure`: the in-process lab makes a capture (one session of pings and replies, a DSB and a
 separate key log); `replay_capture` (observer and both sides re-executed) against tshark
@@ -68,13 +69,14 @@ def measure(packets: int = 100_000, workdir: str | None = None, tshark: bool = T
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _timed(argv: list[str]) -> dict:
+def _timed(argv: list[str], env: dict | None = None, cwd: str | None = None) -> dict:
     """Run a command to completion; its wall time and its own CPU time (user + system)."""
     import resource
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=1800)
+    proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=1800, env=env,
+                          cwd=cwd)
     wall = time.perf_counter() - t
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -97,9 +99,11 @@ def make_iperf_capture(workdir: str, seconds: float) -> tuple[str, float]:
 
 
 def measure_iperf(seconds: float = 8.0, workdir: str | None = None, rounds: int = 3,
-                  capture: str | None = None) -> dict:
+                  capture: str | None = None, before: str | None = None) -> dict:
     """`rounds` alternate runs of replay --decrypted and tshark -Y tcp on one capture (made here, or
-    `capture`); the ratio of each round (tshark's time / replay's) shows the spread on a shared machine."""
+    `capture`); the ratio of each round (tshark's time / replay's) shows the spread on a shared machine.
+    `before`: a directory holding another build's `wgscope` package (e.g. `git archive main wgscope`),
+    timed in each round too, first (its replay under this interpreter, PYTHONPATH=before)."""
     from wgscope.pcap import read_capture
 
     own = workdir is None
@@ -110,12 +114,18 @@ def measure_iperf(seconds: float = 8.0, workdir: str | None = None, rounds: int 
             capture, bits = make_iperf_capture(workdir, seconds)
         packets = sum(1 for _ in read_capture(capture, comments=False))
         wgscope = os.path.join(os.path.dirname(sys.executable), "wgscope")
+        capture = os.path.abspath(capture)
         replay_argv = [wgscope, "replay", capture, "--decrypted", os.path.join(workdir, "inner.pcap")]
         out = {"packets": packets, "capture_bytes": os.path.getsize(capture), "rounds": [],
                "iperf_bits_per_second": round(bits) if bits is not None else None}
         tshark = shutil.which("tshark")
+        before_argv = [sys.executable, "-m", "wgscope.cli"] + replay_argv[1:]
         for _ in range(rounds):
-            one = {"wgscope_replay_decrypted": _timed(replay_argv)}
+            one = {}
+            if before:
+                one["before_replay_decrypted"] = _timed(before_argv, env={**os.environ, "PYTHONPATH": before},
+                                                        cwd=before)  # not this checkout's package from the cwd
+            one["wgscope_replay_decrypted"] = _timed(replay_argv)
             if tshark:
                 one["tshark_tcp"] = _timed([tshark, "-r", capture, "-Y", "tcp"])
                 one["x_wall"] = round(one["tshark_tcp"]["wall_seconds"] / one["wgscope_replay_decrypted"]["wall_seconds"], 3)
@@ -123,6 +133,8 @@ def measure_iperf(seconds: float = 8.0, workdir: str | None = None, rounds: int 
                                      / max(one["wgscope_replay_decrypted"]["cpu_seconds"], 1e-9), 3)
             out["rounds"].append(one)
         out["wgscope_replay_decrypted"] = _median_run([r["wgscope_replay_decrypted"] for r in out["rounds"]])
+        if before:
+            out["before_replay_decrypted"] = _median_run([r["before_replay_decrypted"] for r in out["rounds"]])
         out["tshark_tcp"] = _median_run([r["tshark_tcp"] for r in out["rounds"]]) if tshark else None
         if tshark:
             out["speed_x_tshark_cpu"] = round(statistics.median(r["x_cpu"] for r in out["rounds"]), 3)
@@ -148,10 +160,18 @@ def main(argv: list[str] | None = None) -> int:
                    "capture instead (root)")
     p.add_argument("--capture", metavar="FILE", help="with --iperf: measure on this capture instead of making one")
     p.add_argument("--rounds", type=int, default=3, help="with --iperf: alternate runs of each (default 3)")
+    p.add_argument("--before", metavar="DIR", help="with --iperf/--capture: also time the wgscope package in DIR "
+                   "(another build, e.g. main's) in each round")
     args = p.parse_args(argv)
     if args.iperf or args.capture:
-        res = measure_iperf(args.iperf or 8.0, rounds=args.rounds, capture=args.capture)
+        res = measure_iperf(args.iperf or 8.0, rounds=args.rounds, capture=args.capture, before=args.before)
         print(iperf_line(res))
+        for i, r in enumerate(res["rounds"], 1):
+            b = r.get("before_replay_decrypted")
+            print(f"  round {i}: " + (f"before {b['cpu_seconds']} / {b['wall_seconds']} s, " if b else "")
+                  + f"replay {r['wgscope_replay_decrypted']['cpu_seconds']} / {r['wgscope_replay_decrypted']['wall_seconds']} s"
+                  + (f", tshark {r['tshark_tcp']['cpu_seconds']} / {r['tshark_tcp']['wall_seconds']} s (CPU / wall)"
+                     if r.get("tshark_tcp") else ""))
         if args.json:
             with open(args.json, "w") as f:
                 json.dump(res, f, indent=1)

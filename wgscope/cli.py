@@ -26,17 +26,21 @@ COMMANDS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """All subcommands, or with `only` (a command's name) just that one's module: a command run
+    does not pay for importing the others (the live node's, the lab's, the TUI's)."""
     parser = argparse.ArgumentParser(prog="wgscope", description="A userspace WireGuard node that shows its insides.")
     parser.add_argument("--version", action="version", version=f"wgscope {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in dict.fromkeys(COMMANDS.values()):
+    modules = [COMMANDS[only]] if only in COMMANDS else COMMANDS.values()
+    for module_name in dict.fromkeys(modules):
         importlib.import_module(f"wgscope.commands.{module_name}").register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    args_in = sys.argv[1:] if argv is None else argv
+    parser = build_parser(args_in[0] if args_in else None)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

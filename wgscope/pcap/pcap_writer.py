@@ -56,3 +56,44 @@ class PcapWriter(CaptureOutput):
                 out.clear()
         self._file.write(b"".join(out))
         return n
+
+    def write_columns(self, timestamps, datas: list) -> int:
+        """What write_packets(zip(timestamps, datas)) writes, for many packets at once: the record
+        headers made in a few numpy passes, headers and packets handed to the kernel by writev
+        (no joined copy of the packets). Same results and errors as write_packets."""
+        import numpy as np
+
+        n = len(datas)
+        t = np.asarray(timestamps, dtype=np.float64)
+        lengths = np.fromiter(map(len, datas), np.int64, n)
+        try:
+            fd = self._file.fileno()
+        except (AttributeError, OSError):  # io.UnsupportedOperation is an OSError
+            fd = None
+        if self._closed or fd is None or not n or not np.isfinite(t).all() or (t < 0).any() \
+                or (lengths > self.snaplen).any():
+            return self.write_packets(zip(timestamps, datas))  # the packet-at-a-time path says what is wrong
+        seconds = np.floor(t)
+        total = seconds.astype(np.int64) * 1_000_000_000 + np.round((t - seconds) * 1e9).astype(np.int64)
+        sec, ns = np.divmod(total, 1_000_000_000)  # as timestamp_to_ns, then divmod
+        if (sec > 0xFFFFFFFF).any():
+            return self.write_packets(zip(timestamps, datas))
+        head = np.empty((n, 4), dtype="<u4")
+        head[:, 0] = sec
+        head[:, 1] = ns if self._units == 1_000_000_000 else ns // 1000
+        head[:, 2] = lengths
+        head[:, 3] = lengths
+        blob = head.tobytes()
+        iov: list = [None] * (2 * n)
+        iov[0::2] = [blob[i: i + 16] for i in range(0, 16 * n, 16)]
+        iov[1::2] = datas
+        self._file.flush()
+        for k in range(0, 2 * n, 1024):  # IOV_MAX
+            part = iov[k: k + 1024]
+            done = os.writev(fd, part)
+            want = sum(map(len, part))
+            if done < want:  # a short write: the rest as one buffer
+                rest = memoryview(b"".join(part))[done:]
+                while rest:
+                    rest = rest[os.write(fd, rest):]
+        return n

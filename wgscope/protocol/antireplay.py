@@ -47,3 +47,30 @@ class AntiReplayWindow:
             return DUPLICATE
         ring[block] = old | bit
         return ACCEPTED
+
+    def accept_run(self, counters) -> bool:
+        """Record a run of counters that are each greater than the one before and than every counter
+        accepted so far: `check` would accept each in turn, and this leaves the window as those
+        calls would (the blocks the run moves past cleared, one bit per counter). Only the bits of
+        the blocks the ring still holds at the end are written. False, with nothing recorded, when
+        the run does not start above the greatest accepted counter or reaches the limit."""
+        first, last = counters[0], counters[-1]
+        if first <= self.last or last >= REJECT_AFTER_MESSAGES:
+            return False
+        ring = self.ring
+        current, top = self.last >> _BLOCK_SHIFT, last >> _BLOCK_SHIFT
+        for i in range(current + 1, current + min(top - current, REPLAY_RING_BLOCKS) + 1):
+            ring[i & _RING_MASK] = 0
+        oldest = (top - REPLAY_RING_BLOCKS + 1) << _BLOCK_SHIFT  # counters below fall out of the ring
+        if last - first == len(counters) - 1:  # consecutive, the usual case: whole blocks of bits at once
+            lo = max(first, oldest)
+            while lo <= last:
+                hi = min(last, lo | _BIT_MASK)
+                ring[(lo >> _BLOCK_SHIFT) & _RING_MASK] |= ((1 << (hi - lo + 1)) - 1) << (lo & _BIT_MASK)
+                lo = hi + 1
+        else:
+            for c in counters:
+                if c >= oldest:
+                    ring[(c >> _BLOCK_SHIFT) & _RING_MASK] |= 1 << (c & _BIT_MASK)
+        self.last = last
+        return True

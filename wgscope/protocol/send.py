@@ -27,6 +27,9 @@ from .endpoint import endpoint_text
 from . import ip
 
 
+_tuple_new = tuple.__new__
+
+
 def padded_length(length: int, mtu: int) -> int:
     """WG-GO send.go calculatePaddingSize: pad to 16, but never past the MTU."""
     last_unit = length
@@ -90,7 +93,11 @@ class SendPath:
             if bus.trace:  # a per-packet record: integers only, the address text is made when read
                 n = int.from_bytes(dst_bytes, "big")
                 bus.record(ROUTE_FOUND, now, peer.name, ver, n >> 64, n & M64)
-            self._stage(peer, packet, now)
+            staged = peer.staged
+            if len(staged) < peer.staged_limit and not bus.trace:
+                staged.append(packet)  # _stage's usual case, inline: room in the queue, nothing to record
+            else:
+                self._stage(peer, packet, now)
             if peer not in routed:
                 routed.append(peer)
             elif len(peer.staged) >= peer.staged_limit:
@@ -165,11 +172,16 @@ class SendPath:
             length = len(packet)
             if length:
                 data_sent = True
-                target = padded_length(length, mtu)
+                if length <= mtu:  # padded_length's usual case, inline: to 16, never past the MTU
+                    target = (length + PADDING_MULTIPLE - 1) & ~(PADDING_MULTIPLE - 1)
+                    if target > mtu:
+                        target = mtu
+                else:
+                    target = padded_length(length, mtu)
                 if target != length:
                     packet = packet + bytes(target - length)
             data = pack_transport_header(remote, counter) + seal(nonce(counter), packet, None)
-            out.append(SendDatagram(data, endpoint))
+            out.append(_tuple_new(SendDatagram, (data, endpoint)))  # SendDatagram(data, endpoint), no Python frame
             sent_bytes += len(data)
             if trace:
                 record(TRANSPORT_SENT, now, peer.name, remote, counter, length)

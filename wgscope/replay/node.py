@@ -32,6 +32,7 @@ from .entropy import EARLY, LATE, CaptureEntropy
 from .load import load_for
 from .rules import GIVE_UP, ONE_PER_REKEY_TIMEOUT, REJECT, REKEY_ON_SEND, TIMER_RULES, timer_cause
 from .sides import SideSetting
+from .node_runs import RunSender
 from .verdicts import VerdictJudge
 
 MAX_DIVERGENCES = 50  # per side; past this the side is only observed (the report says so)
@@ -71,7 +72,9 @@ def wire_kind(data: bytes) -> str:
     return "keepalive" if kind == "transport" and len(data) == TRANSPORT_MIN_SIZE else kind
 
 
-class ReplayNode:
+class ReplayNode(RunSender):
+    BATCH_MAX, BATCH_SPAN = BATCH_MAX, BATCH_SPAN
+
     def __init__(self, side: SideSetting, entropy: CaptureEntropy, bus: EventBus, start: float,
                  find, staged_for=None) -> None:
         self.side = side

@@ -187,17 +187,22 @@ class TransportObserver:
         if sender.public_key in self.keep_plain_of:
             self.plain = plain
         if self.keep_decrypted:
-            self.r.decrypted_packets.append((now, plain))
+            self.r.decrypted_packets.append(plain)
+            self.r.decrypted_times.append(now)
         if self.annotate:
             self._note(f"data session={sess.id} counter={counter} inner={key}")
         if sender.public_key is not None:
-            nets = self.keyring.allowed(sender.public_key)
-            if nets is not None:
-                addr = ipmod.address_text(ver, int.from_bytes(source, "big"))
-                a = ipaddress.ip_address(addr)
-                if not any(a.version == n.version and a in n for n in nets):
-                    self._find("source_not_allowed", [self.frame], f"{sender.name} sent a packet from {addr}, "
-                               f"outside its allowed IPs {', '.join(map(str, nets)) or '(none)'}", sender, src=addr)
+            self._check_source(sender, ver, source)
+
+    def _check_source(self, sender: Party, ver: int, source: bytes) -> None:
+        """An inner packet's source must be in its sender's allowed IPs, when a configuration says them."""
+        nets = self.keyring.allowed(sender.public_key)
+        if nets is not None:
+            addr = ipmod.address_text(ver, int.from_bytes(source, "big"))
+            a = ipaddress.ip_address(addr)
+            if not any(a.version == n.version and a in n for n in nets):
+                self._find("source_not_allowed", [self.frame], f"{sender.name} sent a packet from {addr}, "
+                           f"outside its allowed IPs {', '.join(map(str, nets)) or '(none)'}", sender, src=addr)
 
     def _orphan(self, receiver: int, src: tuple, dst: tuple) -> tuple[Session, Flow]:
         """Transport for an index no handshake created: a session older than the capture (or an error)."""

@@ -27,6 +27,7 @@ from .findings import Finding
 from .keys import KeyRing
 from .model import CookieExchange, Flow, Handshake, Party, Roam, Session, endpoint_text
 from .observe_handshake import HandshakeObserver
+from .observe_runs import RunObserver
 from .observe_transport import TimerShadow, TransportObserver
 
 
@@ -52,7 +53,8 @@ class Replay:
     notices: list[str] = field(default_factory=list)  # plain statements (e.g. transport needs ephemeral keys)
     frame_notes: dict = field(default_factory=dict)  # frame -> list of note strings (when annotating)
     frame_meta: dict = field(default_factory=dict)  # frame -> {kind, peer, index, verdict} (when annotating)
-    decrypted_packets: list = field(default_factory=list)  # (time, inner packet) when asked
+    decrypted_packets: list = field(default_factory=list)  # inner packets when asked, in capture order
+    decrypted_times: list = field(default_factory=list)  # the time of each
     nodes: list = field(default_factory=list)  # what re-executing each side gave (node.py summary)
     node_comments: dict = field(default_factory=dict)  # frame -> a re-executed side's verdict comment
 
@@ -78,7 +80,7 @@ class Replay:
         return [f for f in self.findings if f.kind == kind]
 
 
-class Observer(HandshakeObserver, TransportObserver):
+class Observer(HandshakeObserver, TransportObserver, RunObserver):
     def __init__(self, keyring: KeyRing | None = None, bus: EventBus | None = None, annotate: bool = False,
                  keep_decrypted: bool = False) -> None:
         self.keyring = keyring or KeyRing()
@@ -104,6 +106,7 @@ class Observer(HandshakeObserver, TransportObserver):
         self._orphan_halves: dict[tuple, object] = {}  # (sender id, receiver id) -> one-way orphan session
         self.keep_plain_of: set[bytes] = set()  # public keys of re-executed sides: their inner packets are
         self.plain: bytes | None = None  # handed on (the last datagram's, if its sender is one of them)
+        self.run_plain: tuple | None = None  # the same for the last run (observe_runs.py)
 
     # ================================================================ parties
     def _party(self, endpoint: tuple, key: bytes | None = None) -> Party:

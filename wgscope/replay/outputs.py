@@ -68,4 +68,4 @@ def write_annotated(source, out_path, result: Replay) -> int:
 def write_decrypted(out_path, result: Replay) -> int:
     """The decrypted inner IP packets as a plain pcap (LINKTYPE_RAW), capture timestamps kept."""
     with PcapWriter(out_path, linktype=101) as w:
-        return w.write_packets(result.decrypted_packets)
+        return w.write_columns(result.decrypted_times, result.decrypted_packets)

@@ -107,34 +107,69 @@ def _first_contact(side, result, party) -> None:
             side.peers[other.public_key].endpoint = hs.dst
 
 
-def reexecute(datagrams: list, ring, observer, result, node_bus=None, annotate=False,
-              progress: dict | None = None) -> None:
-    """`datagrams`: (frame, time, src, dst, payload, comment, inner) of every UDP datagram, as the
-    observer's pass read them; `inner` the packet the observer decrypted when a side sent it."""
+def reexecute(kept, ring, observer, result, node_bus=None, annotate=False, progress: dict | None = None) -> None:
+    """`kept` (driver.Kept): the capture's columns and runs as the observer's pass read them, and
+    per datagram the inner packet the observer decrypted when a side sent it."""
     sides = Sides(ring, observer, result, node_bus)
     if not sides.nodes:
         return
+    cols = kept.cols
+    frames, times, srcs, dsts, payloads = cols.frames, cols.times, cols.src, cols.dst, cols.payload
+    inner = kept.inner
     verdicts = result.node_comments
     t = result.first_time or 0.0
     nodes, roles = sides.nodes, sides.roles
-    for frame, t, src, dst, payload, comment, inner in datagrams:
+    for start, stop in kept.runs:
         if progress is not None:
-            progress["frame"] = frame
-        for node in nodes:
-            node.advance(t)
-        for node, role in roles(src, dst, payload):
-            if role == "in":  # the node's verdict: to write, or to check against the capture's own
-                said = node.arrive(frame, t, src, dst, payload, annotate or comment is not None)
-            else:
-                said = node.sent(frame, t, src, dst, payload, annotate, inner)
-            if said is not None:
-                _against_source(observer, node, frame, t, comment, said, role)
-                if annotate:  # the receiving side's verdict first: it decides the datagram's fate
-                    verdicts.setdefault(frame, said)
+            progress["frame"] = frames[start]
+        if stop - start > 1:
+            taken = _run(sides, kept, start, stop, annotate)
+            if taken:
+                start += taken
+                t = times[start - 1]
+        for i in range(start, stop):
+            src = srcs[i]
+            if src is None:
+                continue
+            frame, t, dst, payload = frames[i], times[i], dsts[i], payloads[i]
+            for node in nodes:
+                node.advance(t)
+            for node, role in roles(src, dst, payload):
+                if role == "in":  # the node's verdict: to write, or to check against the capture's own
+                    comment = cols.comment(i)
+                    said = node.arrive(frame, t, src, dst, payload, annotate or comment is not None)
+                else:
+                    comment = None
+                    said = node.sent(frame, t, src, dst, payload, annotate, inner[i])
+                if said is not None:
+                    _against_source(observer, node, frame, t, comment, said, role)
+                    if annotate:  # the receiving side's verdict first: it decides the datagram's fate
+                        verdicts.setdefault(frame, said)
     for node in nodes:
         node.finish(t)
         result.nodes.append(node.summary())
     result.findings.sort(key=lambda f: (f.frames[0] if f.frames else 0, f.kind))
+
+
+def _run(sides, kept, start: int, stop: int, annotate: bool) -> int:
+    """A run that only its sender among the re-executed sides is concerned with goes to that side
+    at once (node_runs.py); returns how many of its datagrams were taken."""
+    cols = kept.cols
+    t = cols.times[start]
+    for node in sides.nodes:
+        node.advance(t)
+    concerned = sides.roles(cols.src[start], cols.dst[start], cols.payload[start])
+    if len(concerned) != 1 or concerned[0][1] != "out":
+        return 0
+    node = concerned[0][0]
+    done = node.sent_run(cols.frames[start:stop], cols.times[start:stop], cols.payload[start:stop],
+                         kept.inner[start:stop], kept.padded[start:stop], cols.counter[start:stop].tolist(),
+                         int(cols.receiver[start]), annotate)
+    if done:
+        for other in sides.nodes:
+            if other is not node:
+                other.advance(cols.times[start + done - 1])
+    return done
 
 
 def _against_source(observer, node, frame: int, t: float, theirs_text: str | None, comment: str, role: str) -> None:
@@ -142,12 +177,28 @@ def _against_source(observer, node, frame: int, t: float, theirs_text: str | Non
     core must reach the same one."""
     if role != "in" or not theirs_text:
         return
-    theirs = next((parse_comment(line) for line in theirs_text.splitlines() if parse_comment(line)), {})
+    theirs = _parsed(theirs_text, True)
     if not theirs or theirs.get("dir") != "in":
         return
-    ours = parse_comment(comment)
+    ours = _parsed(comment, False)
     if (theirs.get("verdict"), theirs.get("reason")) != (ours.get("verdict"), ours.get("reason")):
         observer.finding("divergence", [frame], f"the node's own capture says verdict="
                          f"{theirs.get('verdict')}" + (f" reason={theirs['reason']}" if theirs.get("reason") else "")
                          + f"; re-executed, the core says verdict={ours.get('verdict')}"
                          + (f" reason={ours['reason']}" if ours.get("reason") else ""), t, node.name)
+
+
+_PARSED: dict = {}  # comment text -> its pairs: a bulk transfer's datagrams carry the same few comments
+
+
+def _parsed(text: str, lines: bool) -> dict:
+    """parse_comment of `text` (with `lines`: of its first wgscope line), remembered (bounded)."""
+    key = (text, lines)
+    pairs = _PARSED.get(key)
+    if pairs is None:
+        if len(_PARSED) >= 4096:
+            _PARSED.clear()
+        pairs = next((parse_comment(line) for line in text.splitlines() if parse_comment(line)), {}) if lines \
+            else parse_comment(text)
+        _PARSED[key] = pairs
+    return pairs

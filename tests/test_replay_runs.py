@@ -1,0 +1,202 @@
+"""Replay takes runs of one flow at once (driver.run_bounds; observe_runs.py in the observer,
+node_runs.py for a re-executed sender, sealmemo.py for its seals). A run gives exactly what its
+datagrams give one at a time, events included, and a capture altered inside a run is caught."""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections import Counter
+
+import pytest
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from lab_helpers import recording_node_bus
+
+from wgscope.events import TRACE
+from wgscope.pcap import PcapngWriter, read_capture, read_capture_secrets
+from wgscope.pcap.frames import parse_frame
+from wgscope.protocol.crypto import nonce
+from wgscope.replay import driver, replay_capture
+from wgscope.replay.columns import _generic, read_columns
+from wgscope.replay.sealmemo import SealMemo
+from wgscope.runtime.lab import LAB_EPOCH, Lab
+from wgscope.sinks.capture import CaptureWriter
+
+
+@pytest.fixture(scope="module")
+def bulk(tmp_path_factory):
+    """Alpha's own capture of bursts of 40 pings (runs past the first QUEUE_STAGED_SIZE packets of
+    the flow), bravo's replies between them."""
+    lab = Lab(seed=5, level=TRACE)
+    a, b = lab.alpha_bravo(connect=False)
+    path = tmp_path_factory.mktemp("runs") / "alpha.pcapng"
+    cap = CaptureWriter(path, a.bus, wall_offset=LAB_EPOCH, name="alpha", warn=None)
+    lab.connect(a, b, b_knows_endpoint=False)
+    a.ping("10.0.0.2", seq=9999)
+    lab.run(1)
+    for burst in range(12):
+        for i in range(40):
+            a.ping("10.0.0.2", seq=burst * 100 + i, payload=b"x" * (5 + i))  # most need padding
+        lab.run(0.5)
+    cap.close()
+    return path, a
+
+
+def _one_at_a_time(cols):
+    return [(i, i + 1) for i in range(len(cols))]
+
+
+def _replay_both_ways(path, monkeypatch, **kw):
+    rec, node_bus = recording_node_bus()
+    runs = replay_capture(path, node_bus=node_bus, keep_decrypted=True, **kw)
+    with monkeypatch.context() as m:
+        m.setattr(driver, "run_bounds", _one_at_a_time)
+        rec1, node_bus1 = recording_node_bus()
+        single = replay_capture(path, node_bus=node_bus1, keep_decrypted=True, **kw)
+    return runs, rec, single, rec1
+
+
+def test_runs_give_what_single_datagrams_give(bulk, monkeypatch):
+    path, a = bulk
+    assert max(b - s for s, b in driver.run_bounds(read_columns(path))) >= 40
+    runs, rec, single, rec1 = _replay_both_ways(path, monkeypatch)
+    assert runs.as_dict() == single.as_dict()
+    assert runs.decrypted_packets == single.decrypted_packets and runs.decrypted_times == single.decrypted_times
+    assert [(e.name, e.time, e.peer, e.fields) for e in rec.events] == \
+        [(e.name, e.time, e.peer, e.fields) for e in rec1.events]
+    assert Counter(e.name for e in rec.events) == Counter(e.name for e in a.recorder.events)
+    (node,) = runs.nodes
+    assert node["divergences"] == 0 and node["agreed"]["transport"] >= 480
+    assert not runs.findings
+
+
+def test_columns_equal_the_reader(bulk):
+    path, _ = bulk
+    fast, slow = read_columns(path), _generic(path, True)
+    assert fast.frames == slow.frames and fast.times == slow.times
+    assert fast.src == slow.src and fast.dst == slow.dst
+    assert [bytes(p) for p in fast.payload] == [bytes(p) for p in slow.payload]
+    assert [fast.comment(i) for i in range(len(fast))] == [slow.comment(i) for i in range(len(slow))]
+    for name in ("transport", "receiver", "counter"):
+        assert (getattr(fast, name) == getattr(slow, name)).all()
+
+
+def _altered(path, out, frame_no: int, change) -> None:
+    """A copy of the capture with one frame's UDP payload changed by `change(payload) -> payload`."""
+    secrets = read_capture_secrets(path)
+    w = None
+    for pkt in read_capture(path):
+        if w is None:
+            w = PcapngWriter(out, linktype=pkt.linktype)
+            for text in secrets:
+                w.write_wireguard_secrets(text)
+        data = pkt.data
+        if pkt.frame_number == frame_no:
+            udp = parse_frame(pkt.linktype, data)
+            new = change(udp.payload)
+            data = data[:len(data) - len(udp.payload)] + new
+        w.write_packet(data, pkt.timestamp, pkt.comment)
+    w.close()
+
+
+def _a_run_member(path) -> int:
+    """A frame inside a long run of alpha's transport, past the flow's first packets."""
+    cols = read_columns(path)
+    start, stop = max(driver.run_bounds(cols)[-6:], key=lambda r: r[1] - r[0])
+    return cols.frames[(start + stop) // 2]
+
+
+@pytest.mark.parametrize("where", ["ciphertext", "tag", "counter"])
+def test_a_bit_flipped_inside_a_run_is_caught(bulk, tmp_path, where):
+    path, _ = bulk
+    frame = _a_run_member(path)
+
+    def flip(p: bytes) -> bytes:
+        p = bytearray(p)
+        p[{"ciphertext": 20, "tag": len(p) - 3, "counter": 9}[where]] ^= 0x10
+        return bytes(p)
+
+    out = tmp_path / "altered.pcapng"
+    _altered(path, out, frame, flip)
+    r = replay_capture(out)
+    kinds = {(f.kind, tuple(f.frames)) for f in r.findings}
+    assert ("decryption_failed", (frame,)) in kinds
+    assert ("divergence", (frame,)) in kinds
+
+
+def test_a_resealed_message_with_other_padding_is_sealed_for_real(bulk, tmp_path):
+    """The wire's message opens (sealed with alpha's own key) but its padding is not zeros: the
+    memo must not stand in for the core's seal, which gives other bytes."""
+    path, a = bulk
+    frame = _a_run_member(path)
+    keypair = next(iter(a.device.peers.values())).keypairs.current
+    seals: list = []
+
+    def repad(p: bytes) -> bytes:
+        counter = struct.unpack_from("<Q", p, 8)[0]
+        plain = bytearray(keypair.send.decrypt(nonce(counter), p[16:], None))
+        assert plain[-1] == 0, "the burst's packets need padding"
+        plain[-1] = 0xFF
+        return p[:16] + keypair.send.encrypt(nonce(counter), bytes(plain), None)
+
+    out = tmp_path / "repadded.pcapng"
+    _altered(path, out, frame, repad)
+    real = ChaCha20Poly1305.encrypt
+    encrypt = SealMemo.encrypt
+
+    def watching(self, n, plain, aad):
+        sealed = encrypt(self, n, plain, aad)
+        seals.append((n, sealed))
+        return sealed
+
+    SealMemo.encrypt = watching
+    try:
+        r = replay_capture(out)
+    finally:
+        SealMemo.encrypt = encrypt
+    assert real is ChaCha20Poly1305.encrypt
+    assert not r.findings_of("decryption_failed")  # the message authenticates: only the padding differs
+    cols = read_columns(out)
+    i = cols.frames.index(frame)
+    wire = bytes(cols.payload[i])
+    n = nonce(int(cols.counter[i]))
+    made = [s for m, s in seals if m == n]
+    assert made and all(bytes(s) != wire[16:] for s in made)  # sealed for real: other bytes than the wire's
+
+
+def test_the_memo_serves_a_key_only_once_a_real_seal_proved_it():
+    k1, k2 = ChaCha20Poly1305(os.urandom(32)), ChaCha20Poly1305(os.urandom(32))
+    plains = [os.urandom(64) for _ in range(3)]
+    wire = [bytes(16) + k1.encrypt(nonce(c), p, None) for c, p in enumerate(plains)]
+    wrong = SealMemo(k2)  # the core's key differs from the one that opened the wire
+    wrong.expect(range(3), plains, wire)
+    assert all(wrong.encrypt(nonce(c), p, None) == k2.encrypt(nonce(c), p, None) for c, p in enumerate(plains))
+    assert not wrong.proven
+    right = SealMemo(k1)
+    right.expect(range(3), plains, wire)
+    assert [right.encrypt(nonce(c), p, None) for c, p in enumerate(plains)] == [w[16:] for w in wire]
+    assert right.proven
+    assert right.encrypt(nonce(1), plains[0], None) == k1.encrypt(nonce(1), plains[0], None)  # other plaintext
+
+
+def _outcome(path):
+    try:
+        r = replay_capture(path)
+    except driver.ReplayInputError as e:
+        return "error", str(e)
+    return "replayed", r.as_dict()
+
+
+def test_hostile_captures_replay_the_same_through_the_reader(tmp_path, monkeypatch):
+    """Truncated, bit-flipped, absurd captures: the columns' fast walk gives exactly what the
+    ordinary reader gives (it declines what it does not accept, and the reader says why)."""
+    from hostile_captures import write_all
+
+    from wgscope.replay import columns
+
+    made = write_all(tmp_path)
+    fast = {p.name: _outcome(p) for p in made}
+    monkeypatch.setattr(columns, "_walk_file", lambda f, buf: None)
+    slow = {p.name: _outcome(p) for p in made}
+    assert fast == slow
+    assert sum(kind == "replayed" for kind, _ in fast.values()) >= 10

@@ -1,0 +1,94 @@
+"""A re-executed side's run of transport sends, fed to its core a TUN read at a time.
+
+`sent_run` does what node.py `sent` does to each datagram of a run (consecutive transport
+messages the side sent on one receiver index, counters rising), for as long as nothing in the
+run asks for a decision per datagram: the observer opened every message, the side's keypair for
+that index is current and steady (no handshake due: node.py `_steady`), no earlier datagram of
+the core's waits to be matched, nothing is annotated, and no routes are being learned. Then the
+run is cut into the batches node.py's `_run` makes (at most BATCH_MAX, spanning at most
+BATCH_SPAN, none across a timer deadline), each batch goes through Device.send_packets, and the
+datagrams the core returns are compared with the wire's: all equal, in order, is agreement for
+each (what `flush` and `_compare` conclude then); anything else takes `flush`'s own path.
+
+The core's seals of the run are served by a SealMemo (sealmemo.py: the wire's bytes, when the
+key, the counter and the padded plaintext are proven equal). It returns how many datagrams
+it took; the caller sends the rest through `sent` one by one.
+"""
+
+from __future__ import annotations
+
+from ..protocol.actions import SendDatagram
+from ..protocol.antireplay import AntiReplayWindow
+from ..protocol.constants import REJECT_AFTER_MESSAGES, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME
+from .sealmemo import SealMemo
+
+_DATAGRAMS_ONLY = {SendDatagram}
+
+
+class RunSender:
+    """Mixed into node.ReplayNode (which sets BATCH_MAX and BATCH_SPAN from node.py)."""
+
+    def sent_run(self, frames: list, times: list, datas: list, inners: list, padded: list, counters: list,
+                 receiver: int, judge: bool) -> int:
+        if not self.active or judge or None in inners or counters[0] < self.prefed.get(receiver, 0) \
+                or counters[-1] >= REJECT_AFTER_MESSAGES \
+                or (not self.side.from_config and len(self.device.peers) >= 2):
+            return 0
+        keypair = self._own_keypair(receiver)
+        if keypair is None or keypair.expired_reason(times[-1]) or not self._steady_for(keypair, times[-1], len(frames)):
+            return 0
+        if self.batch:
+            self.flush()
+        window = self.seen.get(receiver)
+        if window is None:
+            window = self.seen[receiver] = AntiReplayWindow()
+        if type(keypair.send) is not SealMemo:
+            keypair.send = SealMemo(keypair.send)
+        memo = keypair.send
+        done, n = 0, len(frames)
+        while done < n:
+            if done:
+                self.advance(times[done])
+            if self.pending or self.overdue or not self.active:
+                break
+            end = self._batch_end(times, done)
+            if end == done or not window.accept_run(counters[done:end]):
+                break
+            memo.expect(counters[done:end], padded[done:end], datas[done:end])
+            self._send_batch(frames, times, datas, inners, done, end)
+            done = end
+        memo.expect([], [], [])
+        return done
+
+    def _steady_for(self, keypair, t: float, n: int) -> bool:
+        """node.py `_steady` for every send of a run of n ending at t (the counter rises by n)."""
+        if keypair.is_initiator and (t + self.BATCH_SPAN - keypair.created > REKEY_AFTER_TIME
+                                     or keypair.send_counter + n + self.BATCH_MAX > REKEY_AFTER_MESSAGES):
+            return False
+        return self._steady(keypair, t)
+
+    def _batch_end(self, times: list, start: int) -> int:
+        """Where the batch starting at `start` ends: BATCH_MAX sends, BATCH_SPAN seconds, or the
+        core's next deadline (a timer comes first)."""
+        when = self.device.next_deadline()
+        limit = min(len(times), start + self.BATCH_MAX)
+        last = times[start] + self.BATCH_SPAN
+        end = start
+        while end < limit and times[end] <= last and (when is None or times[end] < when):
+            end += 1
+        return end
+
+    def _send_batch(self, frames, times, datas, inners, start: int, end: int) -> None:
+        t = times[end - 1]
+        self.entropy.now = t
+        self.now = max(self.now, t)
+        packets = inners[start:end]
+        actions = self.device.send_packets(packets, t)
+        wire = datas[start:end]
+        if len(actions) == len(wire) and set(map(type, actions)) == _DATAGRAMS_ONLY \
+                and [a[0] for a in actions] == [bytes(d) for d in wire]:  # bytes: a view compares a byte at a time
+            self.agreed["transport"] += end - start
+            return
+        self._produced(actions, t, f"frame {frames[start]}", packets)
+        for i in range(start, end):
+            self._compare(frames[i], times[i], "transport", datas[i], inners[i])

@@ -1,0 +1,137 @@
+"""The observer's transport half for a run: consecutive transport messages of one flow (one
+receiver index, one source and destination endpoint), as a bulk transfer puts them on the wire.
+
+`feed_run` does to the run exactly what `feed` (observe_transport.py) does to each of its
+messages, in one pass, when nothing in the run asks for a decision per message: the flow's
+session is known and its keys open every message, no message is a keepalive, the counters
+rise above every counter accepted so far (so the core's anti-replay window accepts each:
+AntiReplayWindow.accept_run), the sender has not moved, the session is neither expired nor due
+a rekey, the flow is past its first packets (kept for node.py's staging) and nothing is being
+annotated. Anything else returns None having changed nothing, and the caller feeds each message
+on its own. tests/test_replay_runs.py holds both ways to the same Replay.
+
+Why the timers may be run once: the sender's send-keepalive timer is cancelled by each message
+(a cancel of a cancelled timer changes nothing), and the receiver's data-received hook arms it on
+the first message and marks "another keepalive needed" on the second; later calls repeat that.
+"""
+
+from __future__ import annotations
+
+from cryptography.exceptions import InvalidTag
+
+from ..protocol import ip as ipmod
+from ..protocol.constants import (
+    QUEUE_STAGED_SIZE, REJECT_AFTER_TIME, REKEY_AFTER_TIME, REPLAY_WINDOW_SIZE, TRANSPORT_HEADER_SIZE,
+    TRANSPORT_MIN_SIZE,
+)
+from ..protocol.crypto import nonce
+from ..runtime.packets import summarize
+
+
+class RunObserver:
+    """Mixed into observer.Observer."""
+
+    def feed_run(self, frames: list, times: list, src: tuple, payloads: list, receiver: int, counters: list) -> bool:
+        """False: nothing was done, feed each. True: done; `run_plain` is then (inner packets, padded
+        plaintexts) when the sender is re-executed (as `plain` after feed), else None."""
+        entry = self._flows.get(receiver)
+        if entry is None or self.annotate:
+            return False
+        sess, flow = entry
+        sender, cipher = flow.sender, flow.cipher
+        receiver_party = sess.responder if flow is sess.i2r else sess.initiator
+        t0, t1 = times[0], times[-1]
+        if cipher is None or receiver_party is sender or not sender.endpoints or sender.endpoints[-1] != src \
+                or counters[0] <= flow.max_counter or flow.packets <= QUEUE_STAGED_SIZE \
+                or (flow is sess.i2r and sess.confirmed_frame is None) or flow.replay.last >= counters[0] \
+                or (not sess.predates_capture and t1 - sess.created >= REJECT_AFTER_TIME) \
+                or (flow is sess.i2r and sess.handshake is not None and not sess.rekey_reported
+                    and t1 - sess.created > REKEY_AFTER_TIME):
+            return False
+        sizes = [len(p) for p in payloads]
+        if min(sizes) <= TRANSPORT_MIN_SIZE:
+            return False
+        decrypt, inbound = cipher.decrypt, ipmod.inbound
+        try:
+            padded = [decrypt(nonce(c), p[TRANSPORT_HEADER_SIZE:], None) for c, p in zip(counters, payloads)]
+            shape = [inbound(p) for p in padded]
+        except (InvalidTag, ipmod.InvalidPacket):
+            return False  # feed() says which message, in its own words
+        if not flow.replay.accept_run(counters):
+            return False
+        inners = [p if n == len(p) else p[:n] for p, (n, _v, _s) in zip(padded, shape)]
+        self._run_counts(frames, times, sess, flow, sizes, counters)
+        self._run_timers(frames, times, sender, receiver_party)
+        self._run_inner(frames, times, sender, flow, inners, shape)
+        self.run_plain = (inners, padded) if sender.public_key in self.keep_plain_of else None
+        return True
+
+    def _run_counts(self, frames, times, sess, flow, sizes, counters) -> None:
+        """_transport's and _count's bookkeeping for the run: kinds, volume, loss as ranges."""
+        r, n, sender = self.r, len(frames), flow.sender
+        total = sum(sizes)
+        r.wireguard += n
+        r.kinds["transport"] += n
+        r.last_time = times[-1]
+        sender.tx_packets += n
+        sender.tx_bytes += total
+        vol = sender.volume
+        if int(times[0]) == int(times[-1]):
+            sec = int(times[0])
+            vol[sec] = vol.get(sec, 0) + total
+        else:
+            for t, size in zip(times, sizes):
+                vol[int(t)] = vol.get(int(t), 0) + size
+        frame_of = flow.frame_of
+        prev, prev_frame = flow.max_counter, frame_of.get(flow.max_counter)
+        if counters[-1] - counters[0] != n - 1 or counters[0] != prev + 1:  # a gap: counters never seen
+            for c, frame in zip(counters, frames):
+                if c > prev + 1:
+                    flow.missing.add(prev + 1, c - 1, prev_frame, frame)
+                prev, prev_frame = c, frame
+        flow.max_counter = counters[-1]
+        frame_of.update(zip(counters, frames))
+        if len(frame_of) > 2 * REPLAY_WINDOW_SIZE:  # what a duplicate or reordering can still name
+            oldest = flow.max_counter - REPLAY_WINDOW_SIZE
+            flow.frame_of = {c: f for c, f in frame_of.items() if c >= oldest}
+        flow.packets += n
+        flow.bytes += total
+        flow.last_time = times[-1]
+        flow.data_packets += n
+        sender.data_packets += n
+        flow.decrypted += n
+        sender.decrypted += n
+
+    def _run_timers(self, frames, times, sender, receiver_party) -> None:
+        self.frame, self.now = frames[0], times[0]
+        self._sent_authenticated(sender, False)
+        self._data_received(receiver_party)
+        if len(frames) > 1:
+            self.frame, self.now = frames[1], times[1]
+            self._data_received(receiver_party)
+        self.frame, self.now = frames[-1], times[-1]
+
+    def _run_inner(self, frames, times, sender, flow, inners, shape) -> None:
+        """_inner for the run: inner bytes, the "proto src > dst" counts, decrypted packets kept."""
+        flow.inner_bytes += sum(map(len, inners))
+        counts: dict = {}
+        for p, (_n, ver, _s) in zip(inners, shape):
+            head = p[9:10] + p[12:20] if ver == 4 else p[6:7] + p[8:40]
+            counts[head] = counts.get(head, 0) + 1
+        inner, keys = self.r.inner, self._inner_keys
+        for head, count in counts.items():
+            key = keys.get(head)
+            if key is None:
+                p = next(p for p, (_n, ver, _s) in zip(inners, shape)
+                         if (p[9:10] + p[12:20] if ver == 4 else p[6:7] + p[8:40]) == head)
+                s = summarize(p)
+                key = keys[head] = f"{s.get('proto')} {s.get('src')} > {s.get('dst')}"
+            inner[key] = inner.get(key, 0) + count
+        if self.keep_decrypted:
+            self.r.decrypted_packets.extend(inners)
+            self.r.decrypted_times.extend(times)
+        if sender.public_key is not None and self.keyring.allowed(sender.public_key) is not None:
+            for frame, (_n, ver, source) in zip(frames, shape):  # the observer's own check, each message
+                self.frame = frame
+                self._check_source(sender, ver, source)
+            self.frame = frames[-1]
