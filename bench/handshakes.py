@@ -12,6 +12,11 @@ handshake responses received per second of sending. The client paces by sleeping
 (bursts of a few initiations a millisecond), not by spinning: a spinning client took a whole
 core of the two the responders share. Beside the rate, the responder's CPU time per answered
 handshake (utime + stime, all threads): on a machine others load, that moves less than the rate.
+
+    python -m bench.handshakes [--reps 3] [--rounds 40]
+
+runs it alone, wgscope and wireguard-go alternately (bench.run.handshakes_alternating, as `make
+bench` does), and prints each implementation's rate, the ratio per round and CPU per handshake.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from .topology import WGSCOPE, namespaces, unique, veth
+from .topology import WGGO, WGSCOPE, namespaces, unique, veth
 
 PEERS = 500
 ROUND_INTERVAL = 0.06  # per peer: above the 1/50 s flood limit, and 16.7/s per source < 20/s
@@ -180,3 +185,30 @@ def measure(impl: str, tmp: Path, peers: int = PEERS, rounds: int = ROUNDS) -> d
         result["responder_rss_kib"] = rss
         result["peers"] = peers
         return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bench.handshakes [--reps 3] [--rounds 40]`: wgscope and wireguard-go alternately."""
+    import argparse
+    import tempfile
+
+    from .run import handshakes_alternating
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--reps", type=int, default=3, help="rounds, each wgscope then wireguard-go")
+    p.add_argument("--rounds", type=int, default=ROUNDS, help="initiations per client peer in one run")
+    a = p.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="wgscope-hs-") as tmp:
+        out = handshakes_alternating(Path(tmp), a.reps, a.rounds)
+    for impl in (WGSCOPE, WGGO):
+        h = out.get(impl)
+        if h:
+            print(f"{impl}: {h['handshakes_per_second']:.0f}/s (runs {h['runs_per_second']}), "
+                  f"responder CPU {h['cpu_us_per_handshake']} us/handshake, offered {h['offered_per_second']:.0f}/s")
+    print(f"handshakes/s wgscope / wireguard-go per round: {out['per_round']}; CPU/handshake "
+          f"{out['cpu_us_per_handshake']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -119,6 +119,7 @@ def build_node(args, plan: Plan, start: Startup, scale: float):
     except BindError as e:
         raise UserError(e.strerror) from None
     node = LiveNode(name, device, start.tun, start.udp, bus, timer_scale=scale)
+    _attach_handshake_ahead(node)
     sinks = _sinks_attacher(args)(bus, node)
     _add_peers(device, plan, node.now())
     _configure_link(plan)
@@ -130,6 +131,15 @@ def build_node(args, plan: Plan, start: Startup, scale: float):
     _attach_uapi(node, start)
     _attach_control(node, start)
     return node
+
+
+def _attach_handshake_ahead(node) -> None:
+    """A second thread computes initiations' first X25519 under a handshake flood (runtime/handshake_ahead.py)."""
+    from ..runtime.handshake_ahead import HandshakeAhead
+
+    ahead = HandshakeAhead()
+    node.device.ahead = ahead
+    node.on_stop.append(lambda _node: ahead.close())
 
 
 def _add_peers(device, plan: Plan, now: float) -> None:

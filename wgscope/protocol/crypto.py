@@ -65,24 +65,45 @@ def HMAC(key: bytes, data: bytes) -> bytes:
     return _blake2s(key.translate(_OPAD) + inner.digest()).digest()
 
 
+def hmac_key(key: bytes) -> tuple:
+    """The two BLAKE2s states of HMAC(key, ·) after the padded key block, (inner, outer), for a
+    key that keys several HMACs (`hmac_with`): HKDF's t0, or a constant such as Ci."""
+    if len(key) > _BLOCK:
+        key = _blake2s(key).digest()
+    key = key.ljust(_BLOCK, b"\0")
+    return _blake2s(key.translate(_IPAD)), _blake2s(key.translate(_OPAD))
+
+
+def hmac_with(pads: tuple, data: bytes) -> bytes:
+    """HMAC(key, data) from hmac_key(key), which stays unchanged (the states are copied)."""
+    inner = pads[0].copy()
+    inner.update(data)
+    outer = pads[1].copy()
+    outer.update(inner.digest())
+    return outer.digest()
+
+
 def KDF1(key: bytes, data: bytes) -> bytes:
     t0 = HMAC(key, data)
     return HMAC(t0, b"\x01")
 
 
+def KDF1_with(pads: tuple, data: bytes) -> bytes:
+    """KDF1(key, data) for a key given as hmac_key(key) (the constant Ci, WP §5.4.2)."""
+    return HMAC(hmac_with(pads, data), b"\x01")
+
+
 def KDF2(key: bytes, data: bytes) -> tuple[bytes, bytes]:
-    t0 = HMAC(key, data)
-    t1 = HMAC(t0, b"\x01")
-    t2 = HMAC(t0, t1 + b"\x02")
-    return t1, t2
+    pads = hmac_key(HMAC(key, data))  # t0 keys both expand steps
+    t1 = hmac_with(pads, b"\x01")
+    return t1, hmac_with(pads, t1 + b"\x02")
 
 
 def KDF3(key: bytes, data: bytes) -> tuple[bytes, bytes, bytes]:
-    t0 = HMAC(key, data)
-    t1 = HMAC(t0, b"\x01")
-    t2 = HMAC(t0, t1 + b"\x02")
-    t3 = HMAC(t0, t2 + b"\x03")
-    return t1, t2, t3
+    pads = hmac_key(HMAC(key, data))  # t0 keys the three expand steps
+    t1 = hmac_with(pads, b"\x01")
+    t2 = hmac_with(pads, t1 + b"\x02")
+    return t1, t2, hmac_with(pads, t2 + b"\x03")
 
 
 nonce = struct.Struct("<4xQ").pack

@@ -13,13 +13,14 @@ from enum import Enum
 
 from .constants import CONSTRUCTION, IDENTIFIER, LABEL_COOKIE, LABEL_MAC1, TIMESTAMP_SIZE
 from .crypto import (
-    AEAD, AEAD_OPEN, DH, HASH, KDF1, KDF2, KDF3, AuthenticationError, DHError, public_key,
+    AEAD, AEAD_OPEN, DH, HASH, KDF1, KDF1_with, KDF2, KDF3, AuthenticationError, DHError, hmac_key, public_key,
 )
 from .messages import Initiation, Response
 from . import tai64n
 
 INITIAL_CHAIN_KEY = HASH(CONSTRUCTION)  # Ci := HASH(CONSTRUCTION)
 INITIAL_HASH = HASH(INITIAL_CHAIN_KEY + IDENTIFIER)  # Hi := HASH(Ci || IDENTIFIER)
+_INITIAL_CHAIN_PADS = hmac_key(INITIAL_CHAIN_KEY)  # KDF1(Ci, msg.ephemeral) is keyed by a constant
 ZERO_PSK = bytes(32)
 _ZERO_MAC = bytes(16)
 
@@ -50,11 +51,13 @@ class StaticIdentity:
     public: bytes = b""
     mac1_key: bytes = b""  # HASH(LABEL_MAC1 || S_pub) — checks mac1 of messages sent to us
     cookie_key: bytes = b""  # HASH(LABEL_COOKIE || S_pub) — encrypts our cookie replies
+    initial_hash: bytes = b""  # HASH(Hi || S_pub): a responder's H before every initiation it opens
 
     def __post_init__(self) -> None:
         self.public = public_key(self.private)
         self.mac1_key = HASH(LABEL_MAC1 + self.public)
         self.cookie_key = HASH(LABEL_COOKIE + self.public)
+        self.initial_hash = HASH(INITIAL_HASH + self.public)
 
 
 @dataclass
@@ -108,10 +111,9 @@ def create_initiation(local: StaticIdentity, hs: HandshakeState, sender_index: i
     (entropy.Entropy supplies both). Returns the message with zero macs (cookie.py adds them)."""
     if not hs.precomputed_static_static:
         raise HandshakeError("invalid_public_key")
-    C = INITIAL_CHAIN_KEY
     H = HASH(INITIAL_HASH + hs.remote_static)
     E_pub = public_key(ephemeral_private)
-    C = KDF1(C, E_pub)
+    C = KDF1_with(_INITIAL_CHAIN_PADS, E_pub)  # KDF1(Ci, msg.ephemeral)
     if trace is not None:
         _trace_start(trace, H)
         trace.append(("(Ei_priv, Ei_pub) := DH-GENERATE(); msg.ephemeral := Ei_pub",
@@ -159,21 +161,22 @@ class OpenedInitiation:
 
 def open_initiation(local: StaticIdentity, msg: Initiation,
                     static_static: Callable[[bytes], bytes | None] | None = None,
-                    trace: list | None = None) -> OpenedInitiation:
+                    trace: list | None = None, dh: bytes | None = None) -> OpenedInitiation:
     """Responder, first half of WP §5.4.2: decrypt the initiator's identity and timestamp.
 
     `static_static(remote_static)` gives the peer's precomputed DH(S_priv, S_pub_remote), or None
     for a key that is no configured peer: then the initiation is refused (unknown_peer) before
-    the second DH and the timestamp, as WG-GO ConsumeMessageInitiation does."""
-    C = INITIAL_CHAIN_KEY
-    H = HASH(INITIAL_HASH + local.public)
-    C = KDF1(C, msg.ephemeral)
+    the second DH and the timestamp, as WG-GO ConsumeMessageInitiation does. `dh`: DH(Sr_priv,
+    Ei_pub) when it was computed ahead (protocol/lookahead.py), else it is computed here."""
+    H = local.initial_hash  # HASH(Hi || Sr_pub)
+    C = KDF1_with(_INITIAL_CHAIN_PADS, msg.ephemeral)  # KDF1(Ci, msg.ephemeral)
     if trace is not None:
         _trace_start(trace, H)
         trace.append(("Ci := KDF1(Ci, msg.ephemeral)", {"Ei_pub": msg.ephemeral, "C": C}))
     H = HASH(H + msg.ephemeral)
     try:
-        dh = DH(local.private, msg.ephemeral)
+        if dh is None:
+            dh = DH(local.private, msg.ephemeral)
         C, k = KDF2(C, dh)
         if trace is not None:
             trace.append(("Hi := HASH(Hi || msg.ephemeral)", {"H": H}))

@@ -9,6 +9,7 @@ collected after RATELIMIT_GC_INTERVAL.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 from .constants import RATELIMIT_BURST, RATELIMIT_GC_INTERVAL, RATELIMIT_PACKETS_PER_SECOND
@@ -17,6 +18,7 @@ PACKET_COST = 1.0 / RATELIMIT_PACKETS_PER_SECOND
 MAX_TOKENS = PACKET_COST * RATELIMIT_BURST
 
 
+@functools.lru_cache(maxsize=4096)  # bounded: sources are the sender's choice; parsing one costs ~5 us
 def source_key(host: str) -> bytes:
     try:
         ip = ipaddress.ip_address(host.split("%", 1)[0])
@@ -48,6 +50,11 @@ class RateLimiter:
             return True
         entry[0] = tokens
         return False
+
+    def would_allow(self, host: str, now: float) -> bool:
+        """What allow(host, now) would answer, without spending a token (protocol/lookahead.py)."""
+        entry = self._table.get(source_key(host))
+        return entry is None or min(MAX_TOKENS, entry[0] + (now - entry[1])) >= PACKET_COST
 
     def _gc(self, now: float) -> None:
         self._last_gc = now

@@ -40,7 +40,7 @@ from .noise import (
 from .endpoint import endpoint_text
 from .ratelimiter import RateLimiter
 from ..keytext import encode
-from . import ip
+from . import ip, lookahead
 
 _UNKNOWN = object()
 
@@ -58,6 +58,9 @@ class ReceivePath:
     ratelimiter: RateLimiter
     cookies_sent: int
     drops: Counter
+    # An adapter's handshake look-ahead (runtime/handshake_ahead.py; protocol/lookahead.py says what
+    # it may compute): submit(private, ephemerals) and take(private, ephemeral) -> DH or None.
+    ahead = None
 
     def receive_datagram(self, data: bytes, endpoint: tuple, now: float) -> list:
         """A UDP datagram from `endpoint` (host, port). Returns the actions it causes."""
@@ -92,6 +95,18 @@ class ReceivePath:
             self._after_transport(now, out, authenticated)
         return out
 
+    def wants_look_ahead(self, now: float) -> bool:
+        """Under load (a handshake flood), an adapter with a look-ahead reads a wake-up's datagrams
+        before handing them over, and calls look_ahead with them first."""
+        return self.ahead is not None and lookahead.loaded_at(self, now)
+
+    def look_ahead(self, batch, now: float) -> None:
+        """`batch`: (datagrams, endpoint, ...) per receive of the wake-up about to be handed over."""
+        if self.ahead is not None:
+            ephemerals = lookahead.candidates(self, batch, now)
+            if ephemerals:
+                self.ahead.submit(self.identity.private, ephemerals)
+
     def _after_transport(self, now: float, out: list, authenticated: dict) -> None:
         """The per-packet bookkeeping of WG-GO RoutineSequentialReceiver for the transport packets
         authenticated since the last call: keepKeyFreshReceiving and the timers, per peer."""
@@ -114,16 +129,12 @@ class ReceivePath:
     # ---------------------------------------------------------------- handshake messages
     def _receive_handshake(self, kind: int, data: bytes, endpoint: tuple, now: float, out: list) -> None:
         """WG-GO RoutineHandshake: mac1, then under load mac2 (else a cookie reply), then rate limit."""
-        if kind == MESSAGE_INITIATION:
-            msg, rejected, extra = parse_initiation(data), HANDSHAKE_INITIATION_REJECTED, {"public_key": None}
-        else:
-            msg, rejected = parse_response(data), HANDSHAKE_RESPONSE_REJECTED
-            extra = {"receiver_index": msg.receiver}
+        initiation = kind == MESSAGE_INITIATION
+        msg = parse_initiation(data) if initiation else parse_response(data)
         ep = endpoint_text(endpoint)
         self.note_handshake_message(now)
         if not self.cookie_checker.check_mac1(data):
-            self.drops["bad_mac1"] += 1
-            self.bus.emit(rejected, now, None, endpoint=ep, reason="bad_mac1", **extra)
+            self._reject_handshake(msg, "bad_mac1", ep, now)
             return
         if self.is_under_load(now):
             src = endpoint_bytes(endpoint[0], endpoint[1])
@@ -132,28 +143,37 @@ class ReceivePath:
                 out.append(SendDatagram(reply, endpoint))
                 self.cookies_sent += 1
                 self.bus.emit(COOKIE_REPLY_SENT, now, None, endpoint=ep, receiver_index=msg.sender,
-                              message="initiation" if kind == MESSAGE_INITIATION else "response")
-                self.drops["bad_mac2"] += 1
-                self.bus.emit(rejected, now, None, endpoint=ep, reason="bad_mac2", **extra)
+                              message="initiation" if initiation else "response")
+                self._reject_handshake(msg, "bad_mac2", ep, now)
                 return
             if not self.ratelimiter.allow(endpoint[0], now):
-                self.drops["rate_limited"] += 1
-                self.bus.emit(rejected, now, None, endpoint=ep, reason="rate_limited", **extra)
+                self._reject_handshake(msg, "rate_limited", ep, now)
                 return
-        if kind == MESSAGE_INITIATION:
-            self._receive_initiation(msg, endpoint, now, out)
+        if initiation:
+            self._receive_initiation(msg, endpoint, ep, now, out)
         else:
             self._receive_response(msg, endpoint, now, out)
 
-    def _receive_initiation(self, msg: Initiation, endpoint: tuple, now: float, out: list) -> None:
-        ep = endpoint_text(endpoint)
-        self.bus.emit(HANDSHAKE_INITIATION_RECEIVED, now, None, endpoint=ep, sender_index=msg.sender)
+    def _reject_handshake(self, msg, reason: str, ep: str, now: float) -> None:
+        """A handshake message refused before it was opened (mac1, mac2, rate limit): no peer known."""
+        self.drops[reason] += 1
+        if type(msg) is Initiation:
+            self.bus.emit(HANDSHAKE_INITIATION_REJECTED, now, None, endpoint=ep, reason=reason, public_key=None)
+        else:
+            self.bus.emit(HANDSHAKE_RESPONSE_REJECTED, now, None, endpoint=ep, reason=reason,
+                          receiver_index=msg.receiver)
+
+    def _receive_initiation(self, msg: Initiation, endpoint: tuple, ep: str, now: float, out: list) -> None:
+        bus = self.bus
+        if bus.debug:  # a debug event: no fields built at the default level
+            bus.emit(HANDSHAKE_INITIATION_RECEIVED, now, None, endpoint=ep, sender_index=msg.sender)
+        dh = self.ahead.take(self.identity.private, msg.ephemeral) if self.ahead is not None else None
         try:
-            opened = open_initiation(self.identity, msg, self._static_static)
+            opened = open_initiation(self.identity, msg, self._static_static, dh=dh)
         except HandshakeError as e:
             self.drops[e.reason] += 1
             presented = encode(e.remote_static) if e.remote_static else None  # a public key: not a secret
-            self.bus.emit(HANDSHAKE_INITIATION_REJECTED, now, None, endpoint=ep, reason=e.reason, public_key=presented)
+            bus.emit(HANDSHAKE_INITIATION_REJECTED, now, None, endpoint=ep, reason=e.reason, public_key=presented)
             return
         peer = self.peers[opened.remote_static]
         hs = peer.handshake
@@ -161,21 +181,22 @@ class ReceivePath:
             accept_initiation(hs, opened, now, HANDSHAKE_INITIATION_RATE)
         except HandshakeError as e:
             peer.drops[e.reason] += 1
-            self.bus.emit(HANDSHAKE_INITIATION_REJECTED, now, peer.name, endpoint=ep, reason=e.reason,
-                          public_key=peer.name)
+            bus.emit(HANDSHAKE_INITIATION_REJECTED, now, peer.name, endpoint=ep, reason=e.reason,
+                     public_key=peer.name)
             return
         peer.rx_bytes += INITIATION_SIZE  # WG-GO receive.go counts a consumed initiation in rxBytes
-        self.bus.emit(HANDSHAKE_INITIATION_CONSUMED, now, peer.name, endpoint=ep, sender_index=msg.sender)
+        bus.emit(HANDSHAKE_INITIATION_CONSUMED, now, peer.name, endpoint=ep, sender_index=msg.sender)
         self._update_endpoint(peer, endpoint, now)
         self.timers_any_authenticated_packet_traversal(peer, now)
         self.timers_any_authenticated_packet_received(peer, now)
-        self._send_response(peer, now, out)
+        self._send_response(peer, ep, now, out)
 
     def _static_static(self, remote_static: bytes) -> bytes | None:
         peer = self.peers.get(remote_static)
         return None if peer is None else peer.handshake.precomputed_static_static
 
-    def _send_response(self, peer, now: float, out: list) -> None:
+    def _send_response(self, peer, ep: str, now: float, out: list) -> None:
+        """`ep`: the text of peer.endpoint, which the initiation just set (_update_endpoint)."""
         hs = peer.handshake
         if hs.local_index:
             self.index_table.pop(hs.local_index, None)
@@ -185,8 +206,8 @@ class ReceivePath:
         except HandshakeError as e:
             self.index_table.pop(index, None)
             peer.drops[e.reason] += 1
-            self.bus.emit(HANDSHAKE_INITIATION_REJECTED, now, peer.name, endpoint=endpoint_text(peer.endpoint),
-                          reason=e.reason, public_key=peer.name)
+            self.bus.emit(HANDSHAKE_INITIATION_REJECTED, now, peer.name, endpoint=ep, reason=e.reason,
+                          public_key=peer.name)
             return
         self.bus.emit(HANDSHAKE_RESPONSE_CREATED, now, peer.name, sender_index=index, receiver_index=hs.remote_index)
         data, _ = self.seal_handshake_message(peer, pack_response(msg), "response", now)
@@ -194,8 +215,8 @@ class ReceivePath:
         self.begin_session(peer, now)  # responder: keypair goes to "next"
         out.append(SendDatagram(data, peer.endpoint))
         peer.tx_bytes += len(data)  # WG-GO peer.SendBuffers counts every datagram sent to the peer
-        self.bus.emit(HANDSHAKE_RESPONSE_SENT, now, peer.name, endpoint=endpoint_text(peer.endpoint),
-                      sender_index=index, receiver_index=remote_index)
+        self.bus.emit(HANDSHAKE_RESPONSE_SENT, now, peer.name, endpoint=ep, sender_index=index,
+                      receiver_index=remote_index)
         self.timers_any_authenticated_packet_traversal(peer, now)
         self.timers_any_authenticated_packet_sent(peer, now)
 

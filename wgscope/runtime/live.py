@@ -5,7 +5,9 @@
     deadline      -> Device.tick(now)                      -> apply(actions)
 
 Readiness callbacks drain up to BATCH packets before giving the loop back, so one busy
-direction cannot starve the other or the timers. After every batch the single timer handle
+direction cannot starve the other or the timers. Under a handshake flood a UDP wake-up is read
+whole first, so a helper thread can compute its initiations' first X25519 ahead
+(runtime/handshake_ahead.py); every protocol decision stays on the loop's thread. After every batch the single timer handle
 is moved to `Device.next_deadline()`.
 
 The protocol clock is `time.monotonic()`; `device.wall_offset` turns it into wall time. A
@@ -140,7 +142,7 @@ class LiveNode:
     # ---------------------------------------------------------------- readiness
     # A wake-up drains its fd in batches (one core call, GSO sends). A drain ends with a read that
     # finds nothing (EAGAIN), and at ping rates that read costs 15-45 us, run cold, on the packet's
-    # way (bench/README.md section 11). So when the fd is quiet (its last wake-up brought one packet,
+    # way (bench/README.md section 12). So when the fd is quiet (its last wake-up brought one packet,
     # QUIET or more ago: ping, DNS, a keystroke), its first packet is carried out before the drain,
     # and the node yields the CPU (sched_yield) to the task that packet woke on this CPU (the peer
     # node, ping) before draining: perf sched showed that task otherwise waiting out the drain.
@@ -209,7 +211,11 @@ class LiveNode:
         device, bus, udp = self.device, self.bus, self.udp
         actions: list = []
         received = 0
-        for datagrams, remote, local in udp.receive(sock, limit):
+        receives = udp.receive(sock, limit)
+        if device.wants_look_ahead(self.now()):  # a handshake flood: read the wake-up first, so the
+            receives = list(receives)  # device's look-ahead starts on its initiations (protocol/lookahead.py)
+            device.look_ahead(receives, self.now())
+        for datagrams, remote, local in receives:
             now = self.now()
             if bus.tapping:  # a capture's verdict is the events of one core call: one datagram per call
                 here = local or (("::" if sock is udp.v6 else "0.0.0.0"), udp.port)
@@ -220,7 +226,7 @@ class LiveNode:
             else:
                 actions += device.receive_datagrams(datagrams, remote, now)
             received += len(datagrams)
-            if received >= BATCH:
+            if received >= BATCH and type(receives) is not list:  # a list read ahead is handled whole
                 break
         if received and self.apply(actions) and self.tun is not None and self.tun.fd >= 0:
             # Turnaround: writing to the TUN runs the kernel's receive of those packets, so its answer

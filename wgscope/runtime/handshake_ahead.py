@@ -1,0 +1,77 @@
+"""The live node's handshake look-ahead: DH(Sr_priv, Ei_pub) of a wake-up's initiations on a second thread.
+
+Under a handshake flood the live node reads a wake-up's datagrams before handing them to the
+device, which passes the ephemeral keys of the initiations it would open to `submit`
+(protocol/lookahead.py). This thread computes their DH with the device's static key, in order,
+while the device answers the earlier ones on the loop's thread; libsodium runs without the GIL,
+so the two overlap. The thread holds the GIL only between X25519s (a few bytecodes), so it does
+not contend with the device's Python the way a thread running handshake code would.
+
+`take` hands over a DH computed for exactly that (static key, ephemeral); one not computed yet is
+marked, the thread skips it and the device computes it inline. No waiting, no locks: dict and
+set operations are atomic under the GIL. What a wake-up left untaken (a message refused before
+it was opened) is dropped at the next. No process pool: a thread of the node, whose CPU time is
+the node's (/proc/PID/stat, the bench).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+from nacl.bindings import crypto_scalarmult
+from nacl.exceptions import RuntimeError as NaclRuntimeError
+
+
+class HandshakeAhead:
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._ready: dict[bytes, bytes] = {}
+        self._skipped: set[bytes] = set()
+        self._private = b""
+        self._generation = 0
+        self.submitted = self.computed = self.taken = 0  # how much of the work happened ahead
+        self._thread = threading.Thread(target=self._serve, name="wgscope-handshake-ahead", daemon=True)
+        self._thread.start()
+
+    def submit(self, private: bytes, ephemerals: list[bytes]) -> None:
+        self._generation += 1  # the worker drops the last wake-up's rest: the device has passed it
+        self._ready = {}
+        self._skipped = set()
+        self._private = private
+        self.submitted += len(ephemerals)
+        self._jobs.put((self._generation, private, ephemerals))
+
+    def take(self, private: bytes, ephemeral: bytes) -> bytes | None:
+        if private is not self._private:
+            return None  # the device's key changed since
+        dh = self._ready.pop(ephemeral, None)
+        if dh is None:
+            self._skipped.add(ephemeral)
+        else:
+            self.taken += 1
+        return dh
+
+    def _serve(self) -> None:
+        get = self._jobs.get
+        while True:
+            job = get()
+            if job is None:
+                return
+            generation, private, ephemerals = job
+            ready, skipped = self._ready, self._skipped
+            for ephemeral in ephemerals:
+                if generation != self._generation:
+                    break
+                if ephemeral in skipped:
+                    continue
+                try:
+                    dh = crypto_scalarmult(private, ephemeral)
+                except NaclRuntimeError:
+                    continue  # all zeros (a low-order point): the device finds that out inline
+                ready[ephemeral] = dh
+                self.computed += 1
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._thread.join(timeout=1.0)
