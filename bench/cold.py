@@ -8,7 +8,7 @@ is made of: the protocol core's send and receive of one ping-sized transport pac
 in-memory lab pair, events at the live node's default level), one ChaCha20-Poly1305 seal, a
 UDP send and receive over loopback, and a bare system call, each run right after the previous
 one (warm) and after a gap spent sleeping or spinning. Prints the median microseconds per
-step and gap; bench/README.md section 11 reads the figures of this machine.
+step and gap; bench/README.md section 12 reads the figures of this machine.
 """
 
 from __future__ import annotations

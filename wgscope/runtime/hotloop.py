@@ -4,7 +4,7 @@ asyncio carries a readiness event through five layers before a reader callback r
 selector builds a SelectorKey list, `_process_events` wraps each in a Handle on the ready deque,
 `_run_once` pops it, `Handle._run` enters a Context, and only then the callback. At ping rates
 every step of a hop runs cold (caches and TLB emptied between packets on this VM, bench/README.md
-section 11) and those layers cost 15-40 us a wake-up. The TUN and UDP fds are therefore
+section 12) and those layers cost 15-40 us a wake-up. The TUN and UDP fds are therefore
 registered with `HotSelector.add_hot`: when epoll reports one of them, its callback runs inside
 `select()`, on the loop's thread, before asyncio looks at what remains (timers, the UAPI and
 metrics servers, rtnetlink, signals), which goes through asyncio as before.
