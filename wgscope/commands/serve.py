@@ -8,7 +8,6 @@ of the node that runs; a pid file or socket left by a killed node is stale, and 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -69,7 +68,7 @@ def serve(node, ready) -> str:
         ready(n)
 
     try:
-        return asyncio.run(node.run(ready=serving))
+        return node.serve(ready=serving)
     finally:
         with contextlib.suppress(OSError, ValueError):
             if int(path.read_text().strip()) == os.getpid():

@@ -23,7 +23,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import gc
+import math
+import os
 import signal
 import socket
 import threading
@@ -36,11 +39,13 @@ from ..protocol.actions import SendDatagram, WritePacket
 from ..protocol.device import Device
 from . import netlink
 from .gso_split import OffloadError
+from .hotloop import HotSelector, new_loop
 from .losses import Losses, kernel_scoped
 from .tun import Tun
 from .udp import UdpTransport
 
 BATCH = 64  # packets handled per readiness callback before yielding to the loop
+QUIET = 0.001  # s: a fd whose last wake-up brought one packet this long ago is not under load
 TIMER_SLACK = 0.0005  # fire a little after the deadline so tick() always finds it due
 ROUTE_CACHE_TIME = 5.0  # capture only: how long the kernel's source choice for an endpoint is trusted
 
@@ -69,6 +74,8 @@ class LiveNode:
         self._route_cache: dict[tuple, tuple] = {}
         self._route_cache_time = 0.0
         self._thread: int | None = None
+        self._hot: HotSelector | None = None  # the loop's selector when `serve` made the loop
+        self._tun_quiet = self._udp_quiet = 0.0  # from when a wake-up of the fd counts as quiet
         # Hook points: callables run in the loop after start (may return an awaitable) / at shutdown.
         self.on_start: list[Callable[["LiveNode"], object]] = []
         self.on_stop: list[Callable[["LiveNode"], object]] = []
@@ -133,11 +140,36 @@ class LiveNode:
         self.apply(self.device.tick(self.now()))
 
     # ---------------------------------------------------------------- readiness
+    # A wake-up drains its fd in batches (one core call, GSO sends). A drain ends with a read that
+    # finds nothing (EAGAIN), and at ping rates that read costs 15-45 us, run cold, on the packet's
+    # way (bench/README.md section 12). So when the fd is quiet (its last wake-up brought one packet,
+    # QUIET or more ago: ping, DNS, a keystroke), its first packet is carried out before the drain,
+    # and the node yields the CPU (sched_yield) to the task that packet woke on this CPU (the peer
+    # node, ping) before draining: perf sched showed that task otherwise waiting out the drain.
+    # Under load (a wake-up found more, or came sooner) the fd drains first, as bulk needs.
     def _on_tun_readable(self) -> None:
+        if time.monotonic() >= self._tun_quiet:
+            first = self._read_tun(1)
+            if not first:
+                return
+            self._send_packets(first)
+            os.sched_yield()
+            rest = self._read_tun(BATCH)
+            count = len(first) + len(rest)
+        else:
+            rest = self._read_tun(BATCH)
+            count = len(rest)
+        if rest:
+            self._send_packets(rest)
+        if count:
+            self._tun_quiet = time.monotonic() + QUIET if count == 1 else math.inf
+
+    def _read_tun(self, limit: int) -> list:
+        """Up to `limit` reads' packets (fewer when the TUN runs dry)."""
         tun = self.tun
         batch: list = []
         reads = 0
-        while len(batch) < BATCH and reads < BATCH:  # one read may carry a 64 KB TSO super-packet
+        while len(batch) < limit and reads < limit:  # one read may carry a 64 KB TSO super-packet
             try:
                 packets = tun.read()
             except OffloadError as e:
@@ -146,27 +178,40 @@ class LiveNode:
                 reads += 1
                 continue
             except OSError as e:
-                self.loop.remove_reader(tun.fileno())
+                self._remove_reader(tun.fileno())
                 self.stop(f"interface gone ({e.strerror})")
                 break
             if packets is None:
                 break
             batch += packets
             reads += 1
-        actions: list = []
-        if batch:
-            if any(map(kernel_scoped, batch)):
-                batch = self.losses.without_local(batch)
-            actions = self.device.send_packets(batch, self.now())
-        self.apply(actions)
+        return batch
+
+    def _send_packets(self, batch: list) -> None:
+        if any(map(kernel_scoped, batch)):
+            batch = self.losses.without_local(batch)
+        self.apply(self.device.send_packets(batch, self.now()))
 
     def _on_udp_readable(self, sock: socket.socket) -> None:
-        device, bus, udp = self.device, self.bus, self.udp
         if sock.fileno() < 0:
             return
+        if time.monotonic() >= self._udp_quiet:
+            count = self._receive(sock, 1)
+            if not count:
+                return
+            os.sched_yield()
+            count += self._receive(sock, BATCH)
+        else:
+            count = self._receive(sock, BATCH)
+        if count:
+            self._udp_quiet = time.monotonic() + QUIET if count == 1 else math.inf
+
+    def _receive(self, sock: socket.socket, limit: int) -> int:
+        """Up to `limit` receives' datagrams through the core, its actions carried out; how many."""
+        device, bus, udp = self.device, self.bus, self.udp
         actions: list = []
         received = 0
-        receives = udp.receive(sock, BATCH)
+        receives = udp.receive(sock, limit)
         if device.wants_look_ahead(self.now()):  # a handshake flood: read the wake-up first, so the
             receives = list(receives)  # device's look-ahead starts on its initiations (protocol/lookahead.py)
             device.look_ahead(receives, self.now())
@@ -183,11 +228,12 @@ class LiveNode:
             received += len(datagrams)
             if received >= BATCH and type(receives) is not list:  # a list read ahead is handled whole
                 break
-        if self.apply(actions) and self.tun is not None and self.tun.fd >= 0:
+        if received and self.apply(actions) and self.tun is not None and self.tun.fd >= 0:
             # Turnaround: writing to the TUN runs the kernel's receive of those packets, so its answer
             # (an echo reply, TCP's ACK) is usually queued on the TUN by now; read it without a trip
             # through epoll and the loop (bench/README.md section 10).
             self._on_tun_readable()
+        return received
 
     def _source_for(self, endpoint: tuple) -> tuple:
         """For captures: the local (ip, port) a datagram to `endpoint` leaves from."""
@@ -222,17 +268,32 @@ class LiveNode:
         except Exception as e:  # noqa: BLE001 - no rtnetlink here: padding keeps the last MTU, sources
             self.link_error = f"{e.__class__.__name__}: {e}"  # fall over only when a send fails (io counters)
 
+    def _add_reader(self, fd: int, callback: Callable, *args) -> None:
+        """The data path's fds: served straight from epoll when the loop is `serve`'s (hotloop.py)."""
+        if self._hot is not None:
+            self._hot.add_hot(fd, functools.partial(callback, *args) if args else callback)
+        else:
+            self.loop.add_reader(fd, callback, *args)
+
+    def _remove_reader(self, fd: int) -> None:
+        if self._hot is not None:
+            self._hot.remove_hot(fd)
+        else:
+            self.loop.remove_reader(fd)
+
     def _watch(self) -> None:
-        loop = self.loop
         if self.tun is not None:
-            loop.add_reader(self.tun.fileno(), self._on_tun_readable)
-        self.link = loop.create_task(self._follow_link())
+            self._add_reader(self.tun.fileno(), self._on_tun_readable)
+        self.link = self.loop.create_task(self._follow_link())
+        self._watch_udp()
+
+    def _watch_udp(self) -> None:
         for sock in self.udp.sockets():
-            loop.add_reader(sock.fileno(), self._on_udp_readable, sock)
+            self._add_reader(sock.fileno(), self._on_udp_readable, sock)
 
     def _unwatch_udp(self) -> None:
         for sock in self.udp.sockets():
-            self.loop.remove_reader(sock.fileno())
+            self._remove_reader(sock.fileno())
 
     # ---------------------------------------------------------------- run-time changes (UAPI)
     def set_listen_port(self, port: int) -> int:
@@ -243,8 +304,7 @@ class LiveNode:
             bound = self.udp.rebind(port)
         finally:
             if self.loop is not None:
-                for sock in self.udp.sockets():
-                    self.loop.add_reader(sock.fileno(), self._on_udp_readable, sock)
+                self._watch_udp()
         self.device.listen_port = bound
         return bound
 
@@ -305,6 +365,15 @@ class LiveNode:
             self.stop_reason = reason
             self._stopped.set_result(reason)
 
+    def serve(self, ready: Callable[["LiveNode"], None] | None = None) -> str:
+        """`run` on a loop of its own whose selector serves the TUN and UDP fds directly (hotloop.py)."""
+        def loop_factory() -> asyncio.AbstractEventLoop:
+            loop, self._hot = new_loop()
+            return loop
+
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(self.run(ready))
+
     async def run(self, ready: Callable[["LiveNode"], None] | None = None) -> str:
         """Serve until SIGINT/SIGTERM, `stop()`, or the TUN disappearing; then tear down."""
         self.loop = asyncio.get_running_loop()
@@ -350,7 +419,7 @@ class LiveNode:
             except Exception:  # teardown goes on: the TUN and sockets must still be removed
                 pass
         if self.tun is not None and self.tun.fd >= 0:
-            loop.remove_reader(self.tun.fileno())
+            self._remove_reader(self.tun.fileno())
         if self.link is not None:
             self.link.cancel()
             with contextlib.suppress(asyncio.CancelledError):
