@@ -200,3 +200,24 @@ def test_hostile_captures_replay_the_same_through_the_reader(tmp_path, monkeypat
     slow = {p.name: _outcome(p) for p in made}
     assert fast == slow
     assert sum(kind == "replayed" for kind, _ in fast.values()) >= 10
+
+
+def test_a_runs_inner_headers_are_counted_as_each_packet_counts_them():
+    """observe_runs._head_counts (one count when the run is one IPv4 flow, compared in place)
+    gives what cutting each packet's header out gives, for one flow, mixed flows and IPv6."""
+    from wgscope.replay.observe_runs import _head_counts
+
+    def v4(proto, src, dst):
+        return bytes([0x45, 0, 0, 40]) + bytes(5) + bytes([proto]) + b"\0\0" + src + dst + os.urandom(20)
+
+    def v6(src, dst):
+        return bytes([0x60, 0, 0, 0, 0, 0, 6, 64]) + src + dst + os.urandom(8)
+
+    a, b, c, d = os.urandom(4), os.urandom(4), os.urandom(16), os.urandom(16)
+    kinds = [v4(6, a, b), v4(17, a, b), v4(6, b, a), v4(6, a, a), v6(c, d)]
+    runs = [[kinds[0]] * 5] + [[kinds[0]] * 4 + [k] for k in kinds] + [[k] + [kinds[0]] * 3 for k in kinds] \
+        + [[kinds[4]] * 3, kinds, kinds[::-1]]
+    for run in runs:
+        shape = [(len(p), p[0] >> 4, None) for p in run]
+        each = Counter(p[9:10] + p[12:20] if v == 4 else p[6:7] + p[8:40] for p, (_n, v, _s) in zip(run, shape))
+        assert _head_counts(run, shape) == dict(each)

@@ -17,6 +17,8 @@ the first message and marks "another keepalive needed" on the second; later call
 
 from __future__ import annotations
 
+from operator import itemgetter, methodcaller
+
 from cryptography.exceptions import InvalidTag
 
 from ..protocol import ip as ipmod
@@ -114,10 +116,7 @@ class RunObserver:
     def _run_inner(self, frames, times, sender, flow, inners, shape) -> None:
         """_inner for the run: inner bytes, the "proto src > dst" counts, decrypted packets kept."""
         flow.inner_bytes += sum(map(len, inners))
-        counts: dict = {}
-        for p, (_n, ver, _s) in zip(inners, shape):
-            head = p[9:10] + p[12:20] if ver == 4 else p[6:7] + p[8:40]
-            counts[head] = counts.get(head, 0) + 1
+        counts = _head_counts(inners, shape)
         inner, keys = self.r.inner, self._inner_keys
         for head, count in counts.items():
             key = keys.get(head)
@@ -135,3 +134,25 @@ class RunObserver:
                 self.frame = frame
                 self._check_source(sender, ver, source)
             self.frame = frames[-1]
+
+
+_version, _protocol = itemgetter(1), itemgetter(9)  # of inbound's (length, version, source); IPv4 byte 9
+
+
+def _head_counts(inners: list, shape: list) -> dict:
+    """How many packets of a run have each "proto src dst" header (_inner's `head`: protocol and
+    addresses, IPv4 bytes 9 and 12-19, IPv6 6 and 8-39). A run is usually one inner flow: when
+    every packet is IPv4 with the first one's protocol and addresses (compared in place), that is
+    the one count, without cutting each packet's header out."""
+    first, ver = inners[0], shape[0][1]
+    if ver == 4:
+        proto, addresses = first[9], first[12:20]
+        n = len(inners)
+        if list(map(_version, shape)).count(4) == n and list(map(_protocol, inners)).count(proto) == n \
+                and sum(map(methodcaller("startswith", addresses, 12), inners)) == n:
+            return {first[9:10] + addresses: n}
+    counts: dict = {}
+    for p, (_n, ver, _s) in zip(inners, shape):
+        head = p[9:10] + p[12:20] if ver == 4 else p[6:7] + p[8:40]
+        counts[head] = counts.get(head, 0) + 1
+    return counts
