@@ -38,6 +38,7 @@ from ..keytext import encode
 from ..protocol.actions import SendDatagram, WritePacket
 from ..protocol.device import Device
 from . import netlink
+from .capture_source import CaptureSource
 from .gso_split import OffloadError
 from .hotloop import HotSelector, new_loop
 from .losses import Losses, kernel_scoped
@@ -47,7 +48,6 @@ from .udp import UdpTransport
 BATCH = 64  # packets handled per readiness callback before yielding to the loop
 QUIET = 0.001  # s: a fd whose last wake-up brought one packet this long ago is not under load
 TIMER_SLACK = 0.0005  # fire a little after the deadline so tick() always finds it due
-ROUTE_CACHE_TIME = 5.0  # capture only: how long the kernel's source choice for an endpoint is trusted
 
 
 class LiveNode:
@@ -71,8 +71,7 @@ class LiveNode:
         udp.on_lost = self.losses.datagrams_lost
         self.link: asyncio.Task | None = None  # follows the TUN's MTU and local addresses (rtnetlink)
         self.link_error: str | None = None  # why rtnetlink could not be followed, if it could not
-        self._route_cache: dict[tuple, tuple] = {}
-        self._route_cache_time = 0.0
+        self._source_for = CaptureSource(udp, self.now)  # a captured datagram's local end
         self._thread: int | None = None
         self._hot: HotSelector | None = None  # the loop's selector when `serve` made the loop
         self._tun_quiet = self._udp_quiet = 0.0  # from when a wake-up of the fd counts as quiet
@@ -234,28 +233,6 @@ class LiveNode:
             # through epoll and the loop (bench/README.md section 10).
             self._on_tun_readable()
         return received
-
-    def _source_for(self, endpoint: tuple) -> tuple:
-        """For captures: the local (ip, port) a datagram to `endpoint` leaves from."""
-        pinned = self.udp.local_for(endpoint)
-        if pinned:
-            return pinned
-        now = self.now()
-        if now - self._route_cache_time > ROUTE_CACHE_TIME:
-            self._route_cache.clear()
-            self._route_cache_time = now
-        key = (endpoint[0], endpoint[1])
-        src = self._route_cache.get(key)
-        if src is None:
-            family = socket.AF_INET6 if ":" in endpoint[0] else socket.AF_INET
-            try:
-                with socket.socket(family, socket.SOCK_DGRAM) as probe:
-                    probe.connect(key)
-                    src = (probe.getsockname()[0], self.udp.port)
-            except OSError:
-                src = ("::" if family == socket.AF_INET6 else "0.0.0.0", self.udp.port)
-            self._route_cache[key] = src
-        return src
 
     async def _follow_link(self) -> None:
         """The MTU may change under us (`ip link set`), and the padding must follow it; a local
