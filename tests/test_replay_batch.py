@@ -22,7 +22,7 @@ def bursts(tmp_path):
     path = tmp_path / "alpha.pcapng"
     cap = CaptureWriter(path, a.bus, wall_offset=LAB_EPOCH, name="alpha", warn=None)
     lab.connect(a, b, b_knows_endpoint=False)
-    a.ping("10.0.0.2", seq=99)  # the handshake first: packets staged before it are fed as a group (a known gap)
+    a.ping("10.0.0.2", seq=99)  # the handshake first, so the bursts below ride a session
     lab.run(1)
     for round_ in range(16):
         for i in range(12):
@@ -55,3 +55,26 @@ def test_runs_of_sends_match_the_live_node_and_one_by_one(tmp_path, monkeypatch)
     (n1,), (n2,) = batched.nodes, one_by_one.nodes
     assert n1 == n2 and n1["divergences"] == 0 and n1["agreed"]["transport"] >= 150
     assert [(f.kind, f.frames) for f in batched.findings] == [(f.kind, f.frames) for f in one_by_one.findings]
+
+
+def test_a_burst_staged_before_the_first_handshake_gives_the_nodes_events(tmp_path):
+    """Five pings at one instant with no session: the node stages them all, makes one initiation
+    and skips one for each later packet (rate limited). Replay feeds the later ones one by one, so
+    it says the same, event for event (it once fed them as one group: one skip instead of four)."""
+    lab = Lab(seed=3, level=TRACE)
+    a, b = lab.alpha_bravo(connect=False)
+    path = tmp_path / "alpha.pcapng"
+    cap = CaptureWriter(path, a.bus, wall_offset=LAB_EPOCH, name="alpha", warn=None)
+    lab.connect(a, b, b_knows_endpoint=False)
+    for i in range(5):
+        a.ping("10.0.0.2", seq=i)
+    lab.run(3)
+    cap.close()
+    rec, node_bus = recording_node_bus()
+    replay_capture(path, node_bus=node_bus)
+
+    def story(events):
+        return [(e.name, e.fields.get("reason")) for e in events]
+
+    assert Counter(e.name for e in a.recorder.events)["handshake_initiation_skipped"] == 4
+    assert story(rec.events) == story(a.recorder.events)
