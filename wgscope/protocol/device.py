@@ -237,11 +237,14 @@ class Device(SendPath, ReceivePath, TimerHooks):
         if depth >= UNDER_LOAD_QUEUE_DEPTH:
             self.under_load_until = now + UNDER_LOAD_AFTER_TIME
 
+    def loaded_at(self, now: float) -> bool:
+        """Whether the device is under load at `now`, read without reporting a change
+        (is_under_load reports them; protocol/lookahead.py only reads)."""
+        forced = self.force_under_load
+        return forced if forced is not None else now < self.under_load_until
+
     def is_under_load(self, now: float) -> bool:
-        if self.force_under_load is not None:
-            loaded = self.force_under_load
-        else:
-            loaded = now < self.under_load_until
+        loaded = self.loaded_at(now)
         if loaded != self._under_load_reported:
             self._under_load_reported = loaded
             forced = self.force_under_load is not None

@@ -26,18 +26,12 @@ from .cookie import endpoint_bytes
 EPHEMERAL = slice(8, 40)  # msg.ephemeral in an initiation: type(1) reserved(3) sender(4) ephemeral(32)
 
 
-def loaded_at(device, now: float) -> bool:
-    """Device.is_under_load(now), read without reporting a change (that method emits them)."""
-    forced = device.force_under_load
-    return forced if forced is not None else now < device.under_load_until
-
-
 def candidates(device, batch, now: float) -> list[bytes]:
     """The ephemeral public keys of the initiations among `batch` ((datagrams, endpoint, ...) per
     receive of one wake-up) that the receive path would open, as far as can be told without
     changing any state."""
     checker, limiter = device.cookie_checker, device.ratelimiter
-    loaded = loaded_at(device, now)
+    loaded = device.loaded_at(now)
     seen: set = set()
     out = []
     for item in batch:

@@ -30,6 +30,11 @@ def source_key(host: str) -> bytes:
     return ip.packed
 
 
+def _refilled(entry: list, now: float) -> float:
+    """A bucket's tokens at `now`: one per second since its last packet, up to MAX_TOKENS."""
+    return min(MAX_TOKENS, entry[0] + (now - entry[1]))
+
+
 class RateLimiter:
     def __init__(self) -> None:
         self._table: dict[bytes, list[float]] = {}  # key -> [tokens, last_time]
@@ -43,7 +48,7 @@ class RateLimiter:
         if entry is None:
             self._table[key] = [MAX_TOKENS - PACKET_COST, now]
             return True
-        tokens = min(MAX_TOKENS, entry[0] + (now - entry[1]))
+        tokens = _refilled(entry, now)
         entry[1] = now
         if tokens >= PACKET_COST:
             entry[0] = tokens - PACKET_COST
@@ -54,7 +59,7 @@ class RateLimiter:
     def would_allow(self, host: str, now: float) -> bool:
         """What allow(host, now) would answer, without spending a token (protocol/lookahead.py)."""
         entry = self._table.get(source_key(host))
-        return entry is None or min(MAX_TOKENS, entry[0] + (now - entry[1])) >= PACKET_COST
+        return entry is None or _refilled(entry, now) >= PACKET_COST
 
     def _gc(self, now: float) -> None:
         self._last_gc = now

@@ -98,7 +98,7 @@ class ReceivePath:
     def wants_look_ahead(self, now: float) -> bool:
         """Under load (a handshake flood), an adapter with a look-ahead reads a wake-up's datagrams
         before handing them over, and calls look_ahead with them first."""
-        return self.ahead is not None and lookahead.loaded_at(self, now)
+        return self.ahead is not None and self.loaded_at(now)
 
     def look_ahead(self, batch, now: float) -> None:
         """`batch`: (datagrams, endpoint, ...) per receive of the wake-up about to be handed over."""
