@@ -27,7 +27,7 @@ from ..protocol.constants import (
     TRANSPORT_MIN_SIZE,
 )
 from ..protocol.crypto import nonce
-from ..runtime.packets import summarize
+from .observe_transport import inner_head
 
 
 class RunObserver:
@@ -42,7 +42,7 @@ class RunObserver:
         sess, flow = entry
         sender, cipher = flow.sender, flow.cipher
         receiver_party = sess.responder if flow is sess.i2r else sess.initiator
-        t0, t1 = times[0], times[-1]
+        t1 = times[-1]
         if cipher is None or receiver_party is sender or not sender.endpoints or sender.endpoints[-1] != src \
                 or counters[0] <= flow.max_counter or flow.packets <= QUEUE_STAGED_SIZE \
                 or (flow is sess.i2r and sess.confirmed_frame is None) or flow.replay.last >= counters[0] \
@@ -121,10 +121,8 @@ class RunObserver:
         for head, count in counts.items():
             key = keys.get(head)
             if key is None:
-                p = next(p for p, (_n, ver, _s) in zip(inners, shape)
-                         if (p[9:10] + p[12:20] if ver == 4 else p[6:7] + p[8:40]) == head)
-                s = summarize(p)
-                key = keys[head] = f"{s.get('proto')} {s.get('src')} > {s.get('dst')}"
+                key = self._inner_key(head, next(p for p, (_n, ver, _s) in zip(inners, shape)
+                                                 if inner_head(p, ver) == head))
             inner[key] = inner.get(key, 0) + count
         if self.keep_decrypted:
             self.r.decrypted_packets.extend(inners)
@@ -140,19 +138,18 @@ _version, _protocol = itemgetter(1), itemgetter(9)  # of inbound's (length, vers
 
 
 def _head_counts(inners: list, shape: list) -> dict:
-    """How many packets of a run have each "proto src dst" header (_inner's `head`: protocol and
-    addresses, IPv4 bytes 9 and 12-19, IPv6 6 and 8-39). A run is usually one inner flow: when
-    every packet is IPv4 with the first one's protocol and addresses (compared in place), that is
-    the one count, without cutting each packet's header out."""
+    """How many packets of a run have each inner_head (observe_transport.py). A run is usually
+    one inner flow: when every packet is IPv4 with the first one's protocol and addresses
+    (compared in place), that is the one count, without cutting each packet's header out."""
     first, ver = inners[0], shape[0][1]
     if ver == 4:
         proto, addresses = first[9], first[12:20]
         n = len(inners)
         if list(map(_version, shape)).count(4) == n and list(map(_protocol, inners)).count(proto) == n \
                 and sum(map(methodcaller("startswith", addresses, 12), inners)) == n:
-            return {first[9:10] + addresses: n}
+            return {inner_head(first, 4): n}
     counts: dict = {}
     for p, (_n, ver, _s) in zip(inners, shape):
-        head = p[9:10] + p[12:20] if ver == 4 else p[6:7] + p[8:40]
+        head = inner_head(p, ver)
         counts[head] = counts.get(head, 0) + 1
     return counts

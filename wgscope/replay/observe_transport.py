@@ -26,6 +26,12 @@ from ..runtime.packets import summarize
 from .entropy import EARLY as EARLY_TOLERANCE, LATE as LATE_TOLERANCE
 from .model import Flow, Party, Session
 
+
+def inner_head(packet, version: int) -> bytes:
+    """What "proto src > dst" is made of: the protocol and addresses (IPv4 bytes 9 and 12-19,
+    IPv6 6 and 8-39). A flow's packets share it, so it keys the summary made once (_inner_key)."""
+    return packet[9:10] + packet[12:20] if version == 4 else packet[6:7] + packet[8:40]
+
 class TimerShadow(TimerHooks):
     """The core's own timer hooks (protocol/timer_hooks.py) run for the parties an observer sees:
     a party's send-keepalive timer is armed, cancelled and re-armed by the same code as in a
@@ -163,6 +169,12 @@ class TransportObserver:
             self._data_received(receiver_party)
         self._check_rekey_due(sess, flow, keepalive)
 
+    def _inner_key(self, head: bytes, packet) -> str:
+        """The "proto src > dst" of `packet` (whose inner_head is `head`), summarized once per head."""
+        s = summarize(packet)
+        key = self._inner_keys[head] = f"{s.get('proto')} {s.get('src')} > {s.get('dst')}"
+        return key
+
     def _inner(self, plain: bytes, sender: Party, sess: Session, receiver: int, counter: int) -> None:
         now = self.now
         try:
@@ -176,12 +188,8 @@ class TransportObserver:
             flow.inner_bytes += len(plain)
             if len(flow.head) < QUEUE_STAGED_SIZE and flow.packets <= QUEUE_STAGED_SIZE:
                 flow.head.append((now, counter, plain))
-        # "proto src > dst", summarized once per distinct header (a flow's packets share it)
-        head = plain[6:7] + plain[8:40] if ver == 6 else plain[9:10] + plain[12:20]
-        key = self._inner_keys.get(head)
-        if key is None:
-            s = summarize(plain)
-            key = self._inner_keys[head] = f"{s.get('proto')} {s.get('src')} > {s.get('dst')}"
+        head = inner_head(plain, ver)
+        key = self._inner_keys.get(head) or self._inner_key(head, plain)
         inner = self.r.inner
         inner[key] = inner.get(key, 0) + 1
         if sender.public_key in self.keep_plain_of:
