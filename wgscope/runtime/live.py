@@ -146,22 +146,31 @@ class LiveNode:
     # and the node yields the CPU (sched_yield) to the task that packet woke on this CPU (the peer
     # node, ping) before draining: perf sched showed that task otherwise waiting out the drain.
     # Under load (a wake-up found more, or came sooner) the fd drains first, as bulk needs.
-    def _on_tun_readable(self) -> None:
-        if time.monotonic() >= self._tun_quiet:
-            first = self._read_tun(1)
-            if not first:
-                return
-            self._send_packets(first)
+    def _wake(self, step: Callable[[int], int], quiet_from: float) -> float | None:
+        """One wake-up of a fd: `step(limit)` carries out up to `limit` reads and returns how many
+        packets it handled. The fd's next quiet-from time, or None when the wake-up found nothing."""
+        if time.monotonic() >= quiet_from:
+            count = step(1)
+            if not count:
+                return None
             os.sched_yield()
-            rest = self._read_tun(BATCH)
-            count = len(first) + len(rest)
+            count += step(BATCH)
         else:
-            rest = self._read_tun(BATCH)
-            count = len(rest)
-        if rest:
-            self._send_packets(rest)
-        if count:
-            self._tun_quiet = time.monotonic() + QUIET if count == 1 else math.inf
+            count = step(BATCH)
+        if not count:
+            return None
+        return time.monotonic() + QUIET if count == 1 else math.inf
+
+    def _on_tun_readable(self) -> None:
+        quiet_from = self._wake(self._tun_step, self._tun_quiet)
+        if quiet_from is not None:
+            self._tun_quiet = quiet_from
+
+    def _tun_step(self, limit: int) -> int:
+        packets = self._read_tun(limit)
+        if packets:
+            self._send_packets(packets)
+        return len(packets)
 
     def _read_tun(self, limit: int) -> list:
         """Up to `limit` reads' packets (fewer when the TUN runs dry)."""
@@ -194,16 +203,9 @@ class LiveNode:
     def _on_udp_readable(self, sock: socket.socket) -> None:
         if sock.fileno() < 0:
             return
-        if time.monotonic() >= self._udp_quiet:
-            count = self._receive(sock, 1)
-            if not count:
-                return
-            os.sched_yield()
-            count += self._receive(sock, BATCH)
-        else:
-            count = self._receive(sock, BATCH)
-        if count:
-            self._udp_quiet = time.monotonic() + QUIET if count == 1 else math.inf
+        quiet_from = self._wake(functools.partial(self._receive, sock), self._udp_quiet)
+        if quiet_from is not None:
+            self._udp_quiet = quiet_from
 
     def _receive(self, sock: socket.socket, limit: int) -> int:
         """Up to `limit` receives' datagrams through the core, its actions carried out; how many."""
