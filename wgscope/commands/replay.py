@@ -65,7 +65,9 @@ def run(args) -> int:
         from ..replay import report
 
         report.render(result)
-    return 0
+    from ..cli import exit_now
+
+    return exit_now(args, 0)  # every output is written and closed: the result is not freed object by object
 
 
 class _EventFiles:
