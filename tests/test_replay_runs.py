@@ -221,3 +221,29 @@ def test_a_runs_inner_headers_are_counted_as_each_packet_counts_them():
         shape = [(len(p), p[0] >> 4, None) for p in run]
         each = Counter(p[9:10] + p[12:20] if v == 4 else p[6:7] + p[8:40] for p, (_n, v, _s) in zip(run, shape))
         assert _head_counts(run, shape) == dict(each)
+
+
+def test_a_run_read_as_one_ipv4_flow_gives_what_inbound_gives_each_packet():
+    """observe_runs._one_ipv4_flow (the run's IPv4 headers read by struct at once) answers only
+    when every packet is IPv4 of one flow whose length fits, and then as ip.inbound does for each:
+    the packet cut to its length, its inner_head, its source. Anything else is left to inbound."""
+    from wgscope.protocol import ip
+    from wgscope.replay.observe_runs import _one_ipv4_flow
+    from wgscope.replay.observe_transport import inner_head
+
+    def v4(total, size, proto=6, src=b"\x0a\0\0\x01", dst=b"\x0a\0\0\x02", first=0x45):
+        return (bytes([first, 0]) + total.to_bytes(2, "big") + bytes(5) + bytes([proto]) + b"\0\0" + src + dst
+                + os.urandom(max(0, size - 20)))[:size]
+
+    one_flow = [[v4(1420, 1420)] * 3, [v4(40, 48), v4(1420, 1420), v4(52, 64)], [v4(20, 20)]]
+    for run in one_flow:
+        inners, head, source = _one_ipv4_flow(run)
+        shape = [ip.inbound(p) for p in run]
+        assert inners == [p[:n] for p, (n, _v, _s) in zip(run, shape)]
+        assert {head} == {inner_head(p, 4) for p in inners} and {source} == {s for _n, _v, s in shape}
+    v6 = bytes([0x60, 0, 0, 8]) + bytes(36) + bytes(8)
+    others = [[v4(1420, 1420), v4(1420, 1420, proto=17)], [v4(1420, 1420), v4(1420, 1420, src=b"\x0a\0\0\x09")],
+              [v4(1420, 1420), v4(60, 60, first=0x46)], [v4(1420, 1420), v6], [v6], [v4(40, 19)],
+              [v4(1420, 1420), v4(19, 40)], [v4(1420, 1420), v4(80, 64)], [v4(1420, 1420, first=0x65)]]
+    for run in others:
+        assert _one_ipv4_flow(run) is None
