@@ -55,6 +55,10 @@ def run(args) -> int:
         result = _replay(args, bus, events)
     except ReplayInputError as e:
         raise UserError(str(e)) from None
+    except OSError as e:  # --decrypted is written as replay goes
+        if args.decrypted is None or e.filename != args.decrypted:
+            raise
+        raise UserError(f"cannot write {e.filename}: {e.strerror}") from None
     finally:
         events.close()
     _outputs(args, result)
@@ -144,8 +148,8 @@ def _replay(args, bus, events):
         raise ReplayInputError(f"{args.capture}: {what}")
     ring = load_keys(args.capture, args.keylog, args.config)
     events.prepare(ring)
-    result = replay_capture(args.capture, bus=bus, annotate=bool(args.annotate), keep_decrypted=bool(args.decrypted),
-                          keyring=ring, node_bus=events.node_bus)
+    result = replay_capture(args.capture, bus=bus, annotate=bool(args.annotate), decrypted=args.decrypted,
+                            keyring=ring, node_bus=events.node_bus)
     if ring.warnings:  # one line, after the replay succeeded (a failure is one line of its own)
         more = f" (and {len(ring.warnings) - 1} more)" if len(ring.warnings) > 1 else ""
         print(f"wgscope replay: warning: {ring.warnings[0]}{more}", file=sys.stderr)
@@ -155,9 +159,7 @@ def _replay(args, bus, events):
 def _outputs(args, result) -> None:
     try:
         if args.decrypted:
-            from ..replay.outputs import write_decrypted
-
-            n = write_decrypted(args.decrypted, result)
+            n = result.decrypted_written
             print(f"wrote {counted(n, 'decrypted packet')} to {args.decrypted}", file=sys.stderr)
         if args.annotate:
             from ..replay.outputs import write_annotated
