@@ -4,6 +4,7 @@ the rest, and explain what happened."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from ..errors import UserError
@@ -41,6 +42,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    # numpy (replay's columns) starts OpenBLAS's thread pool on import: ~0.1 s of CPU for threads
+    # that replay, which does no linear algebra, never uses. A value the user set is kept.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     if args.xray is not None:
         from ..xray_capture import run_xray
 
@@ -141,7 +145,6 @@ class _EventFiles:
 def _replay(args, bus, events):
     from ..replay.driver import load_keys, replay_capture
     from ..replay.driver import ReplayInputError
-    import os
 
     if not os.path.isfile(args.capture):
         what = "is a directory, not a capture file" if os.path.isdir(args.capture) else "no such file"
