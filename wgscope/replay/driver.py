@@ -153,8 +153,9 @@ class Kept:
         (bytes), and the padded plaintexts (None: not known)."""
         if self.stream is None:
             return inners, padded
-        packet = self.stream.packet
-        packets = [packet(k) for k in inners]
+        packets = self.stream.read(inners)
+        if padded.count(SAME) == len(padded):
+            return packets, packets
         return packets, [p if q is SAME else q for p, q in zip(packets, padded)]
 
 
