@@ -17,12 +17,15 @@ it took; the caller sends the rest through `sent` one by one.
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 from ..protocol.actions import SendDatagram
 from ..protocol.antireplay import AntiReplayWindow
 from ..protocol.constants import REJECT_AFTER_MESSAGES, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME
 from .sealmemo import SealMemo
 
 _DATAGRAMS_ONLY = {SendDatagram}
+_data = itemgetter(0)  # SendDatagram.data
 
 
 class RunSender:
@@ -89,7 +92,7 @@ class RunSender:
         actions = self.device.send_packets(packets, t)
         wire = datas[start:end]
         if len(actions) == len(wire) and set(map(type, actions)) == _DATAGRAMS_ONLY \
-                and [a[0] for a in actions] == [bytes(d) for d in wire]:  # bytes: a view compares a byte at a time
+                and list(map(_data, actions)) == list(map(bytes, wire)):  # bytes: a view compares a byte at a time
             self.agreed["transport"] += end - start
             return
         self._produced(actions, t, f"frame {frames[start]}", packets)
