@@ -8,7 +8,7 @@ the core's waits to be matched, nothing is annotated, and no routes are being le
 run is cut into the batches node.py's `_run` makes (at most BATCH_MAX, spanning at most
 BATCH_SPAN, none across a timer deadline), each batch goes through Device.send_packets, and the
 datagrams the core returns are compared with the wire's: all equal, in order, is agreement for
-each (what `flush` and `_compare` conclude then); anything else takes `flush`'s own path.
+each (what `flush` and compare.py `_compare` conclude then); anything else takes `flush`'s own path.
 
 The core's seals of the run are served by a SealMemo (sealmemo.py: the wire's bytes, when the
 key, the counter and the padded plaintext are proven equal). It returns how many datagrams
