@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from .. import events as ev
 from ..events import EventBus
+from ..plural import counted
 from ..protocol.constants import (
     MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_RESPONSE, MESSAGE_TRANSPORT, REKEY_TIMEOUT,
     TRANSPORT_MIN_SIZE,
@@ -242,7 +243,7 @@ class Observer(HandshakeObserver, TransportObserver, RunObserver):
                     self.now = f.last_time or sess.created
                     text = ", ".join(f"{g.lo}" if g.lo == g.hi else f"{g.lo}-{g.hi}" for g in gaps[:6])
                     more = ", …" if len(gaps) > 6 or f.missing.overflow else ""
-                    self._find("loss", frames, f"{missing} packet(s) missing from {f.sender.name} on "
+                    self._find("loss", frames, f"{counted(missing, 'packet')} missing from {f.sender.name} on "
                                f"0x{f.receiver_index:08x} (counters {text}{more})", f.sender, missing=missing)
         # Handshakes nobody answered: one finding per chain of attempts.
         for hs in r.handshakes:
@@ -261,7 +262,7 @@ class Observer(HandshakeObserver, TransportObserver, RunObserver):
                 continue  # the capture ended before a response could be expected
             self.now = hs.time
             self._find("handshake_unanswered", [h.frame for h in chain],
-                       f"{hs.initiator.name} sent {len(chain)} initiation(s) to {hs.responder.name}; none was answered",
+                       f"{hs.initiator.name} sent {counted(len(chain), 'initiation')} to {hs.responder.name}; none was answered",
                        hs.initiator, attempts=len(chain))
         r.findings.sort(key=lambda f: (f.frames[0] if f.frames else 0, f.kind))
         r.keys = self.keyring.describe()
