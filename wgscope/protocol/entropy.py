@@ -80,18 +80,15 @@ class Entropy:
         return clamp(self._bytes(KEY_SIZE))
 
     # An adapter's ephemeral key pairs made ahead on another thread (runtime/handshake_ahead.py):
-    # (the initiation's ephemeral public key, or b"") -> (private, public), or None when none is
-    # ready. Only the OS-drawn default takes them: a seeded Entropy (lab, tests) and replay's stay
-    # byte-for-byte what they were.
-    ephemerals: Callable[[bytes], tuple[bytes, bytes] | None] | None = None
+    # () -> (private, public), or None when none is ready. Only the OS-drawn default takes them: a
+    # seeded Entropy (lab, tests) and replay's stay byte-for-byte what they were.
+    ephemerals: Callable[[], tuple[bytes, bytes] | None] | None = None
 
-    def ephemeral_keypair(self, message: str, peer: bytes, remote_ephemeral: bytes = b"") -> tuple[bytes, bytes | None]:
+    def ephemeral_keypair(self, message: str, peer: bytes) -> tuple[bytes, bytes | None]:
         """The ephemeral for a new message as `ephemeral_private` draws it, with its public key
-        when that was derived ahead (else None: the caller derives it, DH-GENERATE's second half).
-        `remote_ephemeral`: for a response, the initiation's ephemeral (a key pair may have been set
-        aside for it, with DH(Er_priv, Ei_pub) computed ahead)."""
+        when that was derived ahead (else None: the caller derives it, DH-GENERATE's second half)."""
         if self.ephemerals is not None and self._keys is None:
-            pair = self.ephemerals(remote_ephemeral)
+            pair = self.ephemerals()
             if pair is not None:
                 return pair
         return self.ephemeral_private(message, peer), None

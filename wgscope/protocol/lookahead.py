@@ -9,15 +9,15 @@ answers the earlier ones (runtime/handshake_ahead.py). This module is the core's
   the right size, mac1 valid and, under load, mac2 valid and the source not over its rate limit
   (read, not spent), at most one per source. A sender gets no more X25519 work out of the
   responder than it gets today, only earlier.
-- the device takes a result only for the exact keys it was computed from (`ahead.take(private,
-  public)` → noise.open_initiation(dh=...), noise.create_response(dh_ee=...)), else computes it inline.
+- the device takes a result only for the ephemeral it was computed from, with the same static
+  key (`Device.receive_datagrams` → noise.open_initiation(dh=...)), else computes it inline.
 
-Everything the device decides, every event and its order, every state change is the inline
-path's: a DH computed ahead equals the one computed in turn. The response's ephemeral: a device
-whose Entropy draws from the OS (the live node) may take a key pair the adapter set aside for
-that initiation, with DH(Er_priv, Ei_pub) computed ahead (`Entropy.ephemerals`; it is random
-either way). A seeded Entropy (lab, tests) or replay's never does: its ephemerals are drawn in
-order, so a seeded lab or a replay stays byte-for-byte the same. The thread lives in the adapter.
+Everything the device decides, every event and its order, every draw of randomness and every
+state change is the inline path's: a DH computed ahead equals the one computed in turn. Only
+that DH moves, not the response's (their ephemeral is drawn in order from the device's Entropy,
+so a seeded lab or a replay stays byte-for-byte the same). The live node's Entropy, which draws
+from the OS, may also take the response's ephemeral key pair from the adapter's thread, made there
+with its public key (`Entropy.ephemerals`): random either way. The thread lives in the adapter.
 """
 
 from __future__ import annotations

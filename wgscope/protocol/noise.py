@@ -225,11 +225,9 @@ def accept_initiation(hs: HandshakeState, opened: OpenedInitiation, now: float, 
 
 
 def create_response(hs: HandshakeState, sender_index: int, ephemeral_private: bytes,
-                    trace: list | None = None, ephemeral_public: bytes | None = None,
-                    dh_ee: bytes | None = None) -> Response:
+                    trace: list | None = None, ephemeral_public: bytes | None = None) -> Response:
     """Responder, WP §5.4.3, with the ephemeral private key given (entropy.Entropy supplies it,
-    and its public key when that was derived ahead: Entropy.ephemeral_keypair). `dh_ee`:
-    DH(Er_priv, Ei_pub) when it was computed ahead (protocol/lookahead.py), else computed here."""
+    and its public key when that was derived ahead: Entropy.ephemeral_keypair)."""
     if hs.state is not State.INITIATION_CONSUMED:
         raise HandshakeError("wrong_state")
     C, H = hs.chaining_key, hs.hash
@@ -242,8 +240,7 @@ def create_response(hs: HandshakeState, sender_index: int, ephemeral_private: by
         trace.append(("Cr := KDF1(Cr, msg.ephemeral)", {"C": C}))
         trace.append(("Hr := HASH(Hr || msg.ephemeral)", {"H": H}))
     try:
-        if dh_ee is None:
-            dh_ee = DH(ephemeral_private, hs.remote_ephemeral)
+        dh_ee = DH(ephemeral_private, hs.remote_ephemeral)
         C = KDF1(C, dh_ee)
         if trace is not None:
             trace.append(("Cr := KDF1(Cr, DH(Er_priv, Ei_pub))", {"dh": dh_ee, "C": C}))

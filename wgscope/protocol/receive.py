@@ -202,9 +202,8 @@ class ReceivePath:
             self.index_table.pop(hs.local_index, None)
         index = self.new_index((peer, hs), "response")
         try:
-            private, public = self.entropy.ephemeral_keypair("response", peer.public_key, hs.remote_ephemeral)
-            ee = self.ahead.take(private, hs.remote_ephemeral) if self.ahead is not None else None
-            msg = create_response(hs, index, private, ephemeral_public=public, dh_ee=ee)
+            private, public = self.entropy.ephemeral_keypair("response", peer.public_key)
+            msg = create_response(hs, index, private, ephemeral_public=public)
         except HandshakeError as e:
             self.index_table.pop(index, None)
             peer.drops[e.reason] += 1

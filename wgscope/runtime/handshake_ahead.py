@@ -1,22 +1,24 @@
-"""The live node's handshake look-ahead: a wake-up's X25519s on a second thread.
+"""The live node's handshake look-ahead: DH(Sr_priv, Ei_pub) of a wake-up's initiations on a second thread.
 
 Under a handshake flood the live node reads a wake-up's datagrams before handing them to the
 device, which passes the ephemeral keys of the initiations it would open to `submit`
-(protocol/lookahead.py). For each, in order, this thread computes DH(Sr_priv, Ei_pub), then
-sets aside an ephemeral key pair (Er_priv, Er_pub) for the response to it and computes
-DH(Er_priv, Ei_pub), while the device answers the earlier ones on the loop's thread; libsodium
-runs without the GIL, so the two overlap. The thread holds the GIL only between X25519s (a few
-bytecodes), so it does not contend with the device's Python the way a thread running handshake
-code would.
+(protocol/lookahead.py). This thread computes their DH with the device's static key, in order,
+while the device answers the earlier ones on the loop's thread; libsodium runs without the GIL,
+so the two overlap. The thread holds the GIL only between X25519s (a few bytecodes), so it does
+not contend with the device's Python the way a thread running handshake code would.
 
-`take(private, public)` hands over a DH computed for exactly that pair of keys; one not computed
-yet marks its initiation, the thread skips it and the device computes it inline. `ephemeral(Ei)`
-hands out the key pair set aside for the response to Ei, else one from a pool of POOL made
-between wake-ups, else None (the device draws and derives its own, as before). Each key pair
-is handed out once; the private key is clamped os.urandom, as Entropy draws it. No waiting, no
-locks: dict, set and deque operations are atomic under the GIL. What a wake-up left untaken (a
-message refused before it was opened) is dropped at the next. No process pool: a thread of the
-node, whose CPU time is the node's (/proc/PID/stat, the bench).
+`take` hands over a DH computed for exactly that (static key, ephemeral); one not computed yet is
+marked, the thread skips it and the device computes it inline. No waiting, no locks: dict, set
+and deque operations are atomic under the GIL. What a wake-up left untaken (a message refused before
+it was opened) is dropped at the next. No process pool: a thread of the node, whose CPU time is
+the node's (/proc/PID/stat, the bench).
+
+Between wake-ups the thread also keeps POOL ephemeral key pairs ready for the device's responses
+(`ephemeral`, which the node's Entropy draws from: Entropy.ephemeral_keypair): the private key
+clamped os.urandom, as the device would draw it, the public key by libsodium's X25519 of the base
+point, also without the GIL. Each pair is handed out once; a response that finds the pool empty
+draws and derives its own, as before. (Also computing the response's DH(Er, Ei), and DH(Er, Si)
+for a guessed Si, on this thread was measured and dropped: bench/README.md section 13.)
 """
 
 from __future__ import annotations
@@ -36,21 +38,16 @@ POOL = 64  # ephemeral key pairs kept ready: a wake-up's worth of responses (liv
 _REFILL = "refill"
 
 
-def _key_pair() -> tuple[bytes, bytes]:
-    private = clamp(os.urandom(KEY_SIZE))
-    return private, crypto_scalarmult_base(private)
-
-
 class HandshakeAhead:
     def __init__(self) -> None:
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self._ready: dict[tuple[bytes, bytes], bytes] = {}  # (private, public) -> X25519 of them
-        self._skipped: set[bytes] = set()  # initiations' ephemerals the device did not wait for
-        self._assigned: dict[bytes, tuple[bytes, bytes]] = {}  # Ei_pub -> the key pair for its response
+        self._ready: dict[bytes, bytes] = {}
+        self._skipped: set[bytes] = set()
+        self._private = b""
         self._generation = 0
+        self.submitted = self.computed = self.taken = 0  # how much of the work happened ahead
         self._pool: deque[tuple[bytes, bytes]] = deque()
         self._refilling = True
-        self.submitted = self.computed = self.taken = 0  # initiations submitted, opened ahead; DHs taken
         self.ephemerals_made = self.ephemerals_taken = 0
         self._thread = threading.Thread(target=self._serve, name="wgscope-handshake-ahead", daemon=True)
         self._thread.start()
@@ -60,29 +57,28 @@ class HandshakeAhead:
         self._generation += 1  # the worker drops the last wake-up's rest: the device has passed it
         self._ready = {}
         self._skipped = set()
-        self._assigned = {}
+        self._private = private
         self.submitted += len(ephemerals)
         self._jobs.put((self._generation, private, ephemerals))
 
-    def take(self, private: bytes, public: bytes) -> bytes | None:
-        """X25519(private, public) if it was computed ahead, once; else None (compute it inline)."""
-        dh = self._ready.pop((private, public), None)
+    def take(self, private: bytes, ephemeral: bytes) -> bytes | None:
+        if private is not self._private:
+            return None  # the device's key changed since
+        dh = self._ready.pop(ephemeral, None)
         if dh is None:
-            self._skipped.add(public)
+            self._skipped.add(ephemeral)
         else:
             self.taken += 1
         return dh
 
-    def ephemeral(self, remote_ephemeral: bytes = b"") -> tuple[bytes, bytes] | None:
-        """A fresh ephemeral key pair (private, public): the one set aside for the response to
-        `remote_ephemeral`, else one from the pool, else None. Asks for a refill when half the pool is gone."""
-        pair = self._assigned.pop(remote_ephemeral, None) if remote_ephemeral else None
+    def ephemeral(self) -> tuple[bytes, bytes] | None:
+        """A fresh ephemeral key pair (private, public) made ahead, or None when the pool is empty;
+        each is handed out once. Asks the thread to refill when half the pool is gone."""
         pool = self._pool
-        if pair is None:
-            try:
-                pair = pool.popleft()
-            except IndexError:
-                return None
+        try:
+            pair = pool.popleft()
+        except IndexError:
+            return None
         self.ephemerals_taken += 1
         if len(pool) < POOL // 2 and not self._refilling:
             self._refilling = True
@@ -97,37 +93,27 @@ class HandshakeAhead:
                 return
             if job is _REFILL:
                 self._refill()
-            else:
-                self._compute(*job)
-
-    def _compute(self, generation: int, private: bytes, ephemerals: list[bytes]) -> None:
-        """For each initiation in order: DH(Sr, Ei), a key pair for its response, DH(Er, Ei)."""
-        ready, skipped, assigned, pool = self._ready, self._skipped, self._assigned, self._pool
-        for ephemeral in ephemerals:
-            if generation != self._generation:
-                return
-            if ephemeral in skipped:
                 continue
-            try:
-                ready[(private, ephemeral)] = crypto_scalarmult(private, ephemeral)
-                self.computed += 1
-                if ephemeral in skipped:  # opened inline meanwhile: its response is being made now
+            generation, private, ephemerals = job
+            ready, skipped = self._ready, self._skipped
+            for ephemeral in ephemerals:
+                if generation != self._generation:
+                    break
+                if ephemeral in skipped:
                     continue
                 try:
-                    pair = pool.popleft()
-                except IndexError:
-                    pair = _key_pair()
-                    self.ephemerals_made += 1
-                assigned[ephemeral] = pair
-                ready[(pair[0], ephemeral)] = crypto_scalarmult(pair[0], ephemeral)
-            except NaclRuntimeError:
-                continue  # all zeros (a low-order point): the device finds that out inline
+                    dh = crypto_scalarmult(private, ephemeral)
+                except NaclRuntimeError:
+                    continue  # all zeros (a low-order point): the device finds that out inline
+                ready[ephemeral] = dh
+                self.computed += 1
 
     def _refill(self) -> None:
         """Top the pool up to POOL; a wake-up's DHs submitted meanwhile go first (they have a deadline)."""
         pool, jobs = self._pool, self._jobs
         while len(pool) < POOL and jobs.empty():
-            pool.append(_key_pair())
+            private = clamp(os.urandom(KEY_SIZE))
+            pool.append((private, crypto_scalarmult_base(private)))
             self.ephemerals_made += 1
         self._refilling = False
 
