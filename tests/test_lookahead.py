@@ -190,7 +190,7 @@ def test_a_response_takes_its_ephemeral_from_the_pool_and_still_completes_the_ha
         _wait_for_pool(ahead)
         responder.ahead = ahead
         given: list = []
-        responder.entropy.ephemerals = lambda: given.append(ahead.ephemeral()) or given[-1]
+        responder.entropy.ephemeral_pairs = lambda: given.append(ahead.ephemeral()) or given[-1]
         for i, (client, peer) in enumerate(clients):
             initiation = client.initiate_handshake(peer, 10.0)[0].data
             response = responder.receive_datagram(initiation, (f"198.51.100.{i + 1}", 1), 10.0)[0].data
@@ -204,6 +204,6 @@ def test_a_response_takes_its_ephemeral_from_the_pool_and_still_completes_the_ha
 
 def test_a_seeded_entropy_never_takes_from_the_pool():
     seeded = Entropy.seeded(5)
-    seeded.ephemerals = lambda: (bytes(32), bytes(32))
+    seeded.ephemeral_pairs = lambda: (bytes(32), bytes(32))
     assert seeded.ephemeral_keypair("response", b"") == (Entropy.seeded(5).ephemeral_private("response", b""), None)
 

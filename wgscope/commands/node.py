@@ -140,7 +140,7 @@ def _attach_handshake_ahead(node) -> None:
 
     ahead = HandshakeAhead()
     node.device.ahead = ahead
-    node.device.entropy.ephemerals = ahead.ephemeral  # responses' key pairs made on that thread too
+    node.device.entropy.ephemeral_pairs = ahead.ephemeral  # responses' key pairs made on that thread too
     node.on_stop.append(lambda _node: ahead.close())
 
 

@@ -82,13 +82,13 @@ class Entropy:
     # An adapter's ephemeral key pairs made ahead on another thread (runtime/handshake_ahead.py):
     # () -> (private, public), or None when none is ready. Only the OS-drawn default takes them: a
     # seeded Entropy (lab, tests) and replay's stay byte-for-byte what they were.
-    ephemerals: Callable[[], tuple[bytes, bytes] | None] | None = None
+    ephemeral_pairs: Callable[[], tuple[bytes, bytes] | None] | None = None
 
     def ephemeral_keypair(self, message: str, peer: bytes) -> tuple[bytes, bytes | None]:
         """The ephemeral for a new message as `ephemeral_private` draws it, with its public key
         when that was derived ahead (else None: the caller derives it, DH-GENERATE's second half)."""
-        if self.ephemerals is not None and self._keys is None:
-            pair = self.ephemerals()
+        if self.ephemeral_pairs is not None and self._keys is None:
+            pair = self.ephemeral_pairs()
             if pair is not None:
                 return pair
         return self.ephemeral_private(message, peer), None
