@@ -140,6 +140,12 @@ def _rss_kib(pid: int) -> int | None:
     return None
 
 
+def _udp_counters(ns) -> dict[str, int]:
+    """The namespace's kernel UDP counters (/proc/net/snmp, "Udp:" lines)."""
+    lines = [line.split() for line in ns.run("cat /proc/net/snmp").stdout.splitlines() if line.startswith("Udp:")]
+    return dict(zip(lines[0][1:], map(int, lines[1][1:])))
+
+
 def measure(impl: str, tmp: Path, peers: int = PEERS, rounds: int = ROUNDS) -> dict:
     """Run the client against `impl` as responder; also report the responder's RSS with `peers` peers."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -175,14 +181,24 @@ def measure(impl: str, tmp: Path, peers: int = PEERS, rounds: int = ROUNDS) -> d
         proc = a.popen([sys.executable, "-c", CLIENT, str(Path(__file__).resolve().parent.parent)],
                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         cpu_before = _cpu_seconds(pid)
+        udp_before = _udp_counters(a), _udp_counters(b)
         out, _ = proc.communicate(json.dumps(spec), timeout=300)
         cpu = _cpu_seconds(pid) - cpu_before
+        udp_after = _udp_counters(a), _udp_counters(b)
         result = json.loads(out.strip().splitlines()[-1])
         result["handshakes_per_second"] = result["responses"] / result["seconds"]
         # the responder's CPU per answer: what a whole core would do, whatever else the machine runs
         result["cpu_us_per_handshake"] = round(1e6 * cpu / result["responses"], 1) if result["responses"] else None
         result["offered_per_second"] = result["sent"] / result["send_seconds"]
         result["responder_rss_kib"] = rss
+        # Where datagrams went in the kernel, the same for both responders: initiations the responder
+        # had read by the end (InDatagrams counts at recvmsg) and those its socket refused (RcvbufErrors,
+        # a full receive buffer); answers that came after the client stopped listening (NoPorts).
+        (a0, b0), (a1, b1) = udp_before, udp_after
+        result["kernel_udp"] = {"responder_read": b1["InDatagrams"] - b0["InDatagrams"],
+                                "responder_rcvbuf_errors": b1["RcvbufErrors"] - b0["RcvbufErrors"],
+                                "responder_sndbuf_errors": b1["SndbufErrors"] - b0["SndbufErrors"],
+                                "answers_after_the_end": a1["NoPorts"] - a0["NoPorts"]}
         result["peers"] = peers
         return result
 

@@ -150,7 +150,8 @@ def handshakes_alternating(tmp: Path, reps: int, rounds: int) -> dict:
         for impl in (WGSCOPE, WGGO):
             h = handshakes.measure(impl, tmp / f"hs-{impl}-{rep}", rounds=rounds)
             runs[impl].append(h)
-            print(f"  round {rep + 1}: {impl}: {h['handshakes_per_second']:.0f}/s", flush=True)
+            print(f"  round {rep + 1}: {impl}: {h['handshakes_per_second']:.0f}/s, {h['responses']} answers, "
+                  f"{h['cookie_replies']} cookie replies, kernel {h.get('kernel_udp')}", flush=True)
     out: dict = {"peers": handshakes.PEERS}
     for impl, hs in runs.items():
         rates = [h["handshakes_per_second"] for h in hs]

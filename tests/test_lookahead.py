@@ -16,9 +16,9 @@ from wgscope.protocol.device import Device
 from wgscope.protocol.entropy import Entropy
 from wgscope.protocol.lookahead import EPHEMERAL, candidates
 from wgscope.protocol.messages import parse_cookie_reply
-from wgscope.protocol.crypto import DH, MAC, XAEAD_OPEN
+from wgscope.protocol.crypto import DH, MAC, XAEAD_OPEN, clamp, public_key
 from wgscope.protocol.ratelimiter import RateLimiter
-from wgscope.runtime.handshake_ahead import HandshakeAhead
+from wgscope.runtime.handshake_ahead import POOL, HandshakeAhead
 
 RESPONDER_KEY = Entropy.seeded("look-ahead responder").private_key()
 
@@ -157,3 +157,53 @@ def test_a_dh_is_taken_only_for_the_key_it_was_made_with():
         assert ahead.take(me, ephemeral) is None  # taken once
     finally:
         ahead.close()
+
+
+def _wait_for_pool(ahead: HandshakeAhead) -> None:
+    deadline = time.monotonic() + 5
+    while ahead.ephemerals_made < POOL and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
+def test_the_pool_hands_out_each_ephemeral_key_pair_once_and_refills():
+    ahead = HandshakeAhead()
+    try:
+        _wait_for_pool(ahead)
+        pairs = [ahead.ephemeral() for _ in range(POOL)]
+        assert all(pair is not None and pair[1] == public_key(pair[0]) and pair[0] == clamp(pair[0]) for pair in pairs)
+        assert len({private for private, _ in pairs}) == POOL
+        deadline = time.monotonic() + 5  # half gone asked for a refill
+        while ahead.ephemerals_made < 2 * POOL and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert ahead.ephemerals_made >= 2 * POOL - POOL // 2 and ahead.ephemeral() is not None
+    finally:
+        ahead.close()
+
+
+def test_a_response_takes_its_ephemeral_from_the_pool_and_still_completes_the_handshake():
+    clients = _clients(2)
+    responder = Device(RESPONDER_KEY)  # the OS-drawn default, as the live node's
+    for client, _ in clients:
+        responder.add_peer(client.identity.public)
+    ahead = HandshakeAhead()
+    try:
+        _wait_for_pool(ahead)
+        responder.ahead = ahead
+        given: list = []
+        responder.entropy.ephemeral_pairs = lambda: given.append(ahead.ephemeral()) or given[-1]
+        for i, (client, peer) in enumerate(clients):
+            initiation = client.initiate_handshake(peer, 10.0)[0].data
+            response = responder.receive_datagram(initiation, (f"198.51.100.{i + 1}", 1), 10.0)[0].data
+            assert given[i] is not None and response[12:44] == given[i][1]  # msg.ephemeral: the pooled public key
+            client.receive_datagram(response, ("192.0.2.2", 51820), 10.0)
+            assert peer.keypairs.current is not None  # the initiator consumed it
+        assert given[0] != given[1] and ahead.ephemerals_taken == 2
+    finally:
+        ahead.close()
+
+
+def test_a_seeded_entropy_never_takes_from_the_pool():
+    seeded = Entropy.seeded(5)
+    seeded.ephemeral_pairs = lambda: (bytes(32), bytes(32))
+    assert seeded.ephemeral_keypair("response", b"") == (Entropy.seeded(5).ephemeral_private("response", b""), None)
+

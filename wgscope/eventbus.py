@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 if TYPE_CHECKING:
@@ -125,6 +126,10 @@ class EventBus:
 
     def __init__(self, level: int = INFO, strict: bool | None = None) -> None:
         self._sinks: list[tuple[int, Sink]] = []
+        self._named_sinks: list[tuple[int, Sink, frozenset]] = []  # sinks of a few event names
+        self._named: dict[str, list[tuple[int, Sink]]] = {}  # name -> those sinks
+        self._history: deque[tuple] | None = None  # (etype, now, peer, fields): see keep_history
+        self._history_level = WARNING + 1
         self._record_sinks: list[tuple[int, RecordSink]] = []
         self._secret_sinks: list[Callable[[HandshakeSecrets], None]] = []
         self._taps: list[Callable[[str, tuple, tuple, bytes, float], None]] = []
@@ -140,7 +145,16 @@ class EventBus:
     def _relevel(self) -> None:
         event_level = min([lvl for lvl, _ in self._sinks], default=WARNING + 1)
         self.record_level = min([lvl for lvl, _ in self._record_sinks], default=WARNING + 1)
-        self.level = min(self.floor, event_level, self.record_level)
+        self._named = {}
+        for lvl, sink, names in self._named_sinks:
+            for name in names:
+                self._named.setdefault(name, []).append((lvl, sink))
+        named_level = min([lvl for lvl, _, _ in self._named_sinks], default=WARNING + 1)
+        # An Event is built only when a sink or the record sinks want its level (or a named sink its
+        # name); below `level` emit returns at once. The floor and the history keep their levels'
+        # events going through emit (strict checks, the history) without building an Event.
+        self._build_level = min(event_level, self.record_level)
+        self.level = min(self.floor, event_level, named_level, self.record_level, self._history_level)
         self.trace = self.level <= TRACE
         self.debug = self.level <= DEBUG
         self._trace_events = min(self.floor, event_level) <= TRACE
@@ -151,8 +165,30 @@ class EventBus:
         else:
             self.record = self._record_nothing
 
-    def subscribe(self, sink: Sink, level: int = INFO) -> Callable[[], None]:
+    def subscribe(self, sink: Sink, level: int = INFO, names: frozenset[str] | None = None) -> Callable[[], None]:
+        """sink(Event) for each event at or above `level`; with `names`, only events of those names
+        (a sink that follows a few kinds costs the others nothing)."""
+        if names is not None:
+            return self._add(self._named_sinks, (level, sink, frozenset(names)))
         return self._add(self._sinks, (level, sink))
+
+    def keep_history(self, size: int, level: int = INFO) -> Callable[[], list[Event]]:
+        """Keep the last `size` events at or above `level` (the control socket's history for a view
+        that attaches later) as the core emitted them: an Event is built for them only when the
+        returned function is called (oldest first). Called again, it changes the level, keeping what
+        it kept."""
+        if self._history is None or self._history.maxlen != size:
+            self._history = deque(self._history or (), maxlen=size)
+        self._history_level = level
+        self._relevel()
+        history = self._history
+
+        def read() -> list[Event]:
+            wall = self.wall
+            return [Event(etype.name, now, peer, fields, etype.level, wall(now)) for etype, now, peer, fields in
+                    list(history)]
+
+        return read
 
     def subscribe_records(self, sink: RecordSink, level: int = TRACE) -> Callable[[], None]:
         """`sink(records, generic, wall_offset)`; unsubscribing flushes first, so it misses nothing."""
@@ -195,15 +231,29 @@ class EventBus:
         for tap in self._taps:
             tap(direction, src, dst, data, now)
 
+    def forget_history(self) -> None:
+        """Stop keeping the history (its reader stays valid, with what it kept)."""
+        self._history, self._history_level = None, WARNING + 1
+        self._relevel()
+
     def emit(self, etype: EventType, now: float, peer: str | None = None, **fields: Any) -> None:
         if etype.level < self.level:
             return
         if self.strict and set(fields) != set(etype.fields):
             raise TypeError(f"{etype.name}: fields {sorted(fields)} != catalogue {sorted(etype.fields)}")
+        if etype.level >= self._history_level:
+            self._history.append((etype, now, peer, fields))
+        named = self._named.get(etype.name) if self._named else None
+        if etype.level < self._build_level and named is None:
+            return  # no sink wants it: no Event built
         ev = Event(etype.name, now, peer, fields, etype.level, self.wall(now))
         for level, sink in self._sinks:
             if etype.level >= level:
                 sink(ev)
+        if named is not None:
+            for level, sink in named:
+                if etype.level >= level:
+                    sink(ev)
         if etype.level >= self.record_level:
             generic = self.generic
             generic.append(ev)

@@ -134,11 +134,13 @@ def build_node(args, plan: Plan, start: Startup, scale: float):
 
 
 def _attach_handshake_ahead(node) -> None:
-    """A second thread computes initiations' first X25519 under a handshake flood (runtime/handshake_ahead.py)."""
+    """A second thread computes initiations' first X25519 under a handshake flood, and the responses'
+    ephemeral key pairs (runtime/handshake_ahead.py)."""
     from ..runtime.handshake_ahead import HandshakeAhead
 
     ahead = HandshakeAhead()
     node.device.ahead = ahead
+    node.device.entropy.ephemeral_pairs = ahead.ephemeral  # responses' key pairs made on that thread too
     node.on_stop.append(lambda _node: ahead.close())
 
 

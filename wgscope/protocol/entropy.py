@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import os
 import random
+import struct
+from typing import Callable
 
 from .constants import COOKIE_NONCE_SIZE, KEY_SIZE
 from .crypto import clamp
 from . import tai64n as _tai64n
 
+INDICES = 64  # receiver indices drawn from one os.urandom read
+_INDICES = struct.Struct(f"={INDICES}I")
 COOKIE_SECRET_SIZE = 32  # Rm, a random 32-byte secret (WP §5.4.7; WG-GO cookie.go secret [blake2s.Size]byte)
 
 
@@ -40,6 +44,9 @@ class Entropy:
             # timer is armed for nearly every data packet: a PRNG seeded once by the OS, not a
             # getrandom syscall per packet (bench/README.md section 10).
             self._jitter: random.Random = random.Random(os.urandom(32))
+            # Indices likewise: a getrandom syscall per index (SystemRandom) ran cold at ~3% of a
+            # responder's time under a handshake flood (bench/README.md section 13); one read serves INDICES.
+            self._indices: list[int] = []
         else:
             self._numbers = random.Random(seed)
             self._keys = random.Random(f"wgscope key material {seed}")
@@ -59,6 +66,11 @@ class Entropy:
         when it creates an initiation (`message` "initiation") or a response ("response") for the
         peer whose static public key is `peer`; it calls again while the value is 0 or already in
         its index table, so an override must not return one used value forever."""
+        if self._keys is None:  # the OS's: 4 bytes of a getrandom read made for INDICES at once
+            indices = self._indices
+            if not indices:
+                indices.extend(_INDICES.unpack(os.urandom(_INDICES.size)))
+            return indices.pop()
         return self._numbers.getrandbits(32)
 
     def ephemeral_private(self, message: str, peer: bytes) -> bytes:
@@ -66,6 +78,20 @@ class Entropy:
         peer `peer` (WP §5.4.2-5.4.3: E_priv := DH-GENERATE()). Called once per message created,
         after `index`."""
         return clamp(self._bytes(KEY_SIZE))
+
+    # An adapter's ephemeral key pairs made ahead on another thread (runtime/handshake_ahead.py):
+    # () -> (private, public), or None when none is ready. Only the OS-drawn default takes them: a
+    # seeded Entropy (lab, tests) and replay's stay byte-for-byte what they were.
+    ephemeral_pairs: Callable[[], tuple[bytes, bytes] | None] | None = None
+
+    def ephemeral_keypair(self, message: str, peer: bytes) -> tuple[bytes, bytes | None]:
+        """The ephemeral for a new message as `ephemeral_private` draws it, with its public key
+        when that was derived ahead (else None: the caller derives it, DH-GENERATE's second half)."""
+        if self.ephemeral_pairs is not None and self._keys is None:
+            pair = self.ephemeral_pairs()
+            if pair is not None:
+                return pair
+        return self.ephemeral_private(message, peer), None
 
     def tai64n(self, wall: float) -> bytes:
         """The 12-byte TAI64N timestamp written into an initiation created at wall-clock time

@@ -8,14 +8,42 @@ from .constants import REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME
 from .antireplay import AntiReplayWindow
 
 
+class _FirstUse:
+    """Holds a keypair's `send` or `recv` slot until its first seal or open, then builds the
+    ChaCha20Poly1305 context and puts it in the slot: a responder's keypair whose initiator never
+    sends data (a handshake flood) builds neither (~3 us a handshake), and once built the data
+    path reads the context from the slot as before (a class-level __getattr__ or a property
+    would slow every attribute read of a Keypair on the data path)."""
+
+    __slots__ = ("key", "keypair", "slot", "aead")
+
+    def __init__(self, keypair: "Keypair", slot: str, key: bytes) -> None:
+        self.keypair, self.slot, self.key, self.aead = keypair, slot, key, None
+
+    def _built(self) -> ChaCha20Poly1305:
+        aead = self.aead
+        if aead is None:
+            aead = self.aead = ChaCha20Poly1305(self.key)
+            keypair, self.keypair, self.key = self.keypair, None, b""
+            if keypair is not None and getattr(keypair, self.slot) is self:
+                setattr(keypair, self.slot, aead)
+        return aead
+
+    def encrypt(self, nonce: bytes, data: bytes, associated_data: bytes | None) -> bytes:
+        return self._built().encrypt(nonce, data, associated_data)
+
+    def decrypt(self, nonce: bytes, data: bytes, associated_data: bytes | None) -> bytes:
+        return self._built().decrypt(nonce, data, associated_data)
+
+
 class Keypair:
     __slots__ = ("send", "recv", "send_counter", "replay", "local_index", "remote_index", "created",
                  "is_initiator", "peer", "expired_reported", "rx_packets", "tx_packets")
 
     def __init__(self, send_key: bytes, recv_key: bytes, local_index: int, remote_index: int,
                  created: float, is_initiator: bool, peer) -> None:
-        self.send = ChaCha20Poly1305(send_key)
-        self.recv = ChaCha20Poly1305(recv_key)
+        self.send = _FirstUse(self, "send", send_key)  # a ChaCha20Poly1305 from its first use on
+        self.recv = _FirstUse(self, "recv", recv_key)
         self.send_counter = 0
         self.replay = AntiReplayWindow()
         self.local_index = local_index

@@ -15,7 +15,9 @@ answers the earlier ones (runtime/handshake_ahead.py). This module is the core's
 Everything the device decides, every event and its order, every draw of randomness and every
 state change is the inline path's: a DH computed ahead equals the one computed in turn. Only
 that DH moves, not the response's (their ephemeral is drawn in order from the device's Entropy,
-so a seeded lab or a replay stays byte-for-byte the same). The thread lives in the adapter.
+so a seeded lab or a replay stays byte-for-byte the same). The live node's Entropy, which draws
+from the OS, may also take the response's ephemeral key pair from the adapter's thread, made there
+with its public key (`Entropy.ephemeral_pairs`): random either way. The thread lives in the adapter.
 """
 
 from __future__ import annotations

@@ -225,12 +225,13 @@ def accept_initiation(hs: HandshakeState, opened: OpenedInitiation, now: float, 
 
 
 def create_response(hs: HandshakeState, sender_index: int, ephemeral_private: bytes,
-                    trace: list | None = None) -> Response:
-    """Responder, WP §5.4.3, with the ephemeral private key given (entropy.Entropy supplies it)."""
+                    trace: list | None = None, ephemeral_public: bytes | None = None) -> Response:
+    """Responder, WP §5.4.3, with the ephemeral private key given (entropy.Entropy supplies it,
+    and its public key when that was derived ahead: Entropy.ephemeral_keypair)."""
     if hs.state is not State.INITIATION_CONSUMED:
         raise HandshakeError("wrong_state")
     C, H = hs.chaining_key, hs.hash
-    E_pub = public_key(ephemeral_private)
+    E_pub = public_key(ephemeral_private) if ephemeral_public is None else ephemeral_public
     C = KDF1(C, E_pub)
     H = HASH(H + E_pub)
     if trace is not None:

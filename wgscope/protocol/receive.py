@@ -202,7 +202,8 @@ class ReceivePath:
             self.index_table.pop(hs.local_index, None)
         index = self.new_index((peer, hs), "response")
         try:
-            msg = create_response(hs, index, self.entropy.ephemeral_private("response", peer.public_key))
+            private, public = self.entropy.ephemeral_keypair("response", peer.public_key)
+            msg = create_response(hs, index, private, ephemeral_public=public)
         except HandshakeError as e:
             self.index_table.pop(index, None)
             peer.drops[e.reason] += 1

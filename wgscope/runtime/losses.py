@@ -46,11 +46,10 @@ class Losses:
         # loss costs one dict look-up, not a scan of every peer (a flood of cookie replies that
         # cannot be sent is many losses in a row).
         self._by_endpoint: dict[tuple, object] | None = None
-        bus.subscribe(self._endpoints_moved, INFO)
+        bus.subscribe(self._endpoints_moved, INFO, names=_ENDPOINTS_MOVED)
 
     def _endpoints_moved(self, event) -> None:
-        if event.name in _ENDPOINTS_MOVED:
-            self._by_endpoint = None
+        self._by_endpoint = None
 
     def peer_at(self, endpoint: tuple):
         """The peer whose endpoint this is (the first configured, if several share it), or None."""

@@ -22,9 +22,11 @@ counted, and the client is told how many it missed. A snapshot is not queued at 
 client holds only the latest one, so a stalled client costs one snapshot, however long it
 stalls. Each client's writer awaits `drain()`, so the transport buffer stays bounded too.
 
-While no client is connected the sink listens at INFO (handshakes, sessions, drops), which
-the node emits anyway; the first client lowers it to DEBUG (timers, keepalives) and the last
-one to leave raises it again, so an idle control socket costs the data path nothing.
+While no client is connected the server does not listen: the bus keeps the last HISTORY events
+at INFO (handshakes, sessions, drops) as the core emitted them and builds their Events when a
+client attaches (EventBus.keep_history). The first client subscribes at DEBUG (timers,
+keepalives), and the history follows its level; the last one to leave unsubscribes again, so an
+idle control socket costs the data path nothing.
 """
 
 from __future__ import annotations
@@ -132,33 +134,35 @@ class ControlServer:
         self.rate = rate
         self.queue_limit = queue_limit
         self.clients: set[ControlClient] = set()
-        self.history: deque[Event] = deque(maxlen=HISTORY)
+        self.history = bus.keep_history(HISTORY, INFO)  # () -> the recent events, built when a client attaches
         self.snapshots_sent = 0
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task] = set()
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
-        self._unsubscribe = bus.subscribe(self._on_event, INFO)
-        self._level = INFO
+        self._unsubscribe: Callable[[], None] | None = None  # subscribed only while a client is attached
+        self._level: int | None = None
 
     # ---------------------------------------------------------------- bus side (the node's path)
     def _on_event(self, ev: Event) -> None:
         if threading.get_ident() != self._thread:  # a node driven from another thread
             self._loop.call_soon_threadsafe(self._on_event, ev)
             return
-        self.history.append(ev)
         for client in self.clients:
             client.offer(ev)
 
-    def _set_level(self, level: int) -> None:
+    def _set_level(self, level: int | None) -> None:
         if level != self._level:
-            self._unsubscribe()
-            self._unsubscribe = self.bus.subscribe(self._on_event, level)
+            if self._unsubscribe is not None:
+                self._unsubscribe()
+            self._unsubscribe = self.bus.subscribe(self._on_event, level) if level is not None else None
+            self.history = self.bus.keep_history(HISTORY, INFO if level is None else level)
             self._level = level
 
     def _follow_clients(self) -> None:
-        """Listen at the lowest level a client asked for; INFO while none is attached."""
-        self._set_level(min((c.level for c in self.clients), default=INFO))
+        """Listen at the lowest level a client asked for; while none is attached, not at all: the
+        bus keeps the INFO history (EventBus.keep_history) without building an Event per event."""
+        self._set_level(min((c.level for c in self.clients), default=None))
 
     # ---------------------------------------------------------------- lifecycle
     async def _start(self) -> None:
@@ -187,7 +191,8 @@ class ControlServer:
         return task
 
     async def close(self) -> None:
-        self._unsubscribe()
+        self._set_level(None)
+        self.bus.forget_history()
         if self._server is not None:
             self._server.close()
         for client in list(self.clients):
@@ -213,7 +218,7 @@ class ControlServer:
         self._follow_clients()
         client.replies.append({"type": "hello", "name": self.name, "version": __version__, "pid": os.getpid(),
                                "rate": self.rate, "queue_limit": self.queue_limit})
-        for ev in self.history:
+        for ev in self.history():
             client.offer(ev)
         client.snapshot = self._snapshot()
         writer_task = self._spawn(self._write(client))
@@ -308,6 +313,7 @@ async def start_control_server(name: str, bus: EventBus, snapshot_fn: Callable[[
     try:
         await server._start()
     except BaseException:
-        server._unsubscribe()
+        server._set_level(None)
+        server.bus.forget_history()
         raise
     return server
