@@ -45,10 +45,6 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    if argv is None and args.command == "up":  # the process is a node: its heap in huge pages (runtime/heap.py)
-        from .runtime.heap import reexec_with_huge_heap
-
-        reexec_with_huge_heap()
     try:
         return int(args.func(args) or 0)
     except UserError as e:

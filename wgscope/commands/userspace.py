@@ -37,7 +37,6 @@ def argv_for_up(argv: list[str], environ=os.environ) -> list[str] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    whole_process = argv is None  # started as a command (wg-quick's), not called in-process
     argv = sys.argv[1:] if argv is None else argv
     if argv in (["--version"], ["-v"]):
         from .. import __version__
@@ -48,10 +47,6 @@ def main(argv: list[str] | None = None) -> int:
     if up_argv is None:
         print(USAGE, file=sys.stderr)
         return 2
-    if whole_process:  # the process is a node: its heap in huge pages (runtime/heap.py)
-        from ..runtime.heap import reexec_with_huge_heap
-
-        reexec_with_huge_heap()
     from ..cli import main as wgscope_main
 
     return wgscope_main(up_argv)
