@@ -20,6 +20,20 @@ def test_demo_tells_the_whole_story_and_exits_zero():
     assert "Traceback" not in r.stderr
 
 
+def test_demo_reads_whole_in_an_80_column_terminal():
+    r = subprocess.run([sys.executable, "-m", "wgscope.cli", "demo"], capture_output=True, text=True,
+                       timeout=120, env={**os.environ, "COLUMNS": "80"})
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert max(len(line.rstrip()) for line in lines) <= 80
+    assert "\u2026" not in r.stdout  # nothing cut to an ellipsis: not the table's cells, not its headers
+    # a wrapped sentence continues under itself, after the time and the node's name
+    at = next(i for i, line in enumerate(lines) if "(index" in line and "attempt" in lines[i + 1])
+    assert lines[at + 1].startswith(" " * len("  t= 144.172s alpha "))
+    row = next(line for line in lines if line.startswith("bravo "))
+    assert "198.51.100.1:40000" in row and "138 pkts" in row
+
+
 def test_genkey_pubkey_match_wg_format():
     priv = run("genkey").stdout.strip()
     assert len(priv) == 44 and priv.endswith("=")

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ..errors import UserError
 from ..events import INFO
@@ -19,6 +21,7 @@ from ..plural import counted
 from ..protocol.constants import REKEY_AFTER_TIME, REKEY_TIMEOUT
 from ..runtime.lab import Lab
 from ..sinks.setup import add_sink_arguments, attach_sinks
+from ..tui.formatting import size
 
 
 DEMO_CAPTURE = "captures/demo.pcapng"
@@ -56,7 +59,14 @@ class Story:
     def tell(self, lab: Lab, who: str, ev) -> None:
         sentence = describe(ev)
         if sentence and not self.quiet:
-            self.console.print(f"  [dim]t={ev.time:8.3f}s[/] [bold]{who:>5}[/] {sentence}", highlight=False)
+            # one grid per line: a long sentence wraps under itself, not under the time column
+            line = Table.grid(padding=(0, 1))
+            line.add_column(no_wrap=True)
+            line.add_column(no_wrap=True)
+            line.add_column(overflow="fold")
+            line.add_row(Text(f"  t={ev.time:8.3f}s", style="dim"), Text(f"{who:>5}", style="bold"),
+                         Text(sentence))
+            self.console.print(line)
 
 
 def build(lab: Lab) -> tuple:
@@ -105,15 +115,17 @@ def script(lab: Lab, story: Story, results: dict):
 
 
 def summary(lab: Lab, console: Console) -> None:
-    table = Table(title="what each node saw", show_lines=False)
+    """One row per node and peer, in 80 columns: tx/rx as packets over bytes in wg's units."""
+    table = Table(title="what each node saw", box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0),
+                  pad_edge=False, show_edge=False)
     for col in ("node", "peer", "endpoint", "handshakes", "tx", "rx", "cookies rx", "drops"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col not in ("drops", "cookies rx"))
     for node in lab.nodes.values():
         for peer in node.device.peers.values():
-            table.add_row(node.name, peer.label or peer.name[:8], str(peer.endpoint and f"{peer.endpoint[0]}:"
-                                                                      f"{peer.endpoint[1]}"),
-                          str(peer.handshakes_completed), f"{counted(peer.tx_packets, 'pkt')} / {peer.tx_bytes} B",
-                          f"{counted(peer.rx_packets, 'pkt')} / {peer.rx_bytes} B", str(peer.cookies_received),
+            endpoint = f"{peer.endpoint[0]}:{peer.endpoint[1]}" if peer.endpoint else "-"
+            table.add_row(node.name, peer.label or peer.name[:8], endpoint, str(peer.handshakes_completed),
+                          f"{counted(peer.tx_packets, 'pkt')}\n{size(peer.tx_bytes)}",
+                          f"{counted(peer.rx_packets, 'pkt')}\n{size(peer.rx_bytes)}", str(peer.cookies_received),
                           ", ".join(f"{k}={v}" for k, v in peer.drops.items()) or "-")
     console.print(table)
 
