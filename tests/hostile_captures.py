@@ -141,7 +141,11 @@ def run(limit: int, files: list[str]) -> None:
         raise TimeoutError("replay took too long")
 
     signal.signal(signal.SIGALRM, timeout)
-    for f, extra in [(f, extra) for f in files for extra in (["--json"], [])]:
+    import os
+    import tempfile
+
+    inner = os.path.join(tempfile.mkdtemp(prefix="hostile-"), "inner.pcap")  # --decrypted: written as replay goes
+    for f, extra in [(f, extra) for f in files for extra in (["--json"], [], ["--decrypted", inner])]:
         out, err = io.StringIO(), io.StringIO()
         t = time.perf_counter()
         signal.alarm(60)

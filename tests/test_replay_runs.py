@@ -106,8 +106,14 @@ def _a_run_member(path) -> int:
     return cols.frames[(start + stop) // 2]
 
 
+def _replay_kept(path, tmp_path, keeping: str):
+    """Replay with the inner packets kept in memory, or streamed to a --decrypted file and read back."""
+    return replay_capture(path) if keeping == "memory" else replay_capture(path, decrypted=str(tmp_path / "in.pcap"))
+
+
+@pytest.mark.parametrize("keeping", ["memory", "stream"])
 @pytest.mark.parametrize("where", ["ciphertext", "tag", "counter"])
-def test_a_bit_flipped_inside_a_run_is_caught(bulk, tmp_path, where):
+def test_a_bit_flipped_inside_a_run_is_caught(bulk, tmp_path, where, keeping):
     path, _ = bulk
     frame = _a_run_member(path)
 
@@ -118,13 +124,14 @@ def test_a_bit_flipped_inside_a_run_is_caught(bulk, tmp_path, where):
 
     out = tmp_path / "altered.pcapng"
     _altered(path, out, frame, flip)
-    r = replay_capture(out)
+    r = _replay_kept(out, tmp_path, keeping)
     kinds = {(f.kind, tuple(f.frames)) for f in r.findings}
     assert ("decryption_failed", (frame,)) in kinds
     assert ("divergence", (frame,)) in kinds
 
 
-def test_a_resealed_message_with_other_padding_is_sealed_for_real(bulk, tmp_path):
+@pytest.mark.parametrize("keeping", ["memory", "stream"])
+def test_a_resealed_message_with_other_padding_is_sealed_for_real(bulk, tmp_path, keeping):
     """The wire's message opens (sealed with alpha's own key) but its padding is not zeros: the
     memo must not stand in for the core's seal, which gives other bytes."""
     path, a = bulk
@@ -151,7 +158,7 @@ def test_a_resealed_message_with_other_padding_is_sealed_for_real(bulk, tmp_path
 
     SealMemo.encrypt = watching
     try:
-        r = replay_capture(out)
+        r = _replay_kept(out, tmp_path, keeping)
     finally:
         SealMemo.encrypt = encrypt
     assert real is ChaCha20Poly1305.encrypt
@@ -221,3 +228,54 @@ def test_a_runs_inner_headers_are_counted_as_each_packet_counts_them():
         shape = [(len(p), p[0] >> 4, None) for p in run]
         each = Counter(p[9:10] + p[12:20] if v == 4 else p[6:7] + p[8:40] for p, (_n, v, _s) in zip(run, shape))
         assert _head_counts(run, shape) == dict(each)
+
+
+def test_a_run_read_as_one_ipv4_flow_gives_what_inbound_gives_each_packet():
+    """observe_runs._one_ipv4_flow (the run's IPv4 headers read by struct at once) answers only
+    when every packet is IPv4 of one flow whose length fits, and then as ip.inbound does for each:
+    the packet cut to its length, its inner_head, its source. Anything else is left to inbound."""
+    from wgscope.protocol import ip
+    from wgscope.replay.observe_runs import _one_ipv4_flow
+    from wgscope.replay.observe_transport import inner_head
+
+    def v4(total, size, proto=6, src=b"\x0a\0\0\x01", dst=b"\x0a\0\0\x02", first=0x45):
+        return (bytes([first, 0]) + total.to_bytes(2, "big") + bytes(5) + bytes([proto]) + b"\0\0" + src + dst
+                + os.urandom(max(0, size - 20)))[:size]
+
+    one_flow = [[v4(1420, 1420)] * 3, [v4(40, 48), v4(1420, 1420), v4(52, 64)], [v4(20, 20)]]
+    for run in one_flow:
+        inners, head, source = _one_ipv4_flow(run)
+        shape = [ip.inbound(p) for p in run]
+        assert inners == [p[:n] for p, (n, _v, _s) in zip(run, shape)]
+        assert {head} == {inner_head(p, 4) for p in inners} and {source} == {s for _n, _v, s in shape}
+    v6 = bytes([0x60, 0, 0, 8]) + bytes(36) + bytes(8)
+    others = [[v4(1420, 1420), v4(1420, 1420, proto=17)], [v4(1420, 1420), v4(1420, 1420, src=b"\x0a\0\0\x09")],
+              [v4(1420, 1420), v4(60, 60, first=0x46)], [v4(1420, 1420), v6], [v6], [v4(40, 19)],
+              [v4(1420, 1420), v4(19, 40)], [v4(1420, 1420), v4(80, 64)], [v4(1420, 1420, first=0x65)]]
+    for run in others:
+        assert _one_ipv4_flow(run) is None
+
+
+def test_decrypted_written_as_replay_goes_gives_what_memory_gives(bulk, monkeypatch, tmp_path):
+    """--decrypted streamed (decrypted.py: written a chunk at a time as the observer goes, a side's
+    own sends read back from the file for its pass) gives the Replay, the side's events and the
+    file that keeping every inner packet in memory and writing them at the end gives; a chunk of
+    7 packets makes many writes, padded pings included. A file that is no regular file (here
+    /dev/null) is written the old way."""
+    from wgscope.replay import decrypted
+    from wgscope.replay.outputs import write_decrypted
+
+    path, _ = bulk
+    rec, node_bus = recording_node_bus()
+    kept = replay_capture(path, node_bus=node_bus, keep_decrypted=True)
+    write_decrypted(tmp_path / "memory.pcap", kept)
+    monkeypatch.setattr(decrypted, "CHUNK", 7)
+    rec1, node_bus1 = recording_node_bus()
+    streamed = replay_capture(path, node_bus=node_bus1, decrypted=str(tmp_path / "stream.pcap"))
+    assert streamed.as_dict() == kept.as_dict()
+    assert [(e.name, e.time, e.peer, e.fields) for e in rec1.events] == \
+        [(e.name, e.time, e.peer, e.fields) for e in rec.events]
+    assert streamed.decrypted_written == len(kept.decrypted_packets) >= 480 and not streamed.decrypted_packets
+    assert (tmp_path / "stream.pcap").read_bytes() == (tmp_path / "memory.pcap").read_bytes()
+    assert streamed.nodes[0]["agreed"]["transport"] >= 480 and streamed.nodes[0]["divergences"] == 0
+    assert replay_capture(path, decrypted=os.devnull).decrypted_written == len(kept.decrypted_packets)

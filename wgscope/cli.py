@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from . import __version__
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    args.own_process = argv is None  # the process's own entry point, not a test's call (exit_now)
     try:
         return int(args.func(args) or 0)
     except UserError as e:
@@ -58,6 +60,22 @@ def main(argv: list[str] | None = None) -> int:
         # Files, sockets and parsing: say what failed in one line.
         print(f"wgscope {args.command}: {e.__class__.__name__}: {e}", file=sys.stderr)
         return 1
+
+
+def exit_now(args, code: int) -> int:
+    """End the process at once, its output flushed, when `args` came from the process's own entry
+    point (else return `code`): a command holding a large analysis (replay: every datagram of a
+    capture) would spend a tenth of a second more freeing it object by object at interpreter exit.
+    For a command whose files are all written and closed when it calls this (no atexit work
+    exists in wgscope). A stream that cannot be flushed takes the ordinary exit, which reports it."""
+    if getattr(args, "own_process", False):
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            return code
+        os._exit(code)
+    return code
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ the rest, and explain what happened."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from ..errors import UserError
@@ -41,6 +42,9 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    # numpy (replay's columns) starts OpenBLAS's thread pool on import: ~0.1 s of CPU for threads
+    # that replay, which does no linear algebra, never uses. A value the user set is kept.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     if args.xray is not None:
         from ..xray_capture import run_xray
 
@@ -55,6 +59,10 @@ def run(args) -> int:
         result = _replay(args, bus, events)
     except ReplayInputError as e:
         raise UserError(str(e)) from None
+    except OSError as e:  # --decrypted is written as replay goes
+        if args.decrypted is None or e.filename != args.decrypted:
+            raise
+        raise UserError(f"cannot write {e.filename}: {e.strerror}") from None
     finally:
         events.close()
     _outputs(args, result)
@@ -65,7 +73,9 @@ def run(args) -> int:
         from ..replay import report
 
         report.render(result)
-    return 0
+    from ..cli import exit_now
+
+    return exit_now(args, 0)  # every output is written and closed: the result is not freed object by object
 
 
 class _EventFiles:
@@ -135,15 +145,14 @@ class _EventFiles:
 def _replay(args, bus, events):
     from ..replay.driver import load_keys, replay_capture
     from ..replay.driver import ReplayInputError
-    import os
 
     if not os.path.isfile(args.capture):
         what = "is a directory, not a capture file" if os.path.isdir(args.capture) else "no such file"
         raise ReplayInputError(f"{args.capture}: {what}")
     ring = load_keys(args.capture, args.keylog, args.config)
     events.prepare(ring)
-    result = replay_capture(args.capture, bus=bus, annotate=bool(args.annotate), keep_decrypted=bool(args.decrypted),
-                          keyring=ring, node_bus=events.node_bus)
+    result = replay_capture(args.capture, bus=bus, annotate=bool(args.annotate), decrypted=args.decrypted,
+                            keyring=ring, node_bus=events.node_bus)
     if ring.warnings:  # one line, after the replay succeeded (a failure is one line of its own)
         more = f" (and {len(ring.warnings) - 1} more)" if len(ring.warnings) > 1 else ""
         print(f"wgscope replay: warning: {ring.warnings[0]}{more}", file=sys.stderr)
@@ -153,9 +162,7 @@ def _replay(args, bus, events):
 def _outputs(args, result) -> None:
     try:
         if args.decrypted:
-            from ..replay.outputs import write_decrypted
-
-            n = write_decrypted(args.decrypted, result)
+            n = result.decrypted_written
             print(f"wrote {counted(n, 'decrypted packet')} to {args.decrypted}", file=sys.stderr)
         if args.annotate:
             from ..replay.outputs import write_annotated

@@ -21,6 +21,7 @@ import numpy as np
 from ..events import EventBus
 from ..pcap import CaptureError, CaptureReader
 from .columns import read_columns, secrets_of
+from .decrypted import SAME, DecryptedStream, streams
 from .observer import Observer, Replay
 from .reexecute import reexecute
 from .keys import KeyRing, KeySourceError
@@ -57,20 +58,29 @@ def load_keys(capture: str | os.PathLike | bytes, keylogs: Iterable[str] = (), c
 def replay_capture(capture: str | os.PathLike | bytes, keylogs: Iterable[str] = (), configs: Iterable[str] = (),
                    bus: EventBus | None = None, annotate: bool = False, keep_decrypted: bool = False,
                    keyring: KeyRing | None = None, node_bus=None, progress: dict | None = None,
-                   reexecute_sides: bool = True) -> Replay:
+                   reexecute_sides: bool = True, decrypted: str | os.PathLike | None = None) -> Replay:
     """Replay every WireGuard datagram of a pcap/pcapng capture; keys from its DSB, key logs and configs.
 
     `bus` gets the observer's findings; `node_bus(name) -> EventBus` the events of each
     re-executed side (the live node's events, under its name); `progress["frame"]` follows the
-    frame being replayed."""
+    frame being replayed. `keep_decrypted`: the inner packets in Replay.decrypted_packets;
+    `decrypted`: written to this pcap file instead, as replay goes (decrypted.py), their count in
+    Replay.decrypted_written (OSError: the file cannot be written)."""
     if isinstance(capture, (str, os.PathLike)):
         if not os.path.exists(capture):
             raise ReplayInputError(f"{capture}: no such file")
         if os.path.isdir(capture):
             raise ReplayInputError(f"{capture}: is a directory, not a capture file")
     ring = keyring if keyring is not None else load_keys(capture, keylogs, configs)
+    stream = DecryptedStream(decrypted) if decrypted is not None and streams(decrypted) else None
     with _no_collector():
-        return _replay(capture, ring, bus, annotate, keep_decrypted, node_bus, progress, reexecute_sides)
+        result = _replay(capture, ring, bus, annotate, keep_decrypted or decrypted is not None, node_bus, progress,
+                         reexecute_sides, stream)
+    if decrypted is not None and stream is None:  # not a regular file: written whole, from memory
+        from .outputs import write_decrypted
+
+        result.decrypted_written = write_decrypted(decrypted, result)
+    return result
 
 
 @contextmanager
@@ -88,7 +98,7 @@ def _no_collector():
             gc.enable()
 
 
-def _replay(capture, ring, bus, annotate, keep_decrypted, node_bus, progress, reexecute_sides) -> Replay:
+def _replay(capture, ring, bus, annotate, keep_decrypted, node_bus, progress, reexecute_sides, stream) -> Replay:
     engine = Observer(ring, bus, annotate=annotate, keep_decrypted=keep_decrypted)
     reexecuting = reexecute_sides and bool(ring.sides)
     engine.keep_plain_of = {side.public_key for side in ring.sides.values()} if reexecuting else set()
@@ -97,8 +107,12 @@ def _replay(capture, ring, bus, annotate, keep_decrypted, node_bus, progress, re
     except CaptureError as e:
         raise ReplayInputError(f"{_name(capture)}: {e}") from None
     runs = run_bounds(cols)
-    kept = Kept(cols, runs) if reexecuting else None
-    observe(engine, cols, runs, kept, progress)
+    kept = Kept(cols, runs, stream) if reexecuting else None
+    if stream is not None:  # the observer's list of inner packets is the stream's chunk
+        engine.r.decrypted_packets, engine.r.decrypted_times = stream.packets, stream.times
+    observe(engine, cols, runs, kept, progress, stream)
+    if stream is not None:
+        engine.r.decrypted_written = stream.finish()
     result = engine.finish()
     result.frames = cols.frames[-1] if cols.frames else 0
     if cols.damage:
@@ -110,12 +124,39 @@ def _replay(capture, ring, bus, annotate, keep_decrypted, node_bus, progress, re
 
 class Kept:
     """What pass 1 keeps for pass 2: the columns, the runs, and per datagram the inner packet the
-    observer decrypted (and its padded plaintext) when a re-executed side sent it."""
+    observer decrypted (and its padded plaintext) when a re-executed side sent it. With a
+    --decrypted stream (decrypted.py) `inner` holds the packet's number in that file and `padded`
+    SAME where the padded plaintext was the inner packet itself; `plain` and `batch` read them."""
 
-    def __init__(self, cols, runs) -> None:
-        self.cols, self.runs = cols, runs
+    def __init__(self, cols, runs, stream=None) -> None:
+        self.cols, self.runs, self.stream = cols, runs, stream
         self.inner: list = [None] * len(cols)
         self.padded: list = [None] * len(cols)
+
+    def keep_run(self, start: int, stop: int, run_plain, first: int) -> None:
+        """A run the observer took: its inner packets (numbers from `first` in the stream)."""
+        inners, padded = run_plain
+        if self.stream is None:
+            self.inner[start:stop], self.padded[start:stop] = inners, padded
+            return
+        self.inner[start:stop] = range(first, first + stop - start)
+        self.padded[start:stop] = [SAME] * (stop - start) if padded is inners else \
+            [SAME if q is p else q for p, q in zip(inners, padded)]
+
+    def plain(self, i: int):
+        """Datagram i's inner packet, or None."""
+        k = self.inner[i]
+        return k if self.stream is None or k is None else self.stream.packet(k)
+
+    def batch(self, inners: list, padded: list) -> tuple[list, list]:
+        """A run's slices of `inner` and `padded` as the core and the seal memo take them: packets
+        (bytes), and the padded plaintexts (None: not known)."""
+        if self.stream is None:
+            return inners, padded
+        packets = self.stream.read(inners)
+        if padded.count(SAME) == len(padded):
+            return packets, packets
+        return packets, [p if q is SAME else q for p, q in zip(packets, padded)]
 
 
 def run_bounds(cols) -> list[tuple[int, int]]:
@@ -131,17 +172,20 @@ def run_bounds(cols) -> list[tuple[int, int]]:
     return list(zip(starts, starts[1:] + [n]))
 
 
-def observe(engine, cols, runs, kept, progress) -> None:
-    """Pass 1: every datagram through the observer, a run at once where it can (observe_runs.py)."""
+def observe(engine, cols, runs, kept, progress, stream=None) -> None:
+    """Pass 1: every datagram through the observer, a run at once where it can (observe_runs.py).
+    With a --decrypted `stream`, a kept inner packet is the last one the observer decrypted."""
     frames, times, src, dst, payload = cols.frames, cols.times, cols.src, cols.dst, cols.payload
     feed, skip, feed_run = engine.feed, engine.skip, engine.feed_run
     for start, stop in runs:
         if progress is not None:
             progress["frame"] = frames[stop - 1]
+        if stream is not None:
+            stream.pending()
         if stop - start > 1 and feed_run(frames[start:stop], times[start:stop], src[start], payload[start:stop],
                                          int(cols.receiver[start]), cols.counter[start:stop].tolist()):
             if kept is not None and engine.run_plain is not None:
-                kept.inner[start:stop], kept.padded[start:stop] = engine.run_plain
+                kept.keep_run(start, stop, engine.run_plain, stream.count - (stop - start) if stream else 0)
             continue
         for i in range(start, stop):
             if src[i] is None:
@@ -149,7 +193,9 @@ def observe(engine, cols, runs, kept, progress) -> None:
                 continue
             feed(frames[i], times[i], src[i], dst[i], payload[i])
             if kept is not None:
-                kept.inner[i] = engine.plain
+                kept.inner[i] = engine.plain if stream is None or engine.plain is None else stream.count - 1
+            if stream is not None:
+                stream.pending()
 
 
 def _name(capture) -> str:

@@ -17,19 +17,24 @@ it took; the caller sends the rest through `sent` one by one.
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 from ..protocol.actions import SendDatagram
 from ..protocol.antireplay import AntiReplayWindow
 from ..protocol.constants import REJECT_AFTER_MESSAGES, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME
 from .sealmemo import SealMemo
 
 _DATAGRAMS_ONLY = {SendDatagram}
+_data = itemgetter(0)  # SendDatagram.data
 
 
 class RunSender:
     """Mixed into node.ReplayNode (which sets BATCH_MAX and BATCH_SPAN from node.py)."""
 
     def sent_run(self, frames: list, times: list, datas: list, inners: list, padded: list, counters: list,
-                 receiver: int, judge: bool) -> int:
+                 receiver: int, judge: bool, batch) -> int:
+        """`inners`, `padded`: what driver.Kept holds for the run; `batch` (Kept.batch) makes a
+        batch's slices of them the packets and padded plaintexts."""
         if not self.active or judge or None in inners or counters[0] < self.prefed.get(receiver, 0) \
                 or counters[-1] >= REJECT_AFTER_MESSAGES \
                 or (not self.side.from_config and len(self.device.peers) >= 2):
@@ -54,8 +59,9 @@ class RunSender:
             end = self._batch_end(times, done)
             if end == done or not window.accept_run(counters[done:end]):
                 break
-            memo.expect(counters[done:end], padded[done:end], datas[done:end])
-            self._send_batch(frames, times, datas, inners, done, end)
+            packets, pads = batch(inners[done:end], padded[done:end])
+            memo.expect(counters[done:end], pads, datas[done:end])
+            self._send_batch(frames, times, datas, packets, done, end)
             done = end
         memo.expect([], [], [])
         return done
@@ -78,17 +84,17 @@ class RunSender:
             end += 1
         return end
 
-    def _send_batch(self, frames, times, datas, inners, start: int, end: int) -> None:
+    def _send_batch(self, frames, times, datas, packets, start: int, end: int) -> None:
+        """`packets`: the inner packets of datagrams start..end."""
         t = times[end - 1]
         self.entropy.now = t
         self.now = max(self.now, t)
-        packets = inners[start:end]
         actions = self.device.send_packets(packets, t)
         wire = datas[start:end]
         if len(actions) == len(wire) and set(map(type, actions)) == _DATAGRAMS_ONLY \
-                and [a[0] for a in actions] == [bytes(d) for d in wire]:  # bytes: a view compares a byte at a time
+                and list(map(_data, actions)) == list(map(bytes, wire)):  # bytes: a view compares a byte at a time
             self.agreed["transport"] += end - start
             return
         self._produced(actions, t, f"frame {frames[start]}", packets)
-        for i in range(start, end):
-            self._compare(frames[i], times[i], "transport", datas[i], inners[i])
+        for i, packet in zip(range(start, end), packets):
+            self._compare(frames[i], times[i], "transport", datas[i], packet)

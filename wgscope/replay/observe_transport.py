@@ -204,13 +204,19 @@ class TransportObserver:
 
     def _check_source(self, sender: Party, ver: int, source: bytes) -> None:
         """An inner packet's source must be in its sender's allowed IPs, when a configuration says them."""
-        nets = self.keyring.allowed(sender.public_key)
-        if nets is not None:
+        if not self._source_allowed(sender, ver, source):
+            nets = self.keyring.allowed(sender.public_key)
             addr = ipmod.address_text(ver, int.from_bytes(source, "big"))
-            a = ipaddress.ip_address(addr)
-            if not any(a.version == n.version and a in n for n in nets):
-                self._find("source_not_allowed", [self.frame], f"{sender.name} sent a packet from {addr}, "
-                           f"outside its allowed IPs {', '.join(map(str, nets)) or '(none)'}", sender, src=addr)
+            self._find("source_not_allowed", [self.frame], f"{sender.name} sent a packet from {addr}, "
+                       f"outside its allowed IPs {', '.join(map(str, nets)) or '(none)'}", sender, src=addr)
+
+    def _source_allowed(self, sender: Party, ver: int, source: bytes) -> bool:
+        """True when no configuration says the sender's allowed IPs, or they hold `source`."""
+        nets = self.keyring.allowed(sender.public_key)
+        if nets is None:
+            return True
+        a = ipaddress.ip_address(ipmod.address_text(ver, int.from_bytes(source, "big")))
+        return any(a.version == n.version and a in n for n in nets)
 
     def _orphan(self, receiver: int, src: tuple, dst: tuple) -> tuple[Session, Flow]:
         """Transport for an index no handshake created: a session older than the capture (or an error)."""

@@ -55,6 +55,7 @@ class Replay:
     frame_meta: dict = field(default_factory=dict)  # frame -> {kind, peer, index, verdict} (when annotating)
     decrypted_packets: list = field(default_factory=list)  # inner packets when asked, in capture order
     decrypted_times: list = field(default_factory=list)  # the time of each
+    decrypted_written: int | None = None  # with a --decrypted file: the inner packets written to it
     nodes: list = field(default_factory=list)  # what re-executing each side gave (node.py summary)
     node_comments: dict = field(default_factory=dict)  # frame -> a re-executed side's verdict comment
 

@@ -115,7 +115,7 @@ def reexecute(kept, ring, observer, result, node_bus=None, annotate=False, progr
         return
     cols = kept.cols
     frames, times, srcs, dsts, payloads = cols.frames, cols.times, cols.src, cols.dst, cols.payload
-    inner = kept.inner
+    plain = kept.plain
     verdicts = result.node_comments
     t = result.first_time or 0.0
     nodes, roles = sides.nodes, sides.roles
@@ -140,7 +140,7 @@ def reexecute(kept, ring, observer, result, node_bus=None, annotate=False, progr
                     said = node.arrive(frame, t, src, dst, payload, annotate or comment is not None)
                 else:
                     comment = None
-                    said = node.sent(frame, t, src, dst, payload, annotate, inner[i])
+                    said = node.sent(frame, t, src, dst, payload, annotate, plain(i))
                 if said is not None:
                     _against_source(observer, node, frame, t, comment, said, role)
                     if annotate:  # the receiving side's verdict first: it decides the datagram's fate
@@ -164,7 +164,7 @@ def _run(sides, kept, start: int, stop: int, annotate: bool) -> int:
     node = concerned[0][0]
     done = node.sent_run(cols.frames[start:stop], cols.times[start:stop], cols.payload[start:stop],
                          kept.inner[start:stop], kept.padded[start:stop], cols.counter[start:stop].tolist(),
-                         int(cols.receiver[start]), annotate)
+                         int(cols.receiver[start]), annotate, kept.batch)
     if done:
         for other in sides.nodes:
             if other is not node:
