@@ -5,10 +5,11 @@
 At ping rates every hop of a packet through a node runs after tens of milliseconds of other
 work or idleness. This measures, in one process and with no network set-up, the steps a hop
 is made of: the protocol core's send and receive of one ping-sized transport packet (an
-in-memory lab pair, events at the live node's default level), one ChaCha20-Poly1305 seal, a
+in-memory lab pair, events at the live node's default level), one ChaCha20-Poly1305 seal
+(cryptography's encrypt and encrypt_into, and libsodium's through PyNaCl's binding), a
 UDP send and receive over loopback, and a bare system call, each run right after the previous
 one (warm) and after a gap spent sleeping or spinning. Prints the median microseconds per
-step and gap; bench/README.md section 12 reads the figures of this machine.
+step and gap; bench/README.md sections 12 and 14 read the figures of this machine.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import sys
 import time
 
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from nacl import _sodium as sodium
 
 from wgscope.events import INFO
 from wgscope.protocol.actions import SendDatagram
@@ -46,13 +48,24 @@ def _steps() -> dict:
     def core_receive() -> None:
         bravo.device.receive_datagrams(sealed, alpha.endpoint, lab.now + next(clock) * 1e-4)
 
-    aead, nonce, plain = ChaCha20Poly1305(os.urandom(32)), bytes(12), bytes(96)
+    key, nonce, plain = os.urandom(32), bytes(12), bytes(96)
+    aead, sealed_into = ChaCha20Poly1305(key), bytearray(len(plain) + 16)
+    sodium_key, sodium_seal = sodium.ffi.new("unsigned char[]", key), sodium.lib.crypto_aead_chacha20poly1305_ietf_encrypt
+
+    def libsodium_seal() -> bytes:  # PyNaCl's compiled binding, called bare (no PyNaCl Python layer)
+        out = bytearray(len(plain) + 16)
+        sodium_seal(sodium.ffi.from_buffer(out), sodium.ffi.NULL, plain, len(plain), sodium.ffi.NULL, 0,
+                    sodium.ffi.NULL, nonce, sodium_key)
+        return bytes(out)
+
     rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rx.bind(("127.0.0.1", 0))
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     target = rx.getsockname()
     return {"core send (1 packet)": core_send, "core receive (1 packet)": core_receive,
             "AEAD seal (96 B)": lambda: aead.encrypt(nonce, plain, None),
+            "AEAD encrypt_into": lambda: aead.encrypt_into(nonce, plain, None, sealed_into),
+            "libsodium seal": libsodium_seal,
             "UDP sendto (loopback)": lambda: tx.sendto(plain, target),
             "UDP recv": lambda: rx.recv(2048), "getppid()": os.getppid}
 

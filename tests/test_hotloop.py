@@ -81,3 +81,51 @@ def test_an_fd_asyncio_watches_cannot_be_made_hot():
             b.close()
 
     _run(scenario)
+
+
+def test_a_quiet_wake_up_carries_one_packet_and_epoll_brings_the_rest(monkeypatch):
+    """LiveNode._wake on a quiet fd reads one packet and does not drain; the fd is level-triggered,
+    so the hot selector reports it again at once and that wake-up (not quiet any more) drains."""
+    from wgscope.runtime import live
+    from wgscope.runtime.live import BATCH, LiveNode
+
+    monkeypatch.setattr(live, "QUIET", 60.0)  # the wake-up right after a lone packet is not quiet, however slow the machine
+
+    rx, tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM), socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.setblocking(False)
+    got, limits, quiet = [], [], [0.0]  # quiet from 0: the first wake-up is a quiet one
+
+    def step(limit: int) -> int:
+        limits.append(limit)
+        n = 0
+        while n < limit:
+            try:
+                got.append(rx.recv(100))
+            except BlockingIOError:
+                break
+            n += 1
+        return n
+
+    def on_readable() -> None:
+        quiet_from = LiveNode._wake(None, step, quiet[0])  # _wake uses nothing of the node itself
+        if quiet_from is not None:
+            quiet[0] = quiet_from
+
+    loop, selector = new_loop()
+    try:
+        selector.add_hot(rx.fileno(), on_readable)
+        for i in range(3):
+            tx.sendto(bytes([i]), rx.getsockname())
+        selector.select(0.1)
+        assert got == [b"\x00"] and limits == [1]  # the quiet wake-up: one packet, no drain
+        selector.select(0.1)
+        assert got == [b"\x00", b"\x01", b"\x02"]
+        assert limits == [1, BATCH]  # epoll reported the fd again, and that wake-up drained it
+        tx.sendto(b"later", rx.getsockname())
+        selector.select(0.1)  # the wake-up just before found more: not quiet, so it drains
+        assert got[-1] == b"later" and limits[-1] == BATCH
+    finally:
+        loop.close()  # and its selector
+        rx.close()
+        tx.close()

@@ -142,19 +142,19 @@ class LiveNode:
     # A wake-up drains its fd in batches (one core call, GSO sends). A drain ends with a read that
     # finds nothing (EAGAIN), and at ping rates that read costs 15-45 us, run cold, on the packet's
     # way (bench/README.md section 12). So when the fd is quiet (its last wake-up brought one packet,
-    # QUIET or more ago: ping, DNS, a keystroke), its first packet is carried out before the drain,
-    # and the node yields the CPU (sched_yield) to the task that packet woke on this CPU (the peer
-    # node, ping) before draining: perf sched showed that task otherwise waiting out the drain.
+    # QUIET or more ago: ping, DNS, a keystroke), the wake-up carries out one packet, yields the CPU
+    # (sched_yield) to the task that packet woke on this CPU (the peer node, ping; perf sched showed
+    # it otherwise waiting for the rest of this hop), and goes back to epoll without draining: the
+    # fds are level-triggered, so anything more waiting is reported at once, and that wake-up, not
+    # quiet, drains (section 14: no empty read per quiet wake-up, 4 system calls a round trip).
     # Under load (a wake-up found more, or came sooner) the fd drains first, as bulk needs.
     def _wake(self, step: Callable[[int], int], quiet_from: float) -> float | None:
         """One wake-up of a fd: `step(limit)` carries out up to `limit` reads and returns how many
         packets it handled. The fd's next quiet-from time, or None when the wake-up found nothing."""
         if time.monotonic() >= quiet_from:
             count = step(1)
-            if not count:
-                return None
-            os.sched_yield()
-            count += step(BATCH)
+            if count:
+                os.sched_yield()
         else:
             count = step(BATCH)
         if not count:
