@@ -40,6 +40,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # numpy (the live node's GSO split and trace writer, replay's columns) starts OpenBLAS's thread
+    # pool on import: an idle thread per extra core and ~0.1 s of CPU for a pool no command uses (none
+    # does linear algebra). Set before any command module is imported; a value the user set is kept.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     args_in = sys.argv[1:] if argv is None else argv
     parser = build_parser(args_in[0] if args_in else None)
     args = parser.parse_args(argv)

@@ -42,9 +42,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    # numpy (replay's columns) starts OpenBLAS's thread pool on import: ~0.1 s of CPU for threads
-    # that replay, which does no linear algebra, never uses. A value the user set is kept.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     if args.xray is not None:
         from ..xray_capture import run_xray
 
