@@ -201,10 +201,19 @@ class ReplayNode(RunSender, Comparison):
         if not batch or not self.active:
             return
         t = batch[-1][1]
+        self._clock_at(t)
+        inners = [b[3] for b in batch]
+        self._judge_batch(self.device.send_packets(inners, t), t, batch[0][0], batch, inners)
+
+    def _clock_at(self, t: float) -> None:
+        """A batch of sends is fed at its last send's time: the entropy's clock and the node's."""
         self.entropy.now = t
         self.now = max(self.now, t)
-        inners = [b[3] for b in batch]
-        self._produced(self.device.send_packets(inners, t), t, f"frame {batch[0][0]}", inners)
+
+    def _judge_batch(self, actions: list, t: float, first_frame: int, batch, inners: list) -> None:
+        """What the core made of a batch, each datagram compared with the wire's; `batch`: (frame,
+        time, wire datagram, inner packet) per send."""
+        self._produced(actions, t, f"frame {first_frame}", inners)
         for frame, sent_at, data, inner in batch:
             self._compare(frame, sent_at, "transport", data, inner)
 

@@ -87,14 +87,11 @@ class RunSender:
     def _send_batch(self, frames, times, datas, packets, start: int, end: int) -> None:
         """`packets`: the inner packets of datagrams start..end."""
         t = times[end - 1]
-        self.entropy.now = t
-        self.now = max(self.now, t)
+        self._clock_at(t)
         actions = self.device.send_packets(packets, t)
         wire = datas[start:end]
         if len(actions) == len(wire) and set(map(type, actions)) == _DATAGRAMS_ONLY \
                 and list(map(_data, actions)) == list(map(bytes, wire)):  # bytes: a view compares a byte at a time
             self.agreed["transport"] += end - start
             return
-        self._produced(actions, t, f"frame {frames[start]}", packets)
-        for i, packet in zip(range(start, end), packets):
-            self._compare(frames[i], times[i], "transport", datas[i], packet)
+        self._judge_batch(actions, t, frames[start], zip(frames[start:end], times[start:end], wire, packets), packets)
