@@ -132,3 +132,55 @@ def test_a_loss_is_charged_to_the_peer_at_that_endpoint_as_endpoints_move():
                                              carol.name])
     finally:
         node.udp.close()
+
+
+def _flood(port: int, count: int, size: int = 1000) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for _ in range(count):
+            s.sendto(bytes([1, 0, 0, 0]) + bytes(size - 4), ("127.0.0.1", port))
+
+
+def _small_receive_buffer(node) -> None:
+    import socket
+
+    node.udp.v4.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # the kernel's floor: a few datagrams
+
+
+def _read_all(node) -> int:
+    return sum(len(datagrams) for datagrams, _remote, _local in node.udp.receive(node.udp.v4, 10_000))
+
+
+def test_datagrams_the_kernel_dropped_unread_are_events_and_a_count():
+    """A burst larger than the receive buffer: what the kernel dropped at the socket reaches the node
+    with the next datagram it queues (SO_RXQ_OVFL), one packet_dropped each, counted once."""
+    node, _peer, recorder = _node(("127.0.0.1", 9))
+    try:
+        _small_receive_buffer(node)
+        _flood(node.udp.port, 200)
+        queued = _read_all(node)
+        assert 0 < queued < 200
+        _flood(node.udp.port, 1)  # queued after the drops: it carries the socket's drop count
+        assert _read_all(node) == 1
+        dropped = [e for e in recorder.of("packet_dropped") if e.fields["reason"] == "kernel_receive_drop"]
+        assert len(dropped) == 200 - queued and {e.fields["kind"] for e in dropped} == {"datagram"}
+        assert node.device.drops["kernel_receive_drop"] == 200 - queued
+        assert node.io_counters()["udp_receive_drops"] == 200 - queued  # asked again: nothing counted twice
+        assert len(recorder.of("packet_dropped")) == 200 - queued
+    finally:
+        node.udp.close()
+
+
+def test_drops_no_later_datagram_reported_are_found_when_counters_are_read():
+    node, _peer, recorder = _node(("127.0.0.1", 9))
+    try:
+        _small_receive_buffer(node)
+        _flood(node.udp.port, 100)
+        queued = _read_all(node)  # the queued ones were in before the drops: no count rides on them
+        assert node.udp.receive_dropped == 0
+        assert node.io_counters()["udp_receive_drops"] == 100 - queued  # SO_MEMINFO asked
+        assert len(recorder.of("packet_dropped")) == 100 - queued
+        assert node.device.drops["kernel_receive_drop"] == 100 - queued
+    finally:
+        node.udp.close()

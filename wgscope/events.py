@@ -195,8 +195,9 @@ PACKET_DROPPED = _define(
     "short_read, unknown_gso_type, gso_type_ip_version_mismatch, bad_gso_headers, bad_gso_size, "
     "bad_checksum_offset; for a datagram the kernel did not take (live node, the errno in the reason): "
     "send_<errno> such as send_enetunreach, send_eperm, send_enobufs, send_eafnosupport (no socket of that "
-    "family); for a decrypted packet the TUN did not take (kind inner_packet): tun_write_<errno> such as "
-    "tun_write_eio (link down).", reason="str", kind="str: message kind",
+    "family); for datagrams the kernel dropped at the node's UDP socket before it read them, one event each "
+    "(kind datagram; the kernel gives their number, not their sender): kernel_receive_drop; for a decrypted "
+    "packet the TUN did not take (kind inner_packet): tun_write_<errno> such as tun_write_eio (link down).", reason="str", kind="str: message kind",
     endpoint="str|None: where the datagram came from (for send_<errno>, where it was going)",
     receiver_index="int|None: for a transport message, the receiver index it named")
 

@@ -69,6 +69,7 @@ class LiveNode:
         self.stop_reason = "stopped"
         self.losses = Losses(device, bus, self.now)  # what the kernel did not take; the kernel's own chatter
         udp.on_lost = self.losses.datagrams_lost
+        udp.on_receive_lost = self.losses.datagrams_unread
         self.link: asyncio.Task | None = None  # follows the TUN's MTU and local addresses (rtnetlink)
         self.link_error: str | None = None  # why rtnetlink could not be followed, if it could not
         self._source_for = CaptureSource(udp, self.now)  # a captured datagram's local end
@@ -328,6 +329,7 @@ class LiveNode:
         io = {"udp_gso": udp.gso, "udp_send_errors": udp.send_errors, "tun_write_drops": self.losses.tun_write_drops,
               "udp_lost": dict(udp.lost), "udp_gso_fallbacks": udp.gso_fallbacks,
               "udp_receive_errors": dict(udp.receive_errors), "local_ignored": self.losses.local_ignored,
+              "udp_receive_drops": udp.kernel_drops(),
               "link_error": self.link_error}
         if tun is not None:
             io.update(tun_offload=tun.offload_names(), tun_reads=tun.reads, tun_gso_reads=tun.gso_reads,

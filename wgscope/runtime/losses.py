@@ -1,8 +1,9 @@
 """What the live node's kernel did not take, and what it need not route — never silent, never false.
 
-Every datagram the UDP sockets could not send (udp.py, reason send_<errno>) and every decrypted
-packet the TUN refused (tun.py, reason tun_write_<errno>) becomes a packet_dropped event and a
-drop count, of the peer where the endpoint names one; a lost message leaves the peer's tx
+Every datagram the UDP sockets could not send (udp.py, reason send_<errno>), every datagram the
+kernel dropped at a socket before the node read it (udp.py, reason kernel_receive_drop: the kernel
+says how many, not which) and every decrypted packet the TUN refused (tun.py, reason
+tun_write_<errno>) becomes a packet_dropped event and a drop count, of the peer where the endpoint names one; a lost message leaves the peer's tx
 counters, since WG-GO peer.SendBuffers adds txBytes only after a send succeeded.
 
 Link-local and multicast packets the kernel sends on the TUN by itself (router solicitations
@@ -91,6 +92,15 @@ class Losses:
             drops[reason] += 1
             index = first_index(data) if kind == "transport" and len(data) >= 8 else None
             self.bus.emit(PACKET_DROPPED, now, name, reason=reason, kind=kind, endpoint=text, receiver_index=index)
+
+    def datagrams_unread(self, count: int, reason: str) -> None:
+        """Datagrams the kernel dropped at a UDP socket before the node read them (reason
+        kernel_receive_drop): neither their sender nor their kind is known, so the device counts them."""
+        self.device.drops[reason] += count
+        now = self.now()
+        for _ in range(count):
+            self.bus.emit(PACKET_DROPPED, now, None, reason=reason, kind="datagram", endpoint=None,
+                          receiver_index=None)
 
     def packets_lost(self, count: int, reason: str) -> None:
         """Decrypted packets the TUN did not take (reason tun_write_<errno>)."""

@@ -17,6 +17,13 @@ are what wireguard-go's conn/bind_std.go and gso_linux.go do; constants from lin
 When the kernel refuses either, the node falls back to one datagram per call; a GSO send refused
 for its size (a path MTU below the segments) goes datagram by datagram. A datagram the kernel
 does not take is never silent: `on_lost` hears of it with reason send_<errno>.
+
+Nor is a datagram the kernel dropped at a socket before the node read it (its receive buffer
+full under a flood, or refused there): with SO_RXQ_OVFL each datagram queued after such drops
+carries the socket's running drop count in a control message (none while nothing was dropped,
+so the data path pays nothing), and `kernel_drops` reads the same count on demand (SO_MEMINFO's
+SK_MEMINFO_DROPS) for drops no later datagram has reported yet. `on_receive_lost` hears of each
+increase, reason kernel_receive_drop (socket(7) SO_RXQ_OVFL; linux/sock_diag.h).
 """
 
 from __future__ import annotations
@@ -46,8 +53,13 @@ GSO_RETRY = 30.0  # seconds before a segment size refused to an endpoint is trie
 SOCKET_BUFFER = 7 << 20  # WG-GO conn/controlfns.go socketBufferSize
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # asm-generic/socket.h
 SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)
+SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40)  # asm-generic/socket.h: a u32 drop count per received datagram
+SO_MEMINFO = 55  # asm-generic/socket.h: SK_MEMINFO_VARS u32s; SK_MEMINFO_DROPS is the ninth (linux/sock_diag.h)
+_MEMINFO = struct.Struct("=9I")
+KERNEL_RECEIVE_DROP = "kernel_receive_drop"
 _u16 = struct.Struct("=H")
 _int = struct.Struct("=i")
+_u32 = struct.Struct("=I")
 
 
 class BindError(OSError):
@@ -70,6 +82,10 @@ def _bind(family: int, port: int, fwmark: int) -> socket.socket:
             sock.setsockopt(SOL_UDP, UDP_GRO, 1)
         except OSError:
             pass  # no UDP GRO in this kernel: one datagram per recvmsg
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
+        except OSError:
+            pass  # no drop counts on received datagrams: kernel_drops (SO_MEMINFO) still reports them
         _size_buffers(sock)
     except OSError:
         sock.close()
@@ -102,6 +118,9 @@ class UdpTransport:
         self.lost: Counter[str] = Counter()  # the same, by reason (send_<errno>)
         self.receive_errors: Counter[str] = Counter()  # errors a receive returned instead of data, by errno
         self.on_lost: Callable[[list, tuple, str], None] | None = None  # (datagrams, endpoint, reason)
+        self.receive_dropped = 0  # datagrams the kernel dropped at our sockets before we read them
+        self._drops_seen: dict[bool, int] = {}  # v6 -> the socket's drop count last reported
+        self.on_receive_lost: Callable[[int, str], None] | None = None  # (count, reason)
         self.gso = True  # cleared when the device cannot do UDP_SEGMENT at all (EIO)
         self.gso_fallbacks = 0  # GSO sends refused for their size and sent datagram by datagram
         self.ceilings: OrderedDict[tuple, tuple] = OrderedDict()  # endpoint -> (refused segment size, since)
@@ -134,8 +153,10 @@ class UdpTransport:
         if port == self.port and port != 0:
             return self.port
         v4, v6, bound = self._open(port)
+        self.kernel_drops()  # what the old sockets dropped is reported before they go
         self.close()
         self.v4, self.v6, self.port = v4, v6, bound
+        self._drops_seen.clear()  # new sockets count from zero
         return bound
 
     def set_fwmark(self, mark: int) -> None:
@@ -174,6 +195,8 @@ class UdpTransport:
             for level, ctype, cdata in ancdata:
                 if level == SOL_UDP and ctype == UDP_GRO:
                     segment = _int.unpack_from(cdata)[0]
+                elif level == socket.SOL_SOCKET and ctype == SO_RXQ_OVFL:  # only after the socket dropped some
+                    self._dropped(v6, _u32.unpack_from(cdata)[0])
                 elif not v6 and level == socket.IPPROTO_IP and ctype == IP_PKTINFO:
                     ifindex, _spec, dst = _IN_PKTINFO.unpack_from(cdata)
                     local = (socket.inet_ntop(socket.AF_INET, dst), ifindex)
@@ -188,6 +211,30 @@ class UdpTransport:
                 yield [view[start:start + segment] for start in range(0, len(data), segment)], remote, local
             else:
                 yield [data], remote, local
+
+    def kernel_drops(self) -> int:
+        """Datagrams the kernel dropped at our sockets so far, asked of each socket now (SO_MEMINFO);
+        any not reported yet by a received datagram's SO_RXQ_OVFL count are reported here."""
+        for v6, sock in ((False, self.v4), (True, self.v6)):
+            if sock is None or sock.fileno() < 0:
+                continue
+            try:
+                info = sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, _MEMINFO.size)
+            except OSError:
+                continue  # a kernel without SO_MEMINFO: the received datagrams' counts still serve
+            if len(info) >= _MEMINFO.size:
+                self._dropped(v6, _MEMINFO.unpack_from(info)[8])
+        return self.receive_dropped
+
+    def _dropped(self, v6: bool, total: int) -> None:
+        """The socket's running drop count (u32, wraps) is `total`: report the increase."""
+        seen = self._drops_seen.get(v6, 0)
+        new = (total - seen) & 0xFFFFFFFF
+        if new and new < 0x80000000:  # an older count, read late (the other source got ahead), is not news
+            self._drops_seen[v6] = total
+            self.receive_dropped += new
+            if self.on_receive_lost is not None:
+                self.on_receive_lost(new, KERNEL_RECEIVE_DROP)
 
     def _remember(self, remote: tuple, local: tuple) -> None:
         sources = self.sources
