@@ -196,8 +196,10 @@ PACKET_DROPPED = _define(
     "bad_checksum_offset; for a datagram the kernel did not take (live node, the errno in the reason): "
     "send_<errno> such as send_enetunreach, send_eperm, send_enobufs, send_eafnosupport (no socket of that "
     "family); for datagrams the kernel dropped at the node's UDP socket before it read them, one event each "
-    "(kind datagram; the kernel gives their number, not their sender): kernel_receive_drop; for a decrypted "
-    "packet the TUN did not take (kind inner_packet): tun_write_<errno> such as tun_write_eio (link down).", reason="str", kind="str: message kind",
+    "(kind datagram; the kernel gives their number, not their sender): kernel_receive_drop; for packets the "
+    "kernel dropped on the TUN's queue before the node read them (kind inner_packet, the link's tx_dropped, "
+    "looked at each second): tun_queue_full; for a decrypted packet the TUN did not take (kind inner_packet): "
+    "tun_write_<errno> such as tun_write_eio (link down).", reason="str", kind="str: message kind",
     endpoint="str|None: where the datagram came from (for send_<errno>, where it was going)",
     receiver_index="int|None: for a transport message, the receiver index it named")
 

@@ -41,6 +41,7 @@ from . import netlink
 from .capture_source import CaptureSource
 from .gso_split import OffloadError
 from .hotloop import HotSelector, new_loop
+from .kernel_drops import KernelDropWatch
 from .losses import Losses, kernel_scoped
 from .tun import Tun
 from .udp import UdpTransport
@@ -73,6 +74,7 @@ class LiveNode:
         self.link: asyncio.Task | None = None  # follows the TUN's MTU and local addresses (rtnetlink)
         self.link_error: str | None = None  # why rtnetlink could not be followed, if it could not
         self._source_for = CaptureSource(udp, self.now)  # a captured datagram's local end
+        self.kernel_drops: KernelDropWatch | None = None  # the kernel's drops before our reads, polled
         self._thread: int | None = None
         self._hot: HotSelector | None = None  # the loop's selector when `serve` made the loop
         self._tun_quiet = self._udp_quiet = 0.0  # from when a wake-up of the fd counts as quiet
@@ -266,6 +268,8 @@ class LiveNode:
             self._add_reader(self.tun.fileno(), self._on_tun_readable)
         self.link = self.loop.create_task(self._follow_link())
         self._watch_udp()
+        self.kernel_drops = KernelDropWatch(self.udp, self.tun.name if self.tun is not None else None, self.losses)
+        self.kernel_drops.start(self.loop)
 
     def _watch_udp(self) -> None:
         for sock in self.udp.sockets():
@@ -327,6 +331,7 @@ class LiveNode:
         """How packets crossed the TUN and the sockets: reads, TSO super-packets cut, offloads."""
         tun, udp = self.tun, self.udp
         io = {"udp_gso": udp.gso, "udp_send_errors": udp.send_errors, "tun_write_drops": self.losses.tun_write_drops,
+              "tun_queue_drops": self.losses.tun_queue_drops,
               "udp_lost": dict(udp.lost), "udp_gso_fallbacks": udp.gso_fallbacks,
               "udp_receive_errors": dict(udp.receive_errors), "local_ignored": self.losses.local_ignored,
               "udp_receive_drops": udp.kernel_drops(),
@@ -390,6 +395,8 @@ class LiveNode:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self.kernel_drops is not None:  # before the stop hooks close the sinks, as below
+            await self.kernel_drops.close()
         # Before the stop hooks: they close the event sinks, and a file sink must record it too.
         self.bus.emit(INTERFACE_DOWN, self.now(), None, interface=self.name, reason=self.stop_reason)
         for hook in reversed(self.on_stop):

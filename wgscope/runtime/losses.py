@@ -2,8 +2,9 @@
 
 Every datagram the UDP sockets could not send (udp.py, reason send_<errno>), every datagram the
 kernel dropped at a socket before the node read it (udp.py, reason kernel_receive_drop: the kernel
-says how many, not which) and every decrypted packet the TUN refused (tun.py, reason
-tun_write_<errno>) becomes a packet_dropped event and a drop count, of the peer where the endpoint names one; a lost message leaves the peer's tx
+says how many, not which), every packet the kernel dropped on the TUN's queue before the node read
+it (kernel_drops.py, reason tun_queue_full) and every decrypted packet the TUN refused (tun.py,
+reason tun_write_<errno>) becomes a packet_dropped event and a drop count, of the peer where the endpoint names one; a lost message leaves the peer's tx
 counters, since WG-GO peer.SendBuffers adds txBytes only after a send succeeded.
 
 Link-local and multicast packets the kernel sends on the TUN by itself (router solicitations
@@ -42,6 +43,7 @@ class Losses:
         self.bus = bus
         self.now = now
         self.tun_write_drops = 0
+        self.tun_queue_drops = 0
         self.local_ignored = 0
         # (host, port) -> the peer at that endpoint: built on the first loss after a change, so a
         # loss costs one dict look-up, not a scan of every peer (a flood of cookie replies that
@@ -102,9 +104,18 @@ class Losses:
             self.bus.emit(PACKET_DROPPED, now, None, reason=reason, kind="datagram", endpoint=None,
                           receiver_index=None)
 
+    def packets_unread(self, count: int, reason: str) -> None:
+        """Packets the kernel dropped on the TUN's queue before the node read them (reason
+        tun_queue_full): their destination, so their peer, is not known."""
+        self.tun_queue_drops += count
+        self._inner_lost(count, reason)
+
     def packets_lost(self, count: int, reason: str) -> None:
         """Decrypted packets the TUN did not take (reason tun_write_<errno>)."""
         self.tun_write_drops += count
+        self._inner_lost(count, reason)
+
+    def _inner_lost(self, count: int, reason: str) -> None:
         self.device.drops[reason] += count
         now = self.now()
         for _ in range(count):

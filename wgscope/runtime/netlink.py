@@ -125,6 +125,37 @@ def exists(ifname: str) -> bool:
         return _index(ipr, ifname) is not None
 
 
+class LinkDrops:
+    """A link's tx_dropped (IFLA_STATS64), read on demand over one rtnetlink socket (AsyncIPRoute:
+    the node's event loop runs it): for a TUN, the packets the kernel could not queue for the
+    process reading it (its queue was full)."""
+
+    def __init__(self, ifname: str) -> None:
+        self.ifname = ifname
+        self._ipr: AsyncIPRoute | None = None
+        self._index: int | None = None
+
+    async def tx_dropped(self) -> int | None:
+        """The link's count now, or None when it is not (or no longer) in this namespace."""
+        try:
+            if self._ipr is None:
+                self._ipr = AsyncIPRoute()
+                found = await self._ipr.link_lookup(ifname=self.ifname)
+                self._index = found[0] if found else None
+            if self._index is None:
+                return None
+            links = [link async for link in await self._ipr.get_links(self._index)]
+        except (OSError, NetlinkError):
+            return None
+        stats = links[0].get_attr("IFLA_STATS64") if links else None
+        return None if stats is None else stats.get("tx_dropped")
+
+    def close(self) -> None:
+        if self._ipr is not None:
+            self._ipr.close()
+            self._ipr = None
+
+
 async def watch(ifname: str | None, mtu_changed, address_removed) -> None:
     """Follow rtnetlink in this namespace until cancelled: `mtu_changed(mtu)` each time the MTU
     of `ifname` changes (`ip link set wg0 mtu N`), as wireguard-go's Linux TUN listens for

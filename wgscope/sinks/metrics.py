@@ -216,6 +216,8 @@ _IO_COUNTERS = (  # (metric, help, snapshot key); the tun_* ones only where the 
      "tun_gso_writes"),
     ("wgscope_tun_coalesced_packets", "Decrypted packets written as part of a super-packet.", "tun_coalesced"),
     ("wgscope_tun_write_drops", "Decrypted packets the TUN refused (queue full, link down).", "tun_write_drops"),
+    ("wgscope_tun_queue_drops", "Packets the kernel dropped on the TUN's queue before the node read them.",
+     "tun_queue_drops"),
     ("wgscope_udp_send_errors", "Datagrams the UDP sockets failed to send.", "udp_send_errors"),
     ("wgscope_udp_receive_drops", "Datagrams the kernel dropped at the UDP sockets before the node read them "
      "(receive buffer full).", "udp_receive_drops"),
