@@ -21,7 +21,6 @@ timestamps, "latest handshake") then run fast as well — only monotonicity matt
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import functools
 import gc
@@ -37,7 +36,7 @@ from ..events import INTERFACE_DOWN, INTERFACE_UP, PACKET_DROPPED, EventBus
 from ..keytext import encode
 from ..protocol.actions import SendDatagram, WritePacket
 from ..protocol.device import Device
-from . import netlink
+from . import netlink, node_report
 from .capture_source import CaptureSource
 from .gso_split import OffloadError
 from .hotloop import HotSelector, new_loop
@@ -305,42 +304,11 @@ class LiveNode:
                 self.apply(self.device.send_keepalive_now(peer, now))
 
     def snapshot(self, now: float | None = None) -> dict:
-        """Device.snapshot plus the I/O counters, safe to call from another thread (the metrics
-        server's): the snapshot is taken on the loop, between two packets, at the node's own
-        clock (`now`, which the control server passes, is not needed)."""
-        loop = self.loop
-        if loop is None or not loop.is_running() or self._in_loop_thread():
-            return self._snapshot()
-        result: concurrent.futures.Future = concurrent.futures.Future()
-
-        def take() -> None:
-            try:
-                result.set_result(self._snapshot())
-            except BaseException as e:  # noqa: BLE001 - handed to the caller
-                result.set_exception(e)
-
-        loop.call_soon_threadsafe(take)
-        return result.result(timeout=5)
-
-    def _snapshot(self) -> dict:
-        snap = self.device.snapshot(self.now())
-        snap["io"] = self.io_counters()
-        return snap
+        """Device.snapshot plus the I/O counters, safe to call from another thread (node_report.py)."""
+        return node_report.snapshot(self)
 
     def io_counters(self) -> dict:
-        """How packets crossed the TUN and the sockets: reads, TSO super-packets cut, offloads."""
-        tun, udp = self.tun, self.udp
-        io = {"udp_gso": udp.gso, "udp_send_errors": udp.send_errors, "tun_write_drops": self.losses.tun_write_drops,
-              "tun_queue_drops": self.losses.tun_queue_drops,
-              "udp_lost": dict(udp.lost), "udp_gso_fallbacks": udp.gso_fallbacks,
-              "udp_receive_errors": dict(udp.receive_errors), "local_ignored": self.losses.local_ignored,
-              "udp_receive_drops": udp.kernel_drops(),
-              "link_error": self.link_error}
-        if tun is not None:
-            io.update(tun_offload=tun.offload_names(), tun_reads=tun.reads, tun_gso_reads=tun.gso_reads,
-                      tun_packets=tun.segments, tun_offload_drops=dict(tun.offload_drops),
-                      tun_gso_writes=tun.gso_writes, tun_coalesced=tun.coalesced)
-        return io
+        return node_report.io_counters(self)
 
     def _in_loop_thread(self) -> bool:
         return threading.get_ident() == self._thread
