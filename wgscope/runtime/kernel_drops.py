@@ -2,7 +2,7 @@
 
 Two places hold packets for the node until it reads them, and both drop when it falls behind:
 the UDP sockets' receive buffers (udp.py reports those with the next datagram that arrives, and
-`kernel_drops` asks the sockets directly) and the TUN's queue, whose drops only the link's
+UdpTransport.kernel_drops asks the sockets directly) and the TUN's queue, whose drops only the link's
 tx_dropped counter knows (the kernel's tun driver counts a packet it could not queue for the
 reader there). Polled at POLL seconds, each increase becomes packet_dropped events and drop counts
 through Losses, so neither is lost without a word even when no later datagram or view asks.

@@ -4,8 +4,9 @@ Every datagram the UDP sockets could not send (udp.py, reason send_<errno>), eve
 kernel dropped at a socket before the node read it (udp.py, reason kernel_receive_drop: the kernel
 says how many, not which), every packet the kernel dropped on the TUN's queue before the node read
 it (kernel_drops.py, reason tun_queue_full) and every decrypted packet the TUN refused (tun.py,
-reason tun_write_<errno>) becomes a packet_dropped event and a drop count, of the peer where the endpoint names one; a lost message leaves the peer's tx
-counters, since WG-GO peer.SendBuffers adds txBytes only after a send succeeded.
+reason tun_write_<errno>) becomes a packet_dropped event and a drop count, of the peer where the
+endpoint names one; a lost message leaves the peer's tx counters, since WG-GO peer.SendBuffers
+adds txBytes only after a send succeeded.
 
 Link-local and multicast packets the kernel sends on the TUN by itself (router solicitations
 to ff02::2, MLD reports) are not routing misses when no peer's allowed IPs cover them:
@@ -98,26 +99,22 @@ class Losses:
     def datagrams_unread(self, count: int, reason: str) -> None:
         """Datagrams the kernel dropped at a UDP socket before the node read them (reason
         kernel_receive_drop): neither their sender nor their kind is known, so the device counts them."""
-        self.device.drops[reason] += count
-        now = self.now()
-        for _ in range(count):
-            self.bus.emit(PACKET_DROPPED, now, None, reason=reason, kind="datagram", endpoint=None,
-                          receiver_index=None)
+        self._unattributed(count, reason, "datagram")
 
     def packets_unread(self, count: int, reason: str) -> None:
         """Packets the kernel dropped on the TUN's queue before the node read them (reason
         tun_queue_full): their destination, so their peer, is not known."""
         self.tun_queue_drops += count
-        self._inner_lost(count, reason)
+        self._unattributed(count, reason, "inner_packet")
 
     def packets_lost(self, count: int, reason: str) -> None:
         """Decrypted packets the TUN did not take (reason tun_write_<errno>)."""
         self.tun_write_drops += count
-        self._inner_lost(count, reason)
+        self._unattributed(count, reason, "inner_packet")
 
-    def _inner_lost(self, count: int, reason: str) -> None:
+    def _unattributed(self, count: int, reason: str, kind: str) -> None:
+        """`count` losses of no known peer: the device's drop count and one event each."""
         self.device.drops[reason] += count
         now = self.now()
         for _ in range(count):
-            self.bus.emit(PACKET_DROPPED, now, None, reason=reason, kind="inner_packet", endpoint=None,
-                          receiver_index=None)
+            self.bus.emit(PACKET_DROPPED, now, None, reason=reason, kind=kind, endpoint=None, receiver_index=None)
