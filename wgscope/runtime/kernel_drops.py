@@ -22,7 +22,7 @@ TUN_QUEUE_FULL = "tun_queue_full"
 
 
 class KernelDropWatch:
-    """Looks every POLL seconds as a task of the node's loop (`start`); `close` takes a last look."""
+    """Looks when started, then every POLL seconds as a task of the node's loop; `close` takes a last look."""
 
     def __init__(self, udp: UdpTransport, tun_name: str | None, losses: Losses) -> None:
         self.udp = udp
@@ -31,13 +31,16 @@ class KernelDropWatch:
         self._tun_seen: int | None = None  # the TUN's count at the last look (the first look: a baseline)
         self._task: asyncio.Task | None = None
 
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._task = loop.create_task(self._run())
+    async def start(self) -> None:
+        """The first look, awaited: the baseline every later drop is counted from (so drops between
+        the node's start and a first look made later by its task are not taken for the baseline)."""
+        await self.poll()
+        self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
         while True:
-            await self.poll()
             await asyncio.sleep(POLL)
+            await self.poll()
 
     async def poll(self) -> None:
         self.udp.kernel_drops()

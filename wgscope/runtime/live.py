@@ -268,7 +268,6 @@ class LiveNode:
         self.link = self.loop.create_task(self._follow_link())
         self._watch_udp()
         self.kernel_drops = KernelDropWatch(self.udp, self.tun.name if self.tun is not None else None, self.losses)
-        self.kernel_drops.start(self.loop)
 
     def _watch_udp(self) -> None:
         for sock in self.udp.sockets():
@@ -337,6 +336,7 @@ class LiveNode:
             self.loop.add_signal_handler(sig, self.stop, signal.Signals(sig).name)
         try:
             self._watch()
+            await self.kernel_drops.start()  # its baseline taken before the interface is announced
             for hook in self.on_start:
                 result = hook(self)
                 if asyncio.iscoroutine(result):
