@@ -225,11 +225,13 @@ class TopApp(App):
         """The detail view's event pane when the detail view is on top and mounted. Snapshots and
         events come whenever the node sends them, also between push_screen and the screen's mount;
         until then there is nothing to update: DetailScreen.on_mount copies the main pane's events
-        and settings, these included."""
+        and settings, these included. Nor once its widgets are being removed (the screen popped, the
+        app shutting down), which `ready` does not see: the pane is looked up, as _events_pane does."""
         screen = self.screen
         if not isinstance(screen, DetailScreen) or not screen.ready:
             return None
-        return screen.query_one("#detail-events", EventPane)
+        found = screen.query("#detail-events")
+        return found.first(EventPane) if found else None
 
     def _events_pane(self) -> EventPane | None:
         """The main screen's event pane, or None before the app is mounted or while it shuts down."""
