@@ -26,7 +26,6 @@ import os
 import stat
 from array import array
 from itertools import accumulate
-from operator import add
 
 from ..pcap import PcapWriter
 
@@ -56,7 +55,6 @@ class DecryptedStream:
         self.writer: PcapWriter | None = None
         self.map = None
         self.starts: list = []
-        self.ends: list = []  # starts + lengths
 
     @property
     def count(self) -> int:
@@ -98,7 +96,6 @@ class DecryptedStream:
         self.starts = list(accumulate(records, initial=_HEADER + _RECORD))  # each packet's offset, and the end's
         if self.starts.pop() - _RECORD != size:
             raise OSError(0, "changed while replay wrote it", self.path)
-        self.ends = list(map(add, self.starts, self.lengths))
         return self.written
 
     def packet(self, k: int) -> bytes:
@@ -111,4 +108,5 @@ class DecryptedStream:
         k, n = numbers[0], len(numbers)
         if self.long or numbers[-1] - k != n - 1:
             return list(map(self.packet, numbers))
-        return list(map(self.map.__getitem__, map(slice, self.starts[k: k + n], self.ends[k: k + n])))  # in C
+        m = self.map
+        return [m[start: start + length] for start, length in zip(self.starts[k: k + n], self.lengths[k: k + n])]

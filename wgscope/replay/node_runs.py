@@ -25,7 +25,6 @@ from ..protocol.constants import REJECT_AFTER_MESSAGES, REKEY_AFTER_MESSAGES, RE
 from .sealmemo import SealMemo
 
 _DATAGRAMS_ONLY = {SendDatagram}
-_BYTES_ONLY = {bytes}
 _data = itemgetter(0)  # SendDatagram.data
 
 
@@ -91,16 +90,8 @@ class RunSender:
         self._clock_at(t)
         actions = self.device.send_packets(packets, t)
         wire = datas[start:end]
-        if len(actions) == len(wire) and set(map(type, actions)) == _DATAGRAMS_ONLY and _same(actions, wire):
+        if len(actions) == len(wire) and set(map(type, actions)) == _DATAGRAMS_ONLY \
+                and list(map(_data, actions)) == list(map(bytes, wire)):  # bytes: a view compares a byte at a time
             self.agreed["transport"] += end - start
             return
         self._judge_batch(actions, t, frames[start], zip(frames[start:end], times[start:end], wire, packets), packets)
-
-
-def _same(actions: list, wire: list) -> bool:
-    """Each action's datagram equal to the wire's, byte for byte. The wire's are views of the
-    capture (a view compares a byte at a time, and bytes(view) is a copy of each): equal lengths,
-    and bytes.startswith, which reads a view in place (memcmp, in C through `map`)."""
-    datas = list(map(_data, actions))
-    return set(map(type, datas)) == _BYTES_ONLY and list(map(len, datas)) == list(map(len, wire)) \
-        and all(map(bytes.startswith, datas, wire))
