@@ -186,6 +186,7 @@ def measure_instructions(capture: str, packets: int = 40_000, before: str | None
     --decrypted, page faults) and how fast each instruction runs. About a minute per replay and
     three for tshark at 40,000 packets."""
     import wgscope as package
+    from wgscope.pcap import read_capture
 
     own = workdir is None
     workdir = workdir or tempfile.mkdtemp(prefix="wgscope-replay-instr-")
@@ -195,7 +196,7 @@ def measure_instructions(capture: str, packets: int = 40_000, before: str | None
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
         compile_package(os.path.dirname(package.__file__))
         replay = [sys.executable, "-m", "wgscope.cli", "replay", cut, "--decrypted", os.path.join(workdir, "inner.pcap")]
-        out = {"packets": sum(1 for _ in _packets(cut)), "capture": capture}
+        out = {"packets": sum(1 for _ in read_capture(cut, comments=False)), "capture": capture}
         if before:
             compile_package(os.path.join(before, "wgscope"))
             out["before_replay_instructions"] = _instructions(replay, workdir, "before", {**env, "PYTHONPATH": before},
@@ -207,12 +208,6 @@ def measure_instructions(capture: str, packets: int = 40_000, before: str | None
     finally:
         if own:
             shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _packets(capture: str):
-    from wgscope.pcap import read_capture
-
-    return read_capture(capture, comments=False)
 
 
 def _median_run(runs: list[dict]) -> dict:
@@ -239,8 +234,16 @@ def main(argv: list[str] | None = None) -> int:
                    "under valgrind (callgrind) on the first --packets packets instead of timing (steady on a busy "
                    "machine; leaves out the kernel's work)")
     args = p.parse_args(argv)
-    if args.instructions and args.capture:
-        res = measure_instructions(args.capture, args.packets or 40_000, before=args.before)
+    if args.instructions:
+        missing = [tool for tool in ("valgrind", "editcap", "tshark") if not shutil.which(tool)]
+        if not args.capture or missing:
+            p.error("--instructions needs --capture FILE" if not args.capture else f"--instructions needs "
+                    f"{', '.join(missing)} (Debian: valgrind, wireshark-common, tshark)")
+        try:
+            res = measure_instructions(args.capture, args.packets or 40_000, before=args.before)
+        except (RuntimeError, subprocess.CalledProcessError, OSError) as e:
+            print(f"replay_bench --instructions: {e}", file=sys.stderr)
+            return 1
         b = res.get("before_replay_instructions")
         print(f"instructions on the first {res['packets']} packets: "
               + (f"before {b:,}, " if b else "")
