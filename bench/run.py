@@ -145,11 +145,14 @@ def paired_ratios(rows: list[dict], label: str, base_label: str) -> dict | None:
 def handshakes_alternating(tmp: Path, reps: int, rounds: int, baseline: str | None = None) -> dict:
     """wgscope and wireguard-go as responders, one after the other, `reps` times: the median run
     of each is reported (with all runs), and the ratio per round shows the spread. `baseline`: a
-    wgscope executable of another build, run third in each round (bench.handshakes --baseline)."""
+    wgscope executable of another build, run in each round too (bench.handshakes --baseline). The
+    order is reversed every other round."""
     impls = (WGSCOPE, WGGO) + ((handshakes.BASELINE,) if baseline else ())
     runs: dict[str, list[dict]] = {impl: [] for impl in impls}
     for rep in range(reps):
-        for impl in impls:
+        # The order turns round every other round, so no implementation always goes first: in one run
+        # the first of a round read ~20% below the last, in the next not (bench/README.md section 15).
+        for impl in impls if rep % 2 == 0 else impls[::-1]:
             exe = baseline if impl == handshakes.BASELINE else None
             h = handshakes.measure(WGSCOPE if exe else impl, tmp / f"hs-{impl.split()[0]}{'-b' if exe else ''}-{rep}",
                                    rounds=rounds, executable=exe)
