@@ -169,6 +169,7 @@ def handshakes_alternating(tmp: Path, reps: int, rounds: int, baseline: str | No
         if hs and hs[0].get("loop_cpu_us_per_handshake") is not None:
             out[impl]["loop_cpu_us_per_handshake"] = statistics.median(
                 h["loop_cpu_us_per_handshake"] or float("inf") for h in hs)
+
     def per_round(x: str, y: str) -> list:
         return [round(a["handshakes_per_second"] / b["handshakes_per_second"], 3) for a, b in zip(runs[x], runs[y])]
     out["per_round"] = per_round(WGSCOPE, WGGO)

@@ -208,7 +208,6 @@ def test_a_seeded_entropy_never_takes_from_the_pool():
     assert seeded.ephemeral_keypair("response", b"") == (Entropy.seeded(5).ephemeral_private("response", b""), None)
 
 
-
 def test_macs_checked_ahead_answer_the_receive_path_only_for_the_same_message_source_and_secret():
     clients = _clients(2)
     device, _ = _responder(None, [d.identity.public for d, _ in clients])
