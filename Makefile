@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-DEBS   := wireguard-go wireguard-tools tshark iperf3 iputils-ping iproute2 iptables openresolv prometheus
+DEBS   := wireguard-go wireguard-tools tshark iperf3 iputils-ping iproute2 iptables openresolv prometheus valgrind
 
 .PHONY: demo test bench setup debs clean notebooks notebooks-outputs
 

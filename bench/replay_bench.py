@@ -4,6 +4,8 @@
     python -m bench.replay_bench --iperf SECONDS [--rounds 3] [--json OUT.json]   live capture (root)
     python -m bench.replay_bench --capture FILE [--rounds 3]              the same on a capture at hand
     ... [--before DIR]          also time the wgscope package in DIR (another build) in each round
+    python -m bench.replay_bench --capture FILE --instructions [--packets 40000] [--before DIR]
+                                instructions (callgrind) instead of time, on the first packets
 
 `measure`: the in-process lab makes a capture (one session of pings and replies, a DSB and a
 separate key log); `replay_capture` (observer and both sides re-executed) against tshark
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -162,6 +165,51 @@ def measure_iperf(seconds: float = 8.0, workdir: str | None = None, rounds: int 
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+def _instructions(argv: list[str], workdir: str, label: str, env: dict | None = None, cwd: str | None = None) -> int:
+    """User-space instructions one run of `argv` executes, counted by valgrind's callgrind (the
+    same on a busy machine as on a quiet one, to a few parts in 10,000)."""
+    out = os.path.join(workdir, f"callgrind.{label}")
+    proc = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *argv],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=3600, env=env, cwd=cwd)
+    found = re.search(r"Collected : (\d+)", proc.stderr)
+    if proc.returncode or not found:
+        raise RuntimeError(f"{label} under callgrind: exit {proc.returncode}: {proc.stderr[-300:]}")
+    return int(found.group(1))
+
+
+def measure_instructions(capture: str, packets: int = 40_000, before: str | None = None,
+                         workdir: str | None = None) -> dict:
+    """The first `packets` packets of `capture` (editcap keeps the Decryption Secrets Block), then
+    `replay --decrypted` and `tshark -Y tcp` on them, each once under callgrind: the ratio of
+    user-space instructions. CPU seconds on this shared 2-vCPU machine swing by half between
+    rounds; instruction counts do not. What they leave out: the kernel's work (system time: writing
+    --decrypted, page faults) and how fast each instruction runs. About a minute per replay and
+    three for tshark at 40,000 packets."""
+    import wgscope as package
+    from wgscope.pcap import read_capture
+
+    own = workdir is None
+    workdir = workdir or tempfile.mkdtemp(prefix="wgscope-replay-instr-")
+    try:
+        cut = os.path.join(workdir, "cut.pcapng")
+        subprocess.run(["editcap", "-r", capture, cut, f"1-{packets}"], check=True, capture_output=True)
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+        compile_package(os.path.dirname(package.__file__))
+        replay = [sys.executable, "-m", "wgscope.cli", "replay", cut, "--decrypted", os.path.join(workdir, "inner.pcap")]
+        out = {"packets": sum(1 for _ in read_capture(cut, comments=False)), "capture": capture}
+        if before:
+            compile_package(os.path.join(before, "wgscope"))
+            out["before_replay_instructions"] = _instructions(replay, workdir, "before", {**env, "PYTHONPATH": before},
+                                                              cwd=before)
+        out["replay_instructions"] = _instructions(replay, workdir, "replay", env, cwd=workdir)
+        out["tshark_instructions"] = _instructions(["tshark", "-r", cut, "-Y", "tcp"], workdir, "tshark", env)
+        out["x_tshark_instructions"] = round(out["tshark_instructions"] / out["replay_instructions"], 3)
+        return out
+    finally:
+        if own:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
 def _median_run(runs: list[dict]) -> dict:
     return {"wall_seconds": statistics.median(r["wall_seconds"] for r in runs),
             "cpu_seconds": statistics.median(r["cpu_seconds"] for r in runs),
@@ -170,7 +218,8 @@ def _median_run(runs: list[dict]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--packets", type=int, default=100_000)
+    p.add_argument("--packets", type=int, help="lab capture: packets (default 100,000); --instructions: the first "
+                   "packets of --capture counted (default 40,000)")
     p.add_argument("--json", metavar="OUT", help="also write the result as JSON")
     p.add_argument("--no-tshark", action="store_true")
     p.add_argument("--iperf", type=float, metavar="SECONDS", help="measure on a live wgscope<->wgscope iperf3 "
@@ -181,7 +230,29 @@ def main(argv: list[str] | None = None) -> int:
                    "(another build, e.g. main's) in each round")
     p.add_argument("--no-compile", action="store_true", help="with --iperf/--capture: do not byte-compile the "
                    "packages first (compile_package); with PYTHONDONTWRITEBYTECODE set they compile on each run")
+    p.add_argument("--instructions", action="store_true", help="with --capture: count user-space instructions "
+                   "under valgrind (callgrind) on the first --packets packets instead of timing (steady on a busy "
+                   "machine; leaves out the kernel's work)")
     args = p.parse_args(argv)
+    if args.instructions:
+        missing = [tool for tool in ("valgrind", "editcap", "tshark") if not shutil.which(tool)]
+        if not args.capture or missing:
+            p.error("--instructions needs --capture FILE" if not args.capture else f"--instructions needs "
+                    f"{', '.join(missing)} (Debian: valgrind, wireshark-common, tshark)")
+        try:
+            res = measure_instructions(args.capture, args.packets or 40_000, before=args.before)
+        except (RuntimeError, subprocess.CalledProcessError, OSError) as e:
+            print(f"replay_bench --instructions: {e}", file=sys.stderr)
+            return 1
+        b = res.get("before_replay_instructions")
+        print(f"instructions on the first {res['packets']} packets: "
+              + (f"before {b:,}, " if b else "")
+              + f"replay {res['replay_instructions']:,}, tshark -Y tcp {res['tshark_instructions']:,}: "
+              f"{res['x_tshark_instructions']} x tshark")
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(res, f, indent=1)
+        return 0
     if args.iperf or args.capture:
         res = measure_iperf(args.iperf or 8.0, rounds=args.rounds, capture=args.capture, before=args.before,
                             compiled=not args.no_compile)
@@ -196,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             with open(args.json, "w") as f:
                 json.dump(res, f, indent=1)
         return 0
-    res = measure(args.packets, tshark=not args.no_tshark)
+    res = measure(args.packets or 100_000, tshark=not args.no_tshark)
     w = res["wgscope"]
     print(f"replay: {res['packets']} packets in {w['seconds']} s = {w['packets_per_second']} packets/s "
           f"({w['decrypted']} decrypted)")

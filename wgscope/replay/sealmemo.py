@@ -28,22 +28,24 @@ bit in the ciphertext, the tag, or the counter) is still reported as a divergenc
 from __future__ import annotations
 
 import struct
+from operator import itemgetter
 
 from ..protocol.constants import TRANSPORT_HEADER_SIZE
 
 _counter_of = struct.Struct("<4xQ").unpack_from  # the nonce's counter (protocol/crypto.py `nonce`)
+_sealed = itemgetter(slice(TRANSPORT_HEADER_SIZE, None))  # a transport message's ciphertext and tag
 
 
 class SealMemo:
     """Stands in for a keypair's send cipher (the same encrypt/decrypt calls)."""
 
-    __slots__ = ("cipher", "first", "padded", "datagrams", "proven")
+    __slots__ = ("cipher", "first", "padded", "sealed", "proven")
 
     def __init__(self, cipher) -> None:
         self.cipher = cipher
-        self.first = 0  # the counter of padded[0] / datagrams[0]; a run's counters are consecutive
+        self.first = 0  # the counter of padded[0] / sealed[0]; a run's counters are consecutive
         self.padded: list = []
-        self.datagrams: list = []
+        self.sealed: list = []  # the wire's ciphertext and tag of each (views of the capture)
         self.proven = False  # a real seal of this key reproduced the wire
 
     def expect(self, counters, padded, datagrams) -> None:
@@ -51,7 +53,7 @@ class SealMemo:
         not known). Counters that are not consecutive are not served."""
         consecutive = len(counters) and counters[-1] - counters[0] == len(counters) - 1
         self.first = counters[0] if consecutive else 0
-        self.padded, self.datagrams = (padded, datagrams) if consecutive else ([], [])
+        self.padded, self.sealed = (padded, list(map(_sealed, datagrams))) if consecutive else ([], [])
 
     def encrypt(self, n: bytes, plain: bytes, aad) -> bytes:
         k = _counter_of(n)[0] - self.first
@@ -60,10 +62,10 @@ class SealMemo:
             if expected is not None:
                 if self.proven:
                     if expected == plain:
-                        return self.datagrams[k][TRANSPORT_HEADER_SIZE:]
+                        return self.sealed[k]
                 else:
                     sealed = self.cipher.encrypt(n, plain, aad)
-                    self.proven = sealed == self.datagrams[k][TRANSPORT_HEADER_SIZE:]
+                    self.proven = sealed == bytes(self.sealed[k])
                     return sealed
         return self.cipher.encrypt(n, plain, aad)
 
