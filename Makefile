@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-DEBS   := wireguard-go wireguard-tools tshark iperf3 iputils-ping iproute2 iptables openresolv prometheus valgrind
+DEBS   := wireguard-go wireguard-tools tshark iperf3 iputils-ping iproute2 iptables openresolv prometheus
 
 .PHONY: demo test bench setup debs clean notebooks notebooks-outputs
 
@@ -45,6 +45,8 @@ demo: setup
 test: setup debs
 	$(PY) -m pytest -q -ra
 
+# valgrind: only bench.replay_bench --instructions (callgrind counts) uses it, not the tests.
+bench: DEBS += valgrind
 bench: setup debs
 	$(PY) -m bench.run
 
