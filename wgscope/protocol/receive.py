@@ -43,6 +43,7 @@ from ..keytext import encode
 from . import ip, lookahead
 
 _UNKNOWN = object()
+_tuple_new = tuple.__new__
 
 
 class ReceivePath:
@@ -348,7 +349,7 @@ class ReceivePath:
         if self.bus.trace:  # a per-packet record: integers only, the address text is made when read
             n = int.from_bytes(source, "big")
             self.bus.record(SOURCE_ALLOWED, now, peer.name, ver, n >> 64, n & M64)
-        out.append(WritePacket(plain))
+        out.append(_tuple_new(WritePacket, (plain,)))  # WritePacket(plain), no Python frame
 
     def confirm_next(self, peer, keypair, now: float, out: list) -> None:
         """WG-GO ReceivedWithKeypair: the responder's next keypair is confirmed by data."""

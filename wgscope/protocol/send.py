@@ -17,7 +17,7 @@ from .allowedips import AllowedIPs
 from .entropy import Entropy
 from .actions import SendDatagram, WritePacket
 from .constants import (
-    PADDING_MULTIPLE, REJECT_AFTER_MESSAGES, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME,
+    PADDING_MULTIPLE, REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME,
     REKEY_TIMEOUT,
 )
 from .crypto import nonce
@@ -124,7 +124,10 @@ class SendPath:
     def send_staged(self, peer, now: float, out: list) -> None:
         """WG-GO SendStagedPackets: encrypt what is staged with the current keypair, or handshake."""
         keypair = peer.keypairs.current
-        if keypair is None or keypair.send is None or self._expired(peer, keypair, now):
+        # expired_reason's two limits read here first, so a live keypair costs no call (a cold one per hop)
+        if keypair is None or keypair.send is None or (
+                (now - keypair.created >= REJECT_AFTER_TIME or keypair.send_counter >= REJECT_AFTER_MESSAGES)
+                and self._expired(peer, keypair, now)):
             if peer.staged:
                 self.send_initiation(peer, now, False, out)
             return
