@@ -129,49 +129,6 @@ class ReceivePath:
             if data_packets > 1:
                 self.timers_data_received(peer, now)  # a second data packet finds the timer pending
 
-    def _receive_lone(self, data, endpoint: tuple, now: float) -> list | None:
-        """One datagram received alone (a ping's, at low rates every one) in the usual case: a data
-        packet of a current keypair from the peer's endpoint, from an address the peer may use.
-        It is handled as receive_datagrams would handle it (the same checks, counters, replay
-        window and timer hooks), without the batch's loop, dicts and calls: at ping rates each step
-        runs cold (bench/README.md section 16). A forgery or a replayed counter is dropped here as
-        there. None, with nothing changed, when the datagram is not that case: receive_datagrams
-        then takes it the long way (a keepalive, roaming, a new keypair's first packet, errors)."""
-        if len(data) < TRANSPORT_MIN_SIZE or head_word(data)[0] != MESSAGE_TRANSPORT:
-            return None
-        receiver, counter = transport_fields(data)
-        entry = self.index_table.get(receiver)
-        if entry is None:
-            return None
-        peer, keypair = entry
-        if keypair is not peer.keypairs.current or endpoint != peer.endpoint or counter >= REJECT_AFTER_MESSAGES:
-            return None
-        aead = keypair.recv
-        if aead is None or now - keypair.created >= REJECT_AFTER_TIME:
-            return None
-        try:
-            plain = aead.decrypt(nonce(counter), data[TRANSPORT_HEADER_SIZE:], None)
-        except InvalidTag:
-            self._drop(peer, "decryption_failed", "transport", endpoint, now, receiver)
-            return []
-        try:
-            length, ver, source = ip.inbound(plain)  # b"" (a keepalive) is not a packet: the long way
-        except ip.InvalidPacket:
-            return None
-        lookup = self.allowed_ips.lookup_v4 if ver == 4 else self.allowed_ips.lookup_v6
-        if lookup(int.from_bytes(source, "big")) is not peer:
-            return None
-        refused = keypair.replay.check(counter)  # the first change of state
-        if refused:
-            self._drop(peer, refused, "transport", endpoint, now, receiver)
-            return []
-        peer.rx_bytes += len(data)
-        peer.rx_packets += 1
-        keypair.rx_packets += 1
-        out = [_tuple_new(WritePacket, (plain[:length] if length != len(plain) else plain,))]
-        self._timers_received(peer, now, 1, out)
-        return out
-
     def _drop(self, peer, reason: str, kind: str, endpoint, now: float, receiver_index: int | None = None) -> None:
         (peer.drops if peer is not None else self.drops)[reason] += 1
         self.bus.emit(PACKET_DROPPED, now, peer.name if peer is not None else None, reason=reason, kind=kind,

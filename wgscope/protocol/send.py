@@ -110,42 +110,6 @@ class SendPath:
             self.send_staged(peer, now, out)
         return out
 
-    def _send_lone(self, packet, now: float) -> list | None:
-        """One packet read alone (a ping, at low rates every packet) in the usual case: routed to a
-        peer with an endpoint, nothing staged before it, a current keypair far from every limit.
-        It leaves as send_packets would send it (staged, sealed, the same timer hooks), without the
-        batch's staging queue, peer list and calls: at ping rates each step runs cold, and the
-        steps skipped cost ~30 us a packet (bench/README.md section 16). None, with nothing
-        changed, when the packet is not that case: send_packets then takes it the long way."""
-        version = packet[0] >> 4 if packet else 0
-        if version == 4 and len(packet) >= 20:
-            peer = self.allowed_ips.lookup_v4(int.from_bytes(packet[16:20], "big"))
-        elif version == 6 and len(packet) >= 40:
-            peer = self.allowed_ips.lookup_v6(int.from_bytes(packet[24:40], "big"))
-        else:
-            return None
-        if peer is None or peer.endpoint is None or peer.staged:
-            return None
-        keypair = peer.keypairs.current
-        if keypair is None or keypair.send is None:
-            return None
-        counter = keypair.send_counter
-        # Short of REKEY_AFTER_*, so short of REJECT_AFTER_* too: neither _expired nor
-        # _keep_key_fresh_sending would act.
-        if now - keypair.created > REKEY_AFTER_TIME or counter >= REKEY_AFTER_MESSAGES:
-            return None
-        length = len(packet)
-        target = padded_length(length, self.mtu)
-        if target != length:
-            packet = packet + bytes(target - length)
-        data = pack_transport_header(keypair.remote_index, counter) + keypair.send.encrypt(nonce(counter), packet, None)
-        keypair.send_counter = counter + 1
-        peer.tx_bytes += len(data)
-        peer.tx_packets += 1
-        keypair.tx_packets += 1
-        self._timers_sent(peer, now, True)
-        return [_tuple_new(SendDatagram, (data, peer.endpoint))]
-
     def _icmp_unreachable(self, packet: bytes, out: list) -> None:
         reply = ip.icmp_unreachable(packet, self.icmp_source(packet))
         if reply is not None:
