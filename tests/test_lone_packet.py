@@ -13,6 +13,17 @@ from wgscope.protocol.constants import REKEY_AFTER_TIME
 from wgscope.protocol.device import Device
 
 
+def both_ways(monkeypatch, short_way: str):
+    """Yields twice: first with Device.<short_way> answering None (every packet the long way),
+    then as it is, each answer of it noted in the list yielded (cleared by the caller after set-up)."""
+    lone = getattr(Device, short_way)
+    monkeypatch.setattr(Device, short_way, lambda self, *args: None)
+    yield []
+    taken: list = []
+    monkeypatch.setattr(Device, short_way, lambda self, *args: taken.append(lone(self, *args)) or taken[-1])
+    yield taken
+
+
 def all_events(node, since: int):
     return [(e.name, e.peer, e.fields) for e in node.recorder.events[since:]]
 
@@ -52,14 +63,7 @@ CASES = [(_plain, [True] * 3), (_ipv6_no_route, [False] * 3), (_junk, [False] * 
 @pytest.mark.parametrize("make, short", CASES, ids=[c[0].__name__ for c in CASES])
 def test_a_lone_packet_leaves_as_the_long_way_sends_it(monkeypatch, make, short, keepalive):
     runs = []
-    taken = []
-    lone = Device._send_lone
-    for long_way in (True, False):
-        if long_way:
-            monkeypatch.setattr(Device, "_send_lone", lambda self, packet, now: None)
-        else:
-            monkeypatch.setattr(Device, "_send_lone", lambda self, packet, now: taken.append(
-                lone(self, packet, now)) or taken[-1])
+    for taken in both_ways(monkeypatch, "_send_lone"):
         lab, a, b = build(keepalive)
         lab.now += 3.0
         taken.clear()  # the set-up's ping went its way too
@@ -123,14 +127,7 @@ RECEIVED = [(_data, [True]), (_replayed, [True, True]), (_forged, [True]), (_kee
 @pytest.mark.parametrize("make, short", RECEIVED, ids=[c[0].__name__ for c in RECEIVED])
 def test_a_lone_datagram_is_received_as_the_long_way_receives_it(monkeypatch, make, short, endpoint):
     runs = []
-    taken = []
-    lone = Device._receive_lone
-    for long_way in (True, False):
-        if long_way:
-            monkeypatch.setattr(Device, "_receive_lone", lambda self, data, ep, now: None)
-        else:
-            monkeypatch.setattr(Device, "_receive_lone", lambda self, data, ep, now: taken.append(
-                lone(self, data, ep, now)) or taken[-1])
+    for taken in both_ways(monkeypatch, "_receive_lone"):
         lab, a, b = build()
         lab.now += 3.0
         inputs = make(lab, a, b)
