@@ -13,10 +13,14 @@ handshake responses received per second of sending. The client paces by sleeping
 core of the two the responders share. Beside the rate, the responder's CPU time per answered
 handshake (utime + stime, all threads): on a machine others load, that moves less than the rate.
 
-    python -m bench.handshakes [--reps 3] [--rounds 40]
+    python -m bench.handshakes [--reps 3] [--rounds 40] [--baseline EXE]
 
 runs it alone, wgscope and wireguard-go alternately (bench.run.handshakes_alternating, as `make
 bench` does), and prints each implementation's rate, the ratio per round and CPU per handshake.
+`--baseline EXE` adds, in each round, a responder run by another build's `wgscope` executable
+(e.g. main's, to measure a change before and after in the same rounds). For wgscope responders
+the CPU of the loop thread alone (the one that answers; /proc/PID/task/PID) per answer is
+reported too: the rate is 1 / that while the thread is at 100% (bench/README.md section 13).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from pathlib import Path
 
 from .topology import WGGO, WGSCOPE, namespaces, unique, veth
 
+BASELINE = "wgscope (baseline)"  # another build's wgscope, --baseline EXE
 PEERS = 500
 ROUND_INTERVAL = 0.06  # per peer: above the 1/50 s flood limit, and 16.7/s per source < 20/s
 ROUNDS = 40
@@ -130,6 +135,12 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _thread_cpu_seconds(pid: int, tid: int) -> float:
+    """utime + stime of one thread of a process, seconds."""
+    fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _rss_kib(pid: int) -> int | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -146,9 +157,11 @@ def _udp_counters(ns) -> dict[str, int]:
     return dict(zip(lines[0][1:], map(int, lines[1][1:])))
 
 
-def measure(impl: str, tmp: Path, peers: int = PEERS, rounds: int = ROUNDS) -> dict:
-    """Run the client against `impl` as responder; also report the responder's RSS with `peers` peers."""
+def measure(impl: str, tmp: Path, peers: int = PEERS, rounds: int = ROUNDS, executable: str | None = None) -> dict:
+    """Run the client against `impl` as responder; also report the responder's RSS with `peers` peers.
+    `executable`: a wgscope responder runs this `wgscope` (another build) instead of this tree's."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    import livenet
     from livenet import Keys, start_wgscope, start_wireguard_go, wgscope_config
 
     tmp.mkdir(parents=True, exist_ok=True)
@@ -167,7 +180,11 @@ def measure(impl: str, tmp: Path, peers: int = PEERS, rounds: int = ROUNDS) -> d
         if impl == WGSCOPE:
             conf = wgscope_config(tmp / f"{ifname}.conf", server, listen_port=PORT, addresses=["10.76.0.1/24"],
                                   peers=[dict(public_key=c.public_b64, allowed_ips=[n]) for c, n in zip(clients, allowed)])
-            pid = start_wgscope(b, tmp, ifname, conf).proc.pid
+            saved, livenet.WGSCOPE = livenet.WGSCOPE, executable or livenet.WGSCOPE
+            try:
+                pid = start_wgscope(b, tmp, ifname, conf).proc.pid
+            finally:
+                livenet.WGSCOPE = saved
         else:
             pid = start_wireguard_go(b, ifname, server, tmp, listen_port=PORT).pid
             conf = tmp / f"{ifname}.wg.conf"
@@ -180,15 +197,18 @@ def measure(impl: str, tmp: Path, peers: int = PEERS, rounds: int = ROUNDS) -> d
                 "interval": ROUND_INTERVAL, "privates": [c.private_b64 for c in clients], "sources": sources}
         proc = a.popen([sys.executable, "-c", CLIENT, str(Path(__file__).resolve().parent.parent)],
                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        cpu_before = _cpu_seconds(pid)
+        cpu_before, loop_before = _cpu_seconds(pid), _thread_cpu_seconds(pid, pid)
         udp_before = _udp_counters(a), _udp_counters(b)
         out, _ = proc.communicate(json.dumps(spec), timeout=300)
         cpu = _cpu_seconds(pid) - cpu_before
+        loop_cpu = _thread_cpu_seconds(pid, pid) - loop_before
         udp_after = _udp_counters(a), _udp_counters(b)
         result = json.loads(out.strip().splitlines()[-1])
         result["handshakes_per_second"] = result["responses"] / result["seconds"]
         # the responder's CPU per answer: what a whole core would do, whatever else the machine runs
         result["cpu_us_per_handshake"] = round(1e6 * cpu / result["responses"], 1) if result["responses"] else None
+        if impl == WGSCOPE:  # its loop thread answers; wireguard-go's main thread does not
+            result["loop_cpu_us_per_handshake"] = round(1e6 * loop_cpu / result["responses"], 1) if result["responses"] else None
         result["offered_per_second"] = result["sent"] / result["send_seconds"]
         result["responder_rss_kib"] = rss
         # Where datagrams went in the kernel, the same for both responders: initiations the responder
@@ -213,16 +233,22 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--reps", type=int, default=3, help="rounds, each wgscope then wireguard-go")
     p.add_argument("--rounds", type=int, default=ROUNDS, help="initiations per client peer in one run")
+    p.add_argument("--baseline", metavar="EXE", help="also, in each round, a responder run by this wgscope executable")
     a = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="wgscope-hs-") as tmp:
-        out = handshakes_alternating(Path(tmp), a.reps, a.rounds)
-    for impl in (WGSCOPE, WGGO):
+        out = handshakes_alternating(Path(tmp), a.reps, a.rounds, a.baseline)
+    for impl in (WGSCOPE, WGGO, BASELINE):
         h = out.get(impl)
         if h:
             print(f"{impl}: {h['handshakes_per_second']:.0f}/s (runs {h['runs_per_second']}), "
-                  f"responder CPU {h['cpu_us_per_handshake']} us/handshake, offered {h['offered_per_second']:.0f}/s")
+                  f"responder CPU {h['cpu_us_per_handshake']} us/handshake"
+                  + (f", loop thread {h['loop_cpu_us_per_handshake']}" if h.get("loop_cpu_us_per_handshake") else "")
+                  + f", offered {h['offered_per_second']:.0f}/s")
     print(f"handshakes/s wgscope / wireguard-go per round: {out['per_round']}; CPU/handshake "
           f"{out['cpu_us_per_handshake']}")
+    if a.baseline:
+        print(f"handshakes/s baseline / wireguard-go per round: {out['baseline_per_round']}; "
+              f"wgscope / baseline per round: {out['per_round_to_baseline']}")
     return 0
 
 

@@ -142,23 +142,40 @@ def paired_ratios(rows: list[dict], label: str, base_label: str) -> dict | None:
             "per_round": per_round}
 
 
-def handshakes_alternating(tmp: Path, reps: int, rounds: int) -> dict:
+def handshakes_alternating(tmp: Path, reps: int, rounds: int, baseline: str | None = None) -> dict:
     """wgscope and wireguard-go as responders, one after the other, `reps` times: the median run
-    of each is reported (with all runs), and the ratio per round shows the spread."""
-    runs: dict[str, list[dict]] = {WGSCOPE: [], WGGO: []}
+    of each is reported (with all runs), and the ratio per round shows the spread. `baseline`: a
+    wgscope executable of another build, run in each round too (bench.handshakes --baseline). The
+    order is reversed every other round."""
+    impls = (WGSCOPE, WGGO) + ((handshakes.BASELINE,) if baseline else ())
+    runs: dict[str, list[dict]] = {impl: [] for impl in impls}
     for rep in range(reps):
-        for impl in (WGSCOPE, WGGO):
-            h = handshakes.measure(impl, tmp / f"hs-{impl}-{rep}", rounds=rounds)
+        # The order turns round every other round, so no implementation always goes first: in one run
+        # the first of a round read ~20% below the last, in the next not (bench/README.md section 15).
+        for impl in impls if rep % 2 == 0 else impls[::-1]:
+            exe = baseline if impl == handshakes.BASELINE else None
+            h = handshakes.measure(WGSCOPE if exe else impl, tmp / f"hs-{impl.split()[0]}{'-b' if exe else ''}-{rep}",
+                                   rounds=rounds, executable=exe)
             runs[impl].append(h)
             print(f"  round {rep + 1}: {impl}: {h['handshakes_per_second']:.0f}/s, {h['responses']} answers, "
-                  f"{h['cookie_replies']} cookie replies, kernel {h.get('kernel_udp')}", flush=True)
+                  f"{h['cookie_replies']} cookie replies, CPU {h['cpu_us_per_handshake']} us"
+                  + (f" (loop thread {h['loop_cpu_us_per_handshake']})" if h.get("loop_cpu_us_per_handshake") else "")
+                  + f", kernel {h.get('kernel_udp')}", flush=True)
     out: dict = {"peers": handshakes.PEERS}
     for impl, hs in runs.items():
         rates = [h["handshakes_per_second"] for h in hs]
         median = sorted(hs, key=lambda h: h["handshakes_per_second"])[len(hs) // 2]
         out[impl] = {**median, "runs_per_second": [round(r) for r in rates]}
-    out["per_round"] = [round(x["handshakes_per_second"] / y["handshakes_per_second"], 3)
-                        for x, y in zip(runs[WGSCOPE], runs[WGGO])]
+        if hs and hs[0].get("loop_cpu_us_per_handshake") is not None:
+            out[impl]["loop_cpu_us_per_handshake"] = statistics.median(
+                h["loop_cpu_us_per_handshake"] or float("inf") for h in hs)
+
+    def per_round(x: str, y: str) -> list:
+        return [round(a["handshakes_per_second"] / b["handshakes_per_second"], 3) for a, b in zip(runs[x], runs[y])]
+    out["per_round"] = per_round(WGSCOPE, WGGO)
+    if baseline:
+        out["baseline_per_round"] = per_round(handshakes.BASELINE, WGGO)
+        out["per_round_to_baseline"] = per_round(WGSCOPE, handshakes.BASELINE)
     cpu = {impl: statistics.median(h["cpu_us_per_handshake"] or float("inf") for h in hs) for impl, hs in runs.items()}
     out["cpu_us_per_handshake"] = cpu
     out["cpu_ratio_wggo_to_wgscope"] = round(cpu[WGGO] / cpu[WGSCOPE], 3)

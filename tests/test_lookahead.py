@@ -207,3 +207,24 @@ def test_a_seeded_entropy_never_takes_from_the_pool():
     seeded.ephemeral_pairs = lambda: (bytes(32), bytes(32))
     assert seeded.ephemeral_keypair("response", b"") == (Entropy.seeded(5).ephemeral_private("response", b""), None)
 
+
+def test_macs_checked_ahead_answer_the_receive_path_only_for_the_same_message_source_and_secret():
+    clients = _clients(2)
+    device, _ = _responder(None, [d.identity.public for d, _ in clients])
+    device.set_forced_load(True, 20.0)
+    source, elsewhere = ("198.51.100.1", 1), ("198.51.100.2", 2)
+    initiation = clients[0][0].initiate_handshake(clients[0][1], 10.0)[0].data
+    [flood] = _with_mac2([[(initiation, source)]], (device,))
+    data = flood[0][0]
+    checker = device.cookie_checker
+    assert candidates(device, [([data], source)], 20.0) == [data[EPHEMERAL]]
+    assert checker.checked_ahead == {data: (endpoint_bytes(*source), checker.secret)}
+    checker.mac1_key = bytes(32)  # were it computed, mac1 would now fail: the answers below come from the memo
+    assert checker.check_mac1(data) and checker.check_mac2(data, endpoint_bytes(*source), 20.0)
+    assert not checker.check_mac2(data, endpoint_bytes(*elsewhere), 20.0)  # another source: computed, refused
+    other = bytearray(data)
+    other[-20] ^= 1
+    assert not checker.check_mac1(bytes(other))  # a message not checked ahead: computed
+    checker.secret = bytes(32)  # a new cookie secret (another object): computed again, refused
+    assert not checker.check_mac2(data, endpoint_bytes(*source), 20.0)
+    assert candidates(device, [], 21.0) == [] and checker.checked_ahead == {}  # the next wake-up replaces them

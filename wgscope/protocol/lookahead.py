@@ -36,6 +36,8 @@ def candidates(device, batch, now: float) -> list[bytes]:
     loaded = device.loaded_at(now)
     seen: set = set()
     out = []
+    checked: dict = {}  # the macs found valid, for the receive path's own checks (CookieChecker.checked_ahead)
+    checker.checked_ahead = {}  # the last wake-up's are stale: nothing of it is handed over again
     for item in batch:
         endpoint = item[1]
         for data in item[0]:
@@ -44,9 +46,17 @@ def candidates(device, batch, now: float) -> list[bytes]:
             data = bytes(data)
             if data[1:4] != b"\0\0\0" or not checker.check_mac1(data):
                 continue
-            if loaded and not (checker.check_mac2(data, endpoint_bytes(endpoint[0], endpoint[1]), now)
-                               and limiter.would_allow(endpoint[0], now)):
-                continue
+            if loaded:
+                src = endpoint_bytes(endpoint[0], endpoint[1])
+                if not checker.check_mac2(data, src, now):
+                    checked[data] = (None, None)
+                    continue
+                checked[data] = (src, checker.secret)
+                if not limiter.would_allow(endpoint[0], now):
+                    continue
+            else:
+                checked[data] = (None, None)
             seen.add(endpoint[0])  # one per source: what one sender can have computed ahead
             out.append(data[EPHEMERAL])
+    checker.checked_ahead = checked
     return out

@@ -109,10 +109,16 @@ class HandshakeAhead:
                 self.computed += 1
 
     def _refill(self) -> None:
-        """Top the pool up to POOL; a wake-up's DHs submitted meanwhile go first (they have a deadline)."""
+        """Top the pool up to POOL; a wake-up's DHs submitted meanwhile go first (they have a deadline).
+        The private keys of a refill come from one getrandom: os.urandom releases the GIL around
+        it, so one call per key was one more hand-over of the GIL per answer (bench/README.md
+        section 15), besides the X25519 of the public key."""
         pool, jobs = self._pool, self._jobs
-        while len(pool) < POOL and jobs.empty():
-            private = clamp(os.urandom(KEY_SIZE))
+        randomness = os.urandom(KEY_SIZE * (POOL - len(pool)))
+        for start in range(0, len(randomness), KEY_SIZE):
+            if not jobs.empty():
+                break
+            private = clamp(randomness[start:start + KEY_SIZE])
             pool.append((private, crypto_scalarmult_base(private)))
             self.ephemerals_made += 1
         self._refilling = False

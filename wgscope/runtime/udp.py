@@ -114,6 +114,7 @@ class UdpTransport:
         self.fwmark = fwmark
         self.sources: OrderedDict[tuple, tuple] = OrderedDict()  # remote (host, port) -> (local ip, ifindex)
         self._pktinfo: dict[tuple, tuple] = {}  # (local ip, ifindex) -> its IP(V6)_PKTINFO control message
+        self._locals: dict[bytes, tuple] = {}  # a received packet-info message -> (local ip, ifindex)
         self.send_errors = 0  # datagrams the kernel did not take
         self.lost: Counter[str] = Counter()  # the same, by reason (send_<errno>)
         self.receive_errors: Counter[str] = Counter()  # errors a receive returned instead of data, by errno
@@ -179,6 +180,8 @@ class UdpTransport:
         handed on as memoryview slices of the one buffer (no copy)."""
         v6 = sock is self.v6
         port = self.port
+        info_level, pktinfo = (socket.IPPROTO_IPV6, socket.IPV6_PKTINFO) if v6 else (socket.IPPROTO_IP, IP_PKTINFO)
+        locals_ = self._locals
         for _ in range(limit):
             try:
                 data, ancdata, _flags, addr = sock.recvmsg(RECV_SIZE, CMSG_SPACE)
@@ -189,20 +192,16 @@ class UdpTransport:
                 # send surfaces here: not data, nothing lost on receive; counted by errno.
                 self.receive_errors[errno.errorcode.get(e.errno, str(e.errno))] += 1
                 continue
-            remote = (addr[0], addr[1])
+            remote = (addr[0], addr[1]) if v6 else addr  # an IPv4 address is (host, port) already
             local = None
             segment = 0
             for level, ctype, cdata in ancdata:
-                if level == SOL_UDP and ctype == UDP_GRO:
+                if ctype == pktinfo and level == info_level:
+                    local = locals_.get(cdata) or self._local_of(cdata, v6)
+                elif level == SOL_UDP and ctype == UDP_GRO:
                     segment = _int.unpack_from(cdata)[0]
                 elif level == socket.SOL_SOCKET and ctype == SO_RXQ_OVFL:  # only after the socket dropped some
                     self._dropped(v6, _u32.unpack_from(cdata)[0])
-                elif not v6 and level == socket.IPPROTO_IP and ctype == IP_PKTINFO:
-                    ifindex, _spec, dst = _IN_PKTINFO.unpack_from(cdata)
-                    local = (socket.inet_ntop(socket.AF_INET, dst), ifindex)
-                elif v6 and level == socket.IPPROTO_IPV6 and ctype == socket.IPV6_PKTINFO:
-                    dst, ifindex = _IN6_PKTINFO.unpack_from(cdata)
-                    local = (socket.inet_ntop(socket.AF_INET6, dst), ifindex)
             if local is not None:
                 self._remember(remote, local)
             local = (local[0], port) if local else None
@@ -211,6 +210,20 @@ class UdpTransport:
                 yield [view[start:start + segment] for start in range(0, len(data), segment)], remote, local
             else:
                 yield [data], remote, local
+
+    def _local_of(self, cdata: bytes, v6: bool) -> tuple:
+        """The (local ip, ifindex) a packet-info control message names, parsed once per distinct
+        message (a node has few local addresses; every datagram carries one)."""
+        if v6:
+            dst, ifindex = _IN6_PKTINFO.unpack_from(cdata)
+            local = (socket.inet_ntop(socket.AF_INET6, dst), ifindex)
+        else:
+            ifindex, _spec, dst = _IN_PKTINFO.unpack_from(cdata)
+            local = (socket.inet_ntop(socket.AF_INET, dst), ifindex)
+        if len(self._locals) >= STICKY_LIMIT:
+            self._locals.clear()
+        self._locals[cdata] = local
+        return local
 
     def kernel_drops(self) -> int:
         """Datagrams the kernel dropped at our sockets so far, asked of each socket now (SO_MEMINFO);
