@@ -36,6 +36,7 @@ from .peer import Peer
 from .ratelimiter import RateLimiter
 from .receive import ReceivePath
 from .send import SendPath
+from .lone import LonePath
 from .timer_hooks import TimerHooks
 from .timers import PERSISTENT_KEEPALIVE, TimerWheel
 
@@ -44,7 +45,7 @@ class ConfigurationError(ValueError):
     pass
 
 
-class Device(SendPath, ReceivePath, TimerHooks):
+class Device(SendPath, ReceivePath, TimerHooks, LonePath):
     def __init__(self, private_key: bytes, *, bus: EventBus | None = None, listen_port: int | None = None,
                  mtu: int = DEFAULT_MTU, wall_offset: float = 0.0, entropy: Entropy | None = None,
                  name: str = "wgscope") -> None:

@@ -25,6 +25,7 @@ from . import tai64n as _tai64n
 
 INDICES = 64  # receiver indices drawn from one os.urandom read
 _INDICES = struct.Struct(f"={INDICES}I")
+JITTERS = 64  # timer jitters drawn at once (live): a refill per 64 round trips of a ping
 COOKIE_SECRET_SIZE = 32  # Rm, a random 32-byte secret (WP §5.4.7; WG-GO cookie.go secret [blake2s.Size]byte)
 
 
@@ -44,6 +45,7 @@ class Entropy:
             # timer is armed for nearly every data packet: a PRNG seeded once by the OS, not a
             # getrandom syscall per packet (bench/README.md section 10).
             self._jitter: random.Random = random.Random(os.urandom(32))
+            self._fractions: list[float] = []  # JITTERS of its draws at a time (jitter)
             # Indices likewise: a getrandom syscall per index (SystemRandom) ran cold at ~3% of a
             # responder's time under a handshake flood (bench/README.md section 13); one read serves INDICES.
             self._indices: list[int] = []
@@ -102,7 +104,16 @@ class Entropy:
     def jitter(self, maximum: float) -> float:
         """Seconds in [0, maximum] added to a handshake retransmit or new-handshake timer (WG-GO
         timers.go: up to REKEY_TIMEOUT_JITTER_MAX). Called each time one of those is armed."""
-        return self._jitter.uniform(0, maximum)
+        if self._keys is not None:  # seeded: one draw from the shared stream, as before (labs replay alike)
+            return self._jitter.uniform(0, maximum)
+        # Live: Random.uniform's Python and C run cold for every data packet at ping rates (one draw
+        # per round trip: the new-handshake timer is cancelled by the answer); a list pop is cheaper.
+        # The same draws in the same order, uniform's own formula (a + (b - a) * random(), a = 0).
+        fractions = self._fractions
+        if not fractions:
+            fractions[:] = [self._jitter.random() for _ in range(JITTERS)]
+            fractions.reverse()
+        return maximum * fractions.pop()
 
     def cookie_secret(self) -> bytes:
         """The 32-byte secret Rm that cookies are made from (WP §5.4.7). Called when the device,

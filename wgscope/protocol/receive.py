@@ -43,6 +43,7 @@ from ..keytext import encode
 from . import ip, lookahead
 
 _UNKNOWN = object()
+_tuple_new = tuple.__new__
 
 
 class ReceivePath:
@@ -71,6 +72,10 @@ class ReceivePath:
         gives many at once). Each is handled exactly as alone would be, except that the timer hooks of a run
         of transport packets of one peer run once, after the run (WG-GO runs them per packet
         with the same effect: with one `now` they are idempotent after two calls)."""
+        if len(datagrams) == 1 and not self.bus.trace:
+            out = self._receive_lone(datagrams[0], endpoint, now)
+            if out is not None:
+                return out
         out: list = []
         authenticated: dict = {}  # peer -> data packets authenticated since the last _after_transport
         owners: dict = {}  # inner source address -> allowed-IPs owner, looked up once per batch
@@ -113,13 +118,16 @@ class ReceivePath:
         batch = list(authenticated.items())
         authenticated.clear()
         for peer, data_packets in batch:
-            self._keep_key_fresh_receiving(peer, now, out)
-            self.timers_any_authenticated_packet_traversal(peer, now)
-            self.timers_any_authenticated_packet_received(peer, now)
-            if data_packets:
-                self.timers_data_received(peer, now)
-                if data_packets > 1:
-                    self.timers_data_received(peer, now)  # a second data packet finds the timer pending
+            self._timers_received(peer, now, data_packets, out)
+
+    def _timers_received(self, peer, now: float, data_packets: int, out: list) -> None:
+        self._keep_key_fresh_receiving(peer, now, out)
+        self.timers_any_authenticated_packet_traversal(peer, now)
+        self.timers_any_authenticated_packet_received(peer, now)
+        if data_packets:
+            self.timers_data_received(peer, now)
+            if data_packets > 1:
+                self.timers_data_received(peer, now)  # a second data packet finds the timer pending
 
     def _drop(self, peer, reason: str, kind: str, endpoint, now: float, receiver_index: int | None = None) -> None:
         (peer.drops if peer is not None else self.drops)[reason] += 1
@@ -348,7 +356,7 @@ class ReceivePath:
         if self.bus.trace:  # a per-packet record: integers only, the address text is made when read
             n = int.from_bytes(source, "big")
             self.bus.record(SOURCE_ALLOWED, now, peer.name, ver, n >> 64, n & M64)
-        out.append(WritePacket(plain))
+        out.append(_tuple_new(WritePacket, (plain,)))  # WritePacket(plain), no Python frame
 
     def confirm_next(self, peer, keypair, now: float, out: list) -> None:
         """WG-GO ReceivedWithKeypair: the responder's next keypair is confirmed by data."""

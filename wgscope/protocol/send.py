@@ -17,7 +17,7 @@ from .allowedips import AllowedIPs
 from .entropy import Entropy
 from .actions import SendDatagram, WritePacket
 from .constants import (
-    PADDING_MULTIPLE, REJECT_AFTER_MESSAGES, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME,
+    PADDING_MULTIPLE, REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME,
     REKEY_TIMEOUT,
 )
 from .crypto import nonce
@@ -61,6 +61,10 @@ class SendPath:
         """IP packets read from the TUN, in order: each is routed to a peer and staged, then every
         peer that got some sends what it has staged (WG-GO RoutineReadFromTUN stages a read batch,
         then calls SendStagedPackets per peer). A peer whose queue fills mid-batch sends at once."""
+        if len(packets) == 1 and not self.bus.trace:
+            out = self._send_lone(packets[0], now)
+            if out is not None:
+                return out
         out: list = []
         bus = self.bus
         lookup_v4, lookup_v6 = self.allowed_ips.lookup_v4, self.allowed_ips.lookup_v6
@@ -124,7 +128,10 @@ class SendPath:
     def send_staged(self, peer, now: float, out: list) -> None:
         """WG-GO SendStagedPackets: encrypt what is staged with the current keypair, or handshake."""
         keypair = peer.keypairs.current
-        if keypair is None or keypair.send is None or self._expired(peer, keypair, now):
+        # expired_reason's two limits read here first, so a live keypair costs no call (a cold one per hop)
+        if keypair is None or keypair.send is None or (
+                (now - keypair.created >= REJECT_AFTER_TIME or keypair.send_counter >= REJECT_AFTER_MESSAGES)
+                and self._expired(peer, keypair, now)):
             if peer.staged:
                 self.send_initiation(peer, now, False, out)
             return
@@ -192,10 +199,14 @@ class SendPath:
         peer.tx_packets += sent
         keypair.tx_packets += sent
         if sent:
-            self.timers_any_authenticated_packet_traversal(peer, now)
-            self.timers_any_authenticated_packet_sent(peer, now)
-            if data_sent:
-                self.timers_data_sent(peer, now)
+            self._timers_sent(peer, now, data_sent)
+
+    def _timers_sent(self, peer, now: float, data_sent: bool) -> None:
+        """The timer hooks of authenticated packets sent (WG-GO SendStagedPackets' loop)."""
+        self.timers_any_authenticated_packet_traversal(peer, now)
+        self.timers_any_authenticated_packet_sent(peer, now)
+        if data_sent:
+            self.timers_data_sent(peer, now)
 
     def send_keepalive(self, peer, now: float, reason: str, out: list) -> None:
         """WG-GO SendKeepalive: an empty packet, unless data is already waiting."""
