@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from cryptography.exceptions import InvalidTag
 
-from .actions import SendDatagram, WritePacket
+from .actions import SendDatagram, WritePacket, new_action
 from .constants import (
     MESSAGE_TRANSPORT, REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME,
     TRANSPORT_HEADER_SIZE, TRANSPORT_MIN_SIZE,
@@ -25,8 +25,6 @@ from .crypto import nonce
 from .messages import head_word, pack_transport_header, transport_fields
 from .send import padded_length
 from . import ip
-
-_tuple_new = tuple.__new__
 
 
 class LonePath:
@@ -65,7 +63,7 @@ class LonePath:
         peer.tx_packets += 1
         keypair.tx_packets += 1
         self._timers_sent(peer, now, True)
-        return [_tuple_new(SendDatagram, (data, peer.endpoint))]
+        return [new_action(SendDatagram, (data, peer.endpoint))]
 
     def _receive_lone(self, data, endpoint: tuple, now: float) -> list | None:
         """One datagram received alone (a ping's, at low rates every one) in the usual case: a data
@@ -106,6 +104,6 @@ class LonePath:
         peer.rx_bytes += len(data)
         peer.rx_packets += 1
         keypair.rx_packets += 1
-        out = [_tuple_new(WritePacket, (plain[:length] if length != len(plain) else plain,))]
+        out = [new_action(WritePacket, (plain[:length] if length != len(plain) else plain,))]
         self._timers_received(peer, now, 1, out)
         return out

@@ -19,7 +19,7 @@ from ..events import (
     TRANSPORT_RECEIVED, M64, EventBus,
 )
 from .allowedips import AllowedIPs
-from .actions import SendDatagram, WritePacket
+from .actions import SendDatagram, WritePacket, new_action
 from .constants import (
     HANDSHAKE_INITIATION_RATE, INITIATION_SIZE, MESSAGE_COOKIE_REPLY, MESSAGE_INITIATION, MESSAGE_TRANSPORT,
     REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_ON_RECEIVE_AGE, RESPONSE_SIZE, TRANSPORT_HEADER_SIZE,
@@ -43,7 +43,6 @@ from ..keytext import encode
 from . import ip, lookahead
 
 _UNKNOWN = object()
-_tuple_new = tuple.__new__
 
 
 class ReceivePath:
@@ -356,7 +355,7 @@ class ReceivePath:
         if self.bus.trace:  # a per-packet record: integers only, the address text is made when read
             n = int.from_bytes(source, "big")
             self.bus.record(SOURCE_ALLOWED, now, peer.name, ver, n >> 64, n & M64)
-        out.append(_tuple_new(WritePacket, (plain,)))  # WritePacket(plain), no Python frame
+        out.append(new_action(WritePacket, (plain,)))  # WritePacket(plain), no Python frame
 
     def confirm_next(self, peer, keypair, now: float, out: list) -> None:
         """WG-GO ReceivedWithKeypair: the responder's next keypair is confirmed by data."""

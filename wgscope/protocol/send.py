@@ -15,7 +15,7 @@ from ..events import (
 )
 from .allowedips import AllowedIPs
 from .entropy import Entropy
-from .actions import SendDatagram, WritePacket
+from .actions import SendDatagram, WritePacket, new_action
 from .constants import (
     PADDING_MULTIPLE, REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME,
     REKEY_TIMEOUT,
@@ -25,9 +25,6 @@ from .messages import pack_initiation, pack_transport_header
 from .noise import HandshakeError, StaticIdentity, create_initiation
 from .endpoint import endpoint_text
 from . import ip
-
-
-_tuple_new = tuple.__new__
 
 
 def padded_length(length: int, mtu: int) -> int:
@@ -188,7 +185,7 @@ class SendPath:
                 if target != length:
                     packet = packet + bytes(target - length)
             data = pack_transport_header(remote, counter) + seal(nonce(counter), packet, None)
-            out.append(_tuple_new(SendDatagram, (data, endpoint)))  # SendDatagram(data, endpoint), no Python frame
+            out.append(new_action(SendDatagram, (data, endpoint)))  # SendDatagram(data, endpoint), no Python frame
             sent_bytes += len(data)
             if trace:
                 record(TRANSPORT_SENT, now, peer.name, remote, counter, length)
