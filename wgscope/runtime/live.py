@@ -309,7 +309,8 @@ class LiveNode:
     def io_counters(self) -> dict:
         return node_report.io_counters(self)
 
-    def _in_loop_thread(self) -> bool:
+    def in_loop_thread(self) -> bool:
+        """Whether the caller runs on the node's loop thread (node_report.snapshot asks)."""
         return threading.get_ident() == self._thread
 
     # ---------------------------------------------------------------- lifecycle

@@ -14,7 +14,7 @@ def snapshot(node: "LiveNode") -> dict:
     """Device.snapshot plus the I/O counters, safe to call from another thread (the metrics
     server's): the snapshot is taken on the loop, between two packets, at the node's own clock."""
     loop = node.loop
-    if loop is None or not loop.is_running() or node._in_loop_thread():
+    if loop is None or not loop.is_running() or node.in_loop_thread():
         return _taken(node)
     result: concurrent.futures.Future = concurrent.futures.Future()
 
