@@ -279,3 +279,50 @@ def test_decrypted_written_as_replay_goes_gives_what_memory_gives(bulk, monkeypa
     assert (tmp_path / "stream.pcap").read_bytes() == (tmp_path / "memory.pcap").read_bytes()
     assert streamed.nodes[0]["agreed"]["transport"] >= 480 and streamed.nodes[0]["divergences"] == 0
     assert replay_capture(path, decrypted=os.devnull).decrypted_written == len(kept.decrypted_packets)
+
+
+def test_a_replayed_copy_of_a_run_member_names_the_frame_that_first_carried_it(bulk, tmp_path, monkeypatch):
+    """A run's counters are kept as a span (counterframes.py): a later duplicate of one of them is
+    named with the run member's frame, as the message-at-a-time way names it."""
+    path, _ = bulk
+    cols = read_columns(path)
+    first = _a_run_member(path)
+    original = bytes(cols.payload[first - 1])
+    later = next(f for f in range(first + 1, len(cols) + 1)
+                 if cols.transport[f - 1] and cols.receiver[f - 1] == cols.receiver[first - 1]
+                 and cols.counter[f - 1] > cols.counter[first - 1] + 3)
+    out = tmp_path / "duplicate.pcapng"
+    _altered(path, out, later, lambda p: original)
+    runs, _rec, single, _rec1 = _replay_both_ways(out, monkeypatch)
+    assert runs.as_dict() == single.as_dict()
+    assert ("replayed", (first, later)) in {(f.kind, tuple(f.frames)) for f in runs.findings}
+
+
+def test_counter_frames_answer_as_a_dict_of_every_accepted_counter():
+    """CounterFrames (spans for runs, a dict for single messages) gives, for every counter inside the
+    window behind the newest, the frame a plain dict of all accepted counters gives."""
+    import random
+
+    from wgscope.protocol.constants import REPLAY_WINDOW_SIZE
+    from wgscope.replay.counterframes import CounterFrames
+
+    rng = random.Random(13)
+    kept, every = CounterFrames(), {}
+    counter, frame = 0, 1
+    for _ in range(3000):
+        n = rng.choice([1, 1, 2, 5, 40, 128])
+        counters, frames = [counter], [frame]  # both rising, with gaps now and then
+        for _k in range(n - 1):
+            counters.append(counters[-1] + rng.choice([1, 1, 1, 1, 2]))
+            frames.append(frames[-1] + rng.choice([1] * 20 + [2]))
+        if n == 1:
+            kept.add(counters[0], frames[0], counters[-1])
+        else:
+            kept.add_run(counters, frames, counters[-1])
+        every.update(zip(counters, frames))
+        counter, frame = counters[-1] + rng.choice([1, 1, 1, 3]), frames[-1] + 1 + rng.choice([0, 0, 2])
+        newest = counters[-1]
+        window = range(max(0, newest - REPLAY_WINDOW_SIZE), newest + 1)
+        for c in rng.sample(window, min(20, len(window))) + [newest]:
+            assert kept.get(c) == every.get(c)
+    assert len(kept.spans) <= 512 and len(kept.single) <= 2 * REPLAY_WINDOW_SIZE + 1

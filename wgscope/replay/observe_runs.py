@@ -25,7 +25,7 @@ from cryptography.exceptions import InvalidTag
 
 from ..protocol import ip as ipmod
 from ..protocol.constants import (
-    QUEUE_STAGED_SIZE, REJECT_AFTER_TIME, REKEY_AFTER_TIME, REPLAY_WINDOW_SIZE, TRANSPORT_HEADER_SIZE,
+    QUEUE_STAGED_SIZE, REJECT_AFTER_TIME, REKEY_AFTER_TIME, TRANSPORT_HEADER_SIZE,
     TRANSPORT_MIN_SIZE,
 )
 from ..protocol.crypto import nonce
@@ -95,10 +95,7 @@ class RunObserver:
                     flow.missing.add(prev + 1, c - 1, prev_frame, frame)
                 prev, prev_frame = c, frame
         flow.max_counter = counters[-1]
-        frame_of.update(zip(counters, frames))
-        if len(frame_of) > 2 * REPLAY_WINDOW_SIZE:  # what a duplicate or reordering can still name
-            oldest = flow.max_counter - REPLAY_WINDOW_SIZE
-            flow.frame_of = {c: f for c, f in frame_of.items() if c >= oldest}
+        frame_of.add_run(counters, frames, counters[-1])
         flow.packets += n
         flow.bytes += total
         flow.last_time = times[-1]
