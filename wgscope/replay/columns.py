@@ -44,11 +44,15 @@ _IPV4_UDP = 28
 class Columns:
     """`frames`, `times`, `src`, `dst` (endpoint tuples, None: no UDP datagram in the frame),
     `payload` (bytes, a view of the file for transport, or None) as lists; `transport`,
-    `receiver`, `counter`, and `src_id`, `dst_id` (a number per distinct endpoint) as numpy arrays."""
+    `receiver`, `counter`, `size` (the payload's length, 0: none), and `src_id`, `dst_id` (a
+    number per distinct endpoint) as numpy arrays."""
 
     def __init__(self, frames, times, src, dst, payload, transport, receiver, counter, comment_of,
-                 damage: str | None = None, ids=None) -> None:
+                 damage: str | None = None, ids=None, size=None) -> None:
         self.frames, self.times, self.src, self.dst, self.payload = frames, times, src, dst, payload
+        # each UDP payload's length (0: none), as a numpy array
+        self.size = size if size is not None else np.fromiter(
+            (0 if p is None else len(p) for p in payload), np.int64, len(payload))
         self.transport, self.receiver, self.counter = transport, receiver, counter
         self._comment_of = comment_of
         self.damage = damage  # the reader's error after the last good frame, if any
@@ -233,8 +237,11 @@ def _fast(buf, walked, comments: bool):
     transport, receiver, counter = _transport_columns(payload, word, fast, caplen - _IPV4_UDP)
     for i in np.flatnonzero(fast & ~transport).tolist():
         payload[i] = bytes(payload[i])  # handshake code keeps and hashes bytes (as the core's GRO path)
+    size = np.where(fast, caplen - _IPV4_UDP, 0)
+    for i in np.flatnonzero(~fast).tolist():
+        size[i] = 0 if payload[i] is None else len(payload[i])
     return Columns(list(range(1, n + 1)), times, src, dst, payload, transport, receiver, counter, comment_of,
-                   ids=ids)
+                   ids=ids, size=size)
 
 
 def _comment_reader(buf, a, off, opt_start, body_end):

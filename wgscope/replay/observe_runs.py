@@ -35,9 +35,12 @@ from .observe_transport import inner_head
 class RunObserver:
     """Mixed into observer.Observer."""
 
-    def feed_run(self, frames: list, times: list, src: tuple, payloads: list, receiver: int, counters: list) -> bool:
+    def feed_run(self, frames: list, times: list, src: tuple, payloads: list, receiver: int, counters: list,
+                 sizes: list | None = None, nonces: list | None = None) -> bool:
         """False: nothing was done, feed each. True: done; `run_plain` is then (inner packets, padded
-        plaintexts) when the sender is re-executed (as `plain` after feed), else None."""
+        plaintexts) when the sender is re-executed (as `plain` after feed), else None. `sizes`: each
+        payload's length, `nonces`: each counter's nonce, when the caller has them (driver.observe
+        makes them for the whole capture at once)."""
         entry = self._flows.get(receiver)
         if entry is None or self.annotate:
             return False
@@ -52,12 +55,14 @@ class RunObserver:
                 or (flow is sess.i2r and sess.handshake is not None and not sess.rekey_reported
                     and t1 - sess.created > REKEY_AFTER_TIME):
             return False
-        sizes = list(map(len, payloads))
+        if sizes is None:
+            sizes = list(map(len, payloads))
         if min(sizes) <= TRANSPORT_MIN_SIZE:
             return False
         inbound = ipmod.inbound
         try:  # each message opened, as _authenticate opens it (the iteration in C: map, not a Python loop)
-            padded = list(map(cipher.decrypt, map(nonce, counters), map(_sealed, payloads), repeat(None)))
+            padded = list(map(cipher.decrypt, nonces if nonces is not None else map(nonce, counters),
+                              map(_sealed, payloads), repeat(None)))
             one = _one_ipv4_flow(padded)
             shape = None if one is not None else [inbound(p) for p in padded]
         except (InvalidTag, ipmod.InvalidPacket):
@@ -65,16 +70,18 @@ class RunObserver:
         if not flow.replay.accept_run(counters):
             return False
         inners = one[0] if one is not None else [p if n == len(p) else p[:n] for p, (n, _v, _s) in zip(padded, shape)]
-        self._run_counts(frames, times, sess, flow, sizes, counters)
+        total = sum(sizes)
+        self._run_counts(frames, times, sess, flow, sizes, counters, total)
         self._run_timers(frames, times, sender, receiver_party)
+        # the inner packets' bytes: uncut plaintexts are each their message less header and tag
+        flow.inner_bytes += total - len(sizes) * TRANSPORT_MIN_SIZE if inners is padded else sum(map(len, inners))
         self._run_inner(frames, times, sender, flow, inners, shape, one)
         self.run_plain = (inners, padded) if sender.public_key in self.keep_plain_of else None
         return True
 
-    def _run_counts(self, frames, times, sess, flow, sizes, counters) -> None:
+    def _run_counts(self, frames, times, sess, flow, sizes, counters, total) -> None:
         """_transport's and _count's bookkeeping for the run: kinds, volume, loss as ranges."""
         r, n, sender = self.r, len(frames), flow.sender
-        total = sum(sizes)
         r.wireguard += n
         r.kinds["transport"] += n
         r.last_time = times[-1]
@@ -117,7 +124,6 @@ class RunObserver:
         """_inner for the run: inner bytes, the "proto src > dst" counts, decrypted packets kept.
         `one`: (inners, inner_head, source) when the run is one IPv4 flow (_one_ipv4_flow), else
         `shape` holds inbound's (length, version, source) of each packet."""
-        flow.inner_bytes += sum(map(len, inners))
         counts = {one[1]: len(inners)} if one is not None else _head_counts(inners, shape)
         inner, keys = self.r.inner, self._inner_keys
         for head, count in counts.items():
