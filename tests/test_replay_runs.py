@@ -238,13 +238,19 @@ def test_a_run_read_as_one_ipv4_flow_gives_what_inbound_gives_each_packet():
     from wgscope.replay.observe_runs import _one_ipv4_flow
     from wgscope.replay.observe_transport import inner_head
 
-    def v4(total, size, proto=6, src=b"\x0a\0\0\x01", dst=b"\x0a\0\0\x02", first=0x45):
-        return (bytes([first, 0]) + total.to_bytes(2, "big") + bytes(5) + bytes([proto]) + b"\0\0" + src + dst
-                + os.urandom(max(0, size - 20)))[:size]
+    def v4(total, size, proto=6, src=b"\x0a\0\0\x01", dst=b"\x0a\0\0\x02", first=0x45, tos=0):
+        return (bytes([first, tos]) + total.to_bytes(2, "big") + os.urandom(5) + bytes([proto]) + os.urandom(2)
+                + src + dst + os.urandom(max(0, size - 20)))[:size]
 
-    one_flow = [[v4(1420, 1420)] * 3, [v4(40, 48), v4(1420, 1420), v4(52, 64)], [v4(20, 20)]]
+    def one_size(run):  # the size _one_ipv4_flow is told when every packet has one (observe_runs.feed_run)
+        return len(run[0]) if len({len(p) for p in run}) == 1 else None
+
+    one_flow = [[v4(1420, 1420)] * 3, [v4(40, 48), v4(1420, 1420), v4(52, 64)], [v4(20, 20)],
+                [v4(1420, 1420) for _ in range(5)], [v4(1400, 1420) for _ in range(5)],
+                [v4(1420, 1420), v4(1420, 1420, tos=4)], [v4(1400, 1420), v4(1404, 1420)]]
     for run in one_flow:
-        inners, head, source = _one_ipv4_flow(run)
+        inners, head, source = _one_ipv4_flow(run, one_size(run))
+        assert _one_ipv4_flow(run) == (inners, head, source)
         shape = [ip.inbound(p) for p in run]
         assert inners == [p[:n] for p, (n, _v, _s) in zip(run, shape)]
         assert {head} == {inner_head(p, 4) for p in inners} and {source} == {s for _n, _v, s in shape}
@@ -252,8 +258,10 @@ def test_a_run_read_as_one_ipv4_flow_gives_what_inbound_gives_each_packet():
     others = [[v4(1420, 1420), v4(1420, 1420, proto=17)], [v4(1420, 1420), v4(1420, 1420, src=b"\x0a\0\0\x09")],
               [v4(1420, 1420), v4(60, 60, first=0x46)], [v4(1420, 1420), v6], [v6], [v4(40, 19)],
               [v4(1420, 1420), v4(19, 40)], [v4(1420, 1420), v4(80, 64)], [v4(1420, 1420, first=0x65)]]
+    others += [[v4(1420, 1420), v4(1420, 1420, dst=b"\x0a\0\0\x09")], [v4(1420, 1420), v4(1420, 1420, first=0x46)],
+               [v4(1440, 1420)] * 2, [v4(19, 1420)] * 2, [v4(1420, 1420, first=0x65)] * 2]
     for run in others:
-        assert _one_ipv4_flow(run) is None
+        assert _one_ipv4_flow(run) is None and _one_ipv4_flow(run, one_size(run)) is None
 
 
 def test_decrypted_written_as_replay_goes_gives_what_memory_gives(bulk, monkeypatch, tmp_path):
