@@ -334,3 +334,17 @@ def test_counter_frames_answer_as_a_dict_of_every_accepted_counter():
         for c in rng.sample(window, min(20, len(window))) + [newest]:
             assert kept.get(c) == every.get(c)
     assert len(kept.spans) <= 512 and len(kept.single) <= 2 * REPLAY_WINDOW_SIZE + 1
+
+
+def test_block_words_read_by_rows_are_what_an_index_per_word_reads():
+    """columns._words (a strided row per block) gives the index-per-word gather's words, clamped at
+    the file's end, for blocks near the end and files shorter than a row."""
+    import numpy as np
+
+    from wgscope.replay.columns import _words
+
+    rng = np.random.default_rng(1)
+    for n in [5, 17, 18, 19, 40, 1000]:
+        w = rng.integers(0, 2**32, n, dtype=np.uint64).astype("<u4")
+        base = np.sort(rng.integers(0, n, 50))
+        assert (_words(w, base, 18) == w[np.minimum(base[:, None] + np.arange(18), n - 1)]).all()

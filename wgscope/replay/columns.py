@@ -27,6 +27,7 @@ import socket
 import struct
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from ..pcap import CaptureError, FrameError, parse_frame, read_capture
 from ..pcap import reader as _rd
@@ -202,10 +203,7 @@ def _fast(buf, walked, comments: bool):
         return None
     # words 0-17 of every packet block at once: the block's header (0-6), then the frame (7-13:
     # IPv4 and UDP headers of the usual frame) and the message (14-17: type, receiver, counter)
-    words = np.empty((len(off), 18), dtype=np.uint32)
-    base, across = off // 4, np.arange(18)
-    for i in range(0, len(off), 65536):  # in slices: the index array is 8 bytes a word
-        words[i:i + 65536] = w[np.minimum(base[i:i + 65536, None] + across, len(w) - 1)]
+    words = _words(w, off // 4, 18)
 
     def word(k):
         return words[:, k].astype(np.int64)
@@ -242,6 +240,21 @@ def _fast(buf, walked, comments: bool):
         size[i] = 0 if payload[i] is None else len(payload[i])
     return Columns(list(range(1, n + 1)), times, src, dst, payload, transport, receiver, counter, comment_of,
                    ids=ids, size=size)
+
+
+def _words(w, base, count: int):
+    """Words base..base + count - 1 of every block (a word past the file's end reads as its last
+    word): rows of a strided view of the file taken whole (a copy of each row, not an index per
+    word); the few blocks too near the end for a whole row take the index per word."""
+    last = len(w) - count
+    if last < 0:
+        return w[np.minimum(base[:, None] + np.arange(count), len(w) - 1)]
+    rows = as_strided(w, shape=(last + 1, count), strides=(w.strides[0], w.strides[0]), writeable=False)
+    words = rows[np.minimum(base, last)]
+    tail = np.flatnonzero(base > last)
+    if len(tail):
+        words[tail] = w[np.minimum(base[tail, None] + np.arange(count), len(w) - 1)]
+    return words
 
 
 def _comment_reader(buf, a, off, opt_start, body_end):
