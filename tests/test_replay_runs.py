@@ -348,3 +348,49 @@ def test_block_words_read_by_rows_are_what_an_index_per_word_reads():
         w = rng.integers(0, 2**32, n, dtype=np.uint64).astype("<u4")
         base = np.sort(rng.integers(0, n, 50))
         assert (_words(w, base, 18) == w[np.minimum(base[:, None] + np.arange(18), n - 1)]).all()
+
+
+def test_the_block_walk_takes_chains_of_packet_blocks_as_the_loop_takes_each(tmp_path, monkeypatch):
+    """blockwalk.walk follows packet blocks found by numpy (_Chain) where the loop would go one at a
+    time: the same offsets, interfaces and key logs with it and without it, for a file with key logs
+    between packets, a word 6 (a packet block's type) inside payloads by chance, odd lengths and
+    comments, and for every hostile capture."""
+    import mmap
+
+    import numpy as np
+    from hostile_captures import write_all
+
+    from wgscope.pcap import PcapngWriter
+    from wgscope.replay import blockwalk
+
+    path = tmp_path / "mixed.pcapng"
+    w = PcapngWriter(path, linktype=101)
+    w.write_wireguard_secrets("# first\n")
+    for i in range(300):
+        six = struct.pack("<I", 6) * (i % 4)  # a packet block's type, at some aligned place or other
+        w.write_packet(bytes([0x45]) + bytes(3) + six + os.urandom(i % 37), 1.7e9 + i, "c" * (i % 3) or None)
+        if i in (7, 150, 151):
+            w.write_wireguard_secrets(f"# at {i}\n")
+    w.close()
+
+    def both(p):
+        with open(p, "rb") as f:
+            if not os.fstat(f.fileno()).st_size:
+                return None, None
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+                chained = blockwalk.walk(buf)
+                with monkeypatch.context() as m:
+                    m.setattr(blockwalk._Chain, "follow", lambda self, off: None)
+                    looped = blockwalk.walk(buf)
+        return [None if r is None else (list(map(int, r[0])), len(r[1]), r[2]) for r in (chained, looped)]
+
+    chained, looped = both(path)
+    assert chained == looped and len(chained[0]) == 300 and len(chained[2]) == 4
+    rng = np.random.default_rng(3)  # the chain's search for words 6, eight booleans at a time
+    for n in [0, 1, 7, 8, 9, 64, 1000, 100003]:
+        for share in [0, 0.001, 0.3, 1]:
+            hit = rng.random(n) < share
+            assert (blockwalk._where(hit) == np.flatnonzero(hit)).all()
+    for p in write_all(tmp_path / "hostile"):
+        chained, looped = both(p)
+        assert chained == looped, p.name

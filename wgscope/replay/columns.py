@@ -24,7 +24,6 @@ from __future__ import annotations
 import mmap
 import os
 import socket
-import struct
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -34,10 +33,8 @@ from ..pcap import reader as _rd
 from ..pcap.frames import LINKTYPE_IPV4, LINKTYPE_RAW, _endpoint
 from ..protocol.constants import MESSAGE_TRANSPORT, TRANSPORT_MIN_SIZE
 from ..protocol.messages import head_word, transport_fields
+from .blockwalk import walk_file as _walk_file
 
-_HEAD = struct.Struct("<II")
-_LE_BOM = b"\x4d\x3c\x2b\x1a"
-_SKIPPED = frozenset({4, 5})  # name resolution, interface statistics: the reader skips them too
 _FAST_LINKTYPES = (LINKTYPE_RAW, LINKTYPE_IPV4)  # the frame starts with the IPv4 header
 _IPV4_UDP = 28
 
@@ -98,79 +95,6 @@ def _endpoint_ids(src: list, dst: list):
 # --------------------------------------------------------------------------- fast
 
 
-_LAST_WALK: list = [None, None]  # (file identity, walk): load_keys walks the file, then the replay does
-
-
-def _identity(f) -> tuple:
-    st = os.fstat(f.fileno())
-    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
-
-
-def _walk_file(f, buf):
-    key = _identity(f)
-    if _LAST_WALK[0] == key:
-        return _LAST_WALK[1]
-    walked = _walk(buf)
-    _LAST_WALK[:] = key, walked
-    return walked
-
-
-def _walk(buf):
-    """(packet block offsets, interfaces, secrets) of a plain pcapng file, or None."""
-    end = len(buf)
-    if end < 28 or buf[0:4] != _rd._SHB_MAGIC or buf[8:12] != _LE_BOM:
-        return None
-    s = _rd._STRUCTS["<"]
-    head = _HEAD.unpack_from
-    u32 = s.u32.unpack_from
-    offsets: list[int] = []
-    add = offsets.append
-    interfaces: list = []
-    secrets: list[str] = []
-    off = 0
-    while off < end:
-        if end - off < 12:
-            return None
-        btype, blen = head(buf, off)
-        if btype == 6 and blen >= 32:  # a packet block: its length's alignment and end are checked with numpy (_fast)
-            add(off)
-            off += blen
-            continue
-        nxt = off + blen
-        if blen < 12 or blen & 3 or nxt > end:
-            return None
-        if btype == 6:
-            return None  # too short to be a packet block: the reader says so
-        elif btype == 1:
-            if offsets:
-                return None  # an interface after packets: the reader's per-block checks decide
-            try:
-                interfaces.append(_rd._interface(buf, off + 8, nxt - 4, s, off))
-            except CaptureError:
-                return None
-        elif btype == 0x0A0D0D0A:
-            if off:
-                return None  # a second section
-            try:
-                _rd._section_structs(buf, off, end)
-            except CaptureError:
-                return None
-        elif btype == 0xA:
-            if u32(buf, nxt - 4)[0] != blen or blen < 20:
-                return None
-            stype, slen = s.dsb.unpack_from(buf, off + 8)
-            if off + 16 + slen > nxt - 4:
-                return None
-            if stype == _rd.SECRETS_WIREGUARD:
-                secrets.append(bytes(buf[off + 16: off + 16 + slen]).decode("utf-8", "replace"))
-        elif btype not in _SKIPPED:
-            return None  # packet blocks of other kinds, numbered non-packets, unknown blocks
-        off = nxt
-    if off != end:
-        return None  # the last packet block runs past the end of the file
-    return offsets, interfaces, secrets
-
-
 def secrets_of(capture) -> list[str] | None:
     """The WireGuard key logs of a plain pcapng file by the fast walk (None: ask the reader)."""
     if not isinstance(capture, (str, os.PathLike)) or not os.path.isfile(capture):
@@ -198,7 +122,7 @@ def _fast(buf, walked, comments: bool):
         return None
     a = np.frombuffer(buf, dtype=np.uint8)
     w = np.frombuffer(buf, dtype="<u4", count=len(buf) // 4)  # blocks are 32-bit aligned (pcapng 3.1)
-    off = np.array(offsets, dtype=np.int64)
+    off = np.asarray(offsets, dtype=np.int64)
     if (off & 3).any():
         return None
     # words 0-17 of every packet block at once: the block's header (0-6), then the frame (7-13:
