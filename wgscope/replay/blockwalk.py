@@ -29,7 +29,9 @@ _EPB = 6  # enhanced packet block
 _SCAN = 1 << 24  # words compared at a time (16 MB of booleans)
 
 
-_LAST_WALK: list = [None, None]  # (file identity, walk): load_keys walks the file, then the replay does
+_LAST_WALK: list = [None, None, None]  # (file identity, walk, mapping): load_keys maps and walks the file, then
+# the replay reads it: one mapping of the file, not two (each mapping's first touch of a page is a fault;
+# columns._mapped, columns.secrets_of)
 
 
 def _identity(f) -> tuple:
@@ -43,7 +45,7 @@ def walk_file(f, buf):
     if _LAST_WALK[0] == key:
         return _LAST_WALK[1]
     walked = walk(buf)
-    _LAST_WALK[:] = key, walked
+    _LAST_WALK[:] = key, walked, None
     return walked
 
 

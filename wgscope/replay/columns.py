@@ -6,8 +6,8 @@ Two builders, one result:
 
 - `_fast`: a pcapng file of one little-endian section whose blocks are interface
   descriptions, enhanced packet blocks, secrets and skippable blocks (what Wireshark, dumpcap
-  and wgscope's own --capture write). One Python walk over the block headers collects the
-  packet blocks' offsets; numpy then checks every block as the reader does (trailing length,
+  and wgscope's own --capture write). The walk over the block headers (blockwalk.py) collects
+  the packet blocks' offsets; numpy then checks every block as the reader does (trailing length,
   captured length, interface, timestamp range, a comment's option) and parses the usual frame
   (IPv4 without options, not a fragment, UDP filling it; the reader's `_udp4_plain`) for all
   packets at once. A frame that is anything else goes through `parse_frame` alone.
@@ -33,6 +33,7 @@ from ..pcap import reader as _rd
 from ..pcap.frames import LINKTYPE_IPV4, LINKTYPE_RAW, _endpoint
 from ..protocol.constants import MESSAGE_TRANSPORT, TRANSPORT_MIN_SIZE
 from ..protocol.messages import head_word, transport_fields
+from .blockwalk import _LAST_WALK, _identity
 from .blockwalk import walk_file as _walk_file
 
 _FAST_LINKTYPES = (LINKTYPE_RAW, LINKTYPE_IPV4)  # the frame starts with the IPv4 header
@@ -68,10 +69,7 @@ def read_columns(capture, comments: bool = True) -> Columns:
     `damage` (CaptureError when not even one frame could be read)."""
     if isinstance(capture, (str, os.PathLike)) and os.path.isfile(capture):
         with open(capture, "rb") as f:
-            try:
-                buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(f.fileno()).st_size else b""
-            except (OSError, ValueError):
-                buf = b""
+            buf = _mapped(f)
             walked = _walk_file(f, buf) if buf else None
         if walked is not None:
             fast = _fast(buf, walked, comments)
@@ -95,6 +93,17 @@ def _endpoint_ids(src: list, dst: list):
 # --------------------------------------------------------------------------- fast
 
 
+def _mapped(f):
+    """The file mapped (b"": empty or not mappable); the mapping secrets_of left is taken, not made again."""
+    if _LAST_WALK[2] is not None and _LAST_WALK[0] == _identity(f):
+        buf, _LAST_WALK[2] = _LAST_WALK[2], None
+        return buf
+    try:
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(f.fileno()).st_size else b""
+    except (OSError, ValueError):
+        return b""
+
+
 def secrets_of(capture) -> list[str] | None:
     """The WireGuard key logs of a plain pcapng file by the fast walk (None: ask the reader)."""
     if not isinstance(capture, (str, os.PathLike)) or not os.path.isfile(capture):
@@ -103,9 +112,12 @@ def secrets_of(capture) -> list[str] | None:
         with open(capture, "rb") as f:
             if not os.fstat(f.fileno()).st_size:
                 return None
-            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-                walked = _walk_file(f, buf)
-                return None if walked is None else walked[2]
+            buf = _mapped(f)
+            walked = _walk_file(f, buf) if buf else None
+            if walked is None:
+                return None
+            _LAST_WALK[2] = buf  # for read_columns, which takes it
+            return walked[2]
     except (OSError, ValueError):
         return None
 
