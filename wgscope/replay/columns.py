@@ -257,8 +257,10 @@ def _frames(buf, word, link, data_start, caplen):
     starts = (data_start[fast] + _IPV4_UDP).tolist()
     ends = (data_start[fast] + caplen[fast]).tolist()
     if m == n:  # the usual capture: every frame is the plain kind
-        src = [eps[k] for k in inverse[:m].tolist()]
-        dst = [eps[k] for k in inverse[m:].tolist()]
+        each = np.empty(len(eps), dtype=object)  # the endpoints gathered by numpy, the same objects
+        for k, e in enumerate(eps):
+            each[k] = e
+        src, dst = each[inverse[:m]].tolist(), each[inverse[m:]].tolist()
         payload = [view[p0:p1] for p0, p1 in zip(starts, ends)]
     else:
         for i, s_, d_, p0, p1 in zip(fast_idx, inverse[:m].tolist(), inverse[m:].tolist(), starts, ends):
