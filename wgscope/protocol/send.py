@@ -41,6 +41,12 @@ def padded_length(length: int, mtu: int) -> int:
     return length + (padded - last_unit)
 
 
+def _pad(packet: bytes, length: int, mtu: int) -> bytes:
+    """padded_length's case 0 < length <= mtu: to a multiple of 16, never past the MTU."""
+    target = min((length + PADDING_MULTIPLE - 1) & ~(PADDING_MULTIPLE - 1), mtu)
+    return packet + bytes(target - length) if target != length else packet
+
+
 # (first byte, destination address) of an IPv4 / IPv6 packet: what ip.outbound reads of it
 _V4_HEAD = struct.Struct("!B15x4s").unpack_from
 _V6_HEAD = struct.Struct("!B23x16s").unpack_from
@@ -134,14 +140,15 @@ class SendPath:
         destinations, a queue that fills)."""
         version = packets[0][0] >> 4 if packets[0] else 0
         if version == 4:
-            head, size, lookup = _V4_HEAD, 20, self.allowed_ips.lookup_v4
+            head, lookup = _V4_HEAD, self.allowed_ips.lookup_v4
         elif version == 6:
-            head, size, lookup = _V6_HEAD, 40, self.allowed_ips.lookup_v6
+            head, lookup = _V6_HEAD, self.allowed_ips.lookup_v6
         else:
             return None
-        if min(map(len, packets)) < size:
+        try:
+            heads = list(map(head, packets))
+        except struct.error:  # a packet shorter than the header ip.outbound reads (20 or 40 bytes)
             return None
-        heads = list(map(head, packets))
         if heads.count(heads[0]) != len(heads):
             return None
         peer = lookup(int.from_bytes(heads[0][1], "big"))
@@ -253,14 +260,15 @@ class SendPath:
         other queue (a keepalive, a packet past the MTU, the limit mid-queue): the loop takes it."""
         staged = peer.staged
         counter, n, mtu = keypair.send_counter, len(staged), self.mtu
-        lengths = list(map(len, staged))
-        if counter + n > REJECT_AFTER_MESSAGES or not min(lengths) or max(lengths) > mtu:
+        if counter + n > REJECT_AFTER_MESSAGES:
             return False
         packets = list(staged)
-        if lengths.count(mtu) != n and any(map(and_, lengths, repeat(PADDING_MULTIPLE - 1))):
-            packets = [p if not length & (PADDING_MULTIPLE - 1) or length == mtu
-                       else p + bytes(min((length + PADDING_MULTIPLE - 1) & ~(PADDING_MULTIPLE - 1), mtu) - length)
-                       for p, length in zip(packets, lengths)]
+        lengths = list(map(len, packets))
+        if not (mtu and lengths.count(mtu) == n):  # every packet at the MTU (bulk): data, no padding
+            if not min(lengths) or max(lengths) > mtu:
+                return False
+            if any(map(and_, lengths, repeat(PADDING_MULTIPLE - 1))):
+                packets = list(map(_pad, packets, lengths, repeat(mtu)))
         staged.clear()
         counters = range(counter, counter + n)
         datas = list(map(add, map(pack_transport_header, repeat(keypair.remote_index), counters),
