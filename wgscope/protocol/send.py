@@ -71,7 +71,10 @@ class SendPath:
     def send_packets(self, packets, now: float) -> list:
         """IP packets read from the TUN, in order: each is routed to a peer and staged, then every
         peer that got some sends what it has staged (WG-GO RoutineReadFromTUN stages a read batch,
-        then calls SendStagedPackets per peer). A peer whose queue fills mid-batch sends at once."""
+        then calls SendStagedPackets per peer). A peer whose queue fills mid-batch sends at once.
+        With no trace, a lone packet may take lone.py's short way, a batch to one destination
+        _stage_for_one_peer's, and a queue _seal_run's: the loops' result with fewer steps in
+        Python (tests/test_lone_packet.py and tests/test_send_runs.py run both ways)."""
         bus = self.bus
         if not bus.trace:
             if len(packets) == 1:
