@@ -63,6 +63,10 @@ def _mixed_sizes(lab, a):  # padding to 16 for some, none for others (one at the
     return [[segment(i, s) for i, s in enumerate([1368, 100, 1, 1352, 15, 1367, 0, 1368])]]
 
 
+def _empty_batch(lab, a):
+    return [[], bulk(2)]
+
+
 def _over_mtu(lab, a):
     return [[segment(1), segment(2, 1500), segment(3)]]
 
@@ -121,6 +125,7 @@ def _queue_fills_without_session(lab, a):  # no session: the oldest dropped (que
 CASES = [
     (_bulk, {"_stage_for_one_peer": [True] * 3, "_seal_run": [True] * 3}),
     (_mixed_sizes, {"_stage_for_one_peer": [True], "_seal_run": [True]}),
+    (_empty_batch, {"_stage_for_one_peer": [True], "_seal_run": [True]}),
     (_over_mtu, {"_stage_for_one_peer": [True], "_seal_run": [False]}),
     (_invalid_in_the_middle, {"_stage_for_one_peer": [False], "_seal_run": [True]}),
     (_mixed_destinations, {"_stage_for_one_peer": [False], "_seal_run": [True]}),

@@ -81,7 +81,7 @@ class SendPath:
                 out = self._send_lone(packets[0], now)
                 if out is not None:
                     return out
-            else:
+            elif packets:
                 peer = self._stage_for_one_peer(packets)
                 if peer is not None:
                     out = []
