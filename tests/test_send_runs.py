@@ -81,7 +81,8 @@ def _mixed_destinations(lab, a):  # one without a route: its ICMP reply, the res
 
 def _two_peers(lab, a):
     add_charlie(lab, a)
-    return [[segment(1), segment(2, dst="10.0.0.3"), segment(3)], bulk(5, dst="10.0.0.3")]
+    return [[segment(1), segment(2, dst="10.0.0.3"), segment(3)], bulk(5, dst="10.0.0.3"),
+            [segment(4), segment(5, dst="10.0.0.3")]]
 
 
 def _ipv6_to_a_peer(lab, a):  # a v6 batch to one peer, which has no session: staged, a handshake
@@ -129,7 +130,7 @@ CASES = [
     (_over_mtu, {"_stage_for_one_peer": [True], "_seal_run": [False]}),
     (_invalid_in_the_middle, {"_stage_for_one_peer": [False], "_seal_run": [True]}),
     (_mixed_destinations, {"_stage_for_one_peer": [False], "_seal_run": [True]}),
-    (_two_peers, {"_stage_for_one_peer": [False, True], "_seal_run": [True]}),
+    (_two_peers, {"_stage_for_one_peer": [False, True, False], "_seal_run": [True, True]}),
     (_ipv6_to_a_peer, {"_stage_for_one_peer": [True], "_seal_run": []}),
     (_ipv6_no_route, {"_stage_for_one_peer": [False], "_seal_run": []}),
     (_first_byte_differs, {"_stage_for_one_peer": [False], "_seal_run": [True]}),

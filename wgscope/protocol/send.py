@@ -149,6 +149,8 @@ class SendPath:
         else:
             return None
         try:
+            if head(packets[-1]) != head(packets[0]):  # a batch for several peers: no pass over it
+                return None
             heads = list(map(head, packets))
         except struct.error:  # a packet shorter than the header ip.outbound reads (20 or 40 bytes)
             return None
