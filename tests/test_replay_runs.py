@@ -238,13 +238,19 @@ def test_a_run_read_as_one_ipv4_flow_gives_what_inbound_gives_each_packet():
     from wgscope.replay.observe_runs import _one_ipv4_flow
     from wgscope.replay.observe_transport import inner_head
 
-    def v4(total, size, proto=6, src=b"\x0a\0\0\x01", dst=b"\x0a\0\0\x02", first=0x45):
-        return (bytes([first, 0]) + total.to_bytes(2, "big") + bytes(5) + bytes([proto]) + b"\0\0" + src + dst
-                + os.urandom(max(0, size - 20)))[:size]
+    def v4(total, size, proto=6, src=b"\x0a\0\0\x01", dst=b"\x0a\0\0\x02", first=0x45, tos=0):
+        return (bytes([first, tos]) + total.to_bytes(2, "big") + os.urandom(5) + bytes([proto]) + os.urandom(2)
+                + src + dst + os.urandom(max(0, size - 20)))[:size]
 
-    one_flow = [[v4(1420, 1420)] * 3, [v4(40, 48), v4(1420, 1420), v4(52, 64)], [v4(20, 20)]]
+    def one_size(run):  # the size _one_ipv4_flow is told when every packet has one (observe_runs.feed_run)
+        return len(run[0]) if len({len(p) for p in run}) == 1 else None
+
+    one_flow = [[v4(1420, 1420)] * 3, [v4(40, 48), v4(1420, 1420), v4(52, 64)], [v4(20, 20)],
+                [v4(1420, 1420) for _ in range(5)], [v4(1400, 1420) for _ in range(5)],
+                [v4(1420, 1420), v4(1420, 1420, tos=4)], [v4(1400, 1420), v4(1404, 1420)]]
     for run in one_flow:
-        inners, head, source = _one_ipv4_flow(run)
+        inners, head, source = _one_ipv4_flow(run, one_size(run))
+        assert _one_ipv4_flow(run) == (inners, head, source)
         shape = [ip.inbound(p) for p in run]
         assert inners == [p[:n] for p, (n, _v, _s) in zip(run, shape)]
         assert {head} == {inner_head(p, 4) for p in inners} and {source} == {s for _n, _v, s in shape}
@@ -252,8 +258,10 @@ def test_a_run_read_as_one_ipv4_flow_gives_what_inbound_gives_each_packet():
     others = [[v4(1420, 1420), v4(1420, 1420, proto=17)], [v4(1420, 1420), v4(1420, 1420, src=b"\x0a\0\0\x09")],
               [v4(1420, 1420), v4(60, 60, first=0x46)], [v4(1420, 1420), v6], [v6], [v4(40, 19)],
               [v4(1420, 1420), v4(19, 40)], [v4(1420, 1420), v4(80, 64)], [v4(1420, 1420, first=0x65)]]
+    others += [[v4(1420, 1420), v4(1420, 1420, dst=b"\x0a\0\0\x09")], [v4(1420, 1420), v4(1420, 1420, first=0x46)],
+               [v4(1440, 1420)] * 2, [v4(19, 1420)] * 2, [v4(1420, 1420, first=0x65)] * 2]
     for run in others:
-        assert _one_ipv4_flow(run) is None
+        assert _one_ipv4_flow(run) is None and _one_ipv4_flow(run, one_size(run)) is None
 
 
 def test_decrypted_written_as_replay_goes_gives_what_memory_gives(bulk, monkeypatch, tmp_path):
@@ -279,3 +287,110 @@ def test_decrypted_written_as_replay_goes_gives_what_memory_gives(bulk, monkeypa
     assert (tmp_path / "stream.pcap").read_bytes() == (tmp_path / "memory.pcap").read_bytes()
     assert streamed.nodes[0]["agreed"]["transport"] >= 480 and streamed.nodes[0]["divergences"] == 0
     assert replay_capture(path, decrypted=os.devnull).decrypted_written == len(kept.decrypted_packets)
+
+
+def test_a_replayed_copy_of_a_run_member_names_the_frame_that_first_carried_it(bulk, tmp_path, monkeypatch):
+    """A run's counters are kept as a span (counterframes.py): a later duplicate of one of them is
+    named with the run member's frame, as the message-at-a-time way names it."""
+    path, _ = bulk
+    cols = read_columns(path)
+    first = _a_run_member(path)
+    original = bytes(cols.payload[first - 1])
+    later = next(f for f in range(first + 1, len(cols) + 1)
+                 if cols.transport[f - 1] and cols.receiver[f - 1] == cols.receiver[first - 1]
+                 and cols.counter[f - 1] > cols.counter[first - 1] + 3)
+    out = tmp_path / "duplicate.pcapng"
+    _altered(path, out, later, lambda p: original)
+    runs, _rec, single, _rec1 = _replay_both_ways(out, monkeypatch)
+    assert runs.as_dict() == single.as_dict()
+    assert ("replayed", (first, later)) in {(f.kind, tuple(f.frames)) for f in runs.findings}
+
+
+def test_counter_frames_answer_as_a_dict_of_every_accepted_counter():
+    """CounterFrames (spans for runs, a dict for single messages) gives, for every counter inside the
+    window behind the newest, the frame a plain dict of all accepted counters gives."""
+    import random
+
+    from wgscope.protocol.constants import REPLAY_WINDOW_SIZE
+    from wgscope.replay.counterframes import CounterFrames
+
+    rng = random.Random(13)
+    kept, every = CounterFrames(), {}
+    counter, frame = 0, 1
+    for _ in range(3000):
+        n = rng.choice([1, 1, 2, 5, 40, 128])
+        counters, frames = [counter], [frame]  # both rising, with gaps now and then
+        for _k in range(n - 1):
+            counters.append(counters[-1] + rng.choice([1, 1, 1, 1, 2]))
+            frames.append(frames[-1] + rng.choice([1] * 20 + [2]))
+        if n == 1:
+            kept.add(counters[0], frames[0], counters[-1])
+        else:
+            kept.add_run(counters, frames, counters[-1])
+        every.update(zip(counters, frames))
+        counter, frame = counters[-1] + rng.choice([1, 1, 1, 3]), frames[-1] + 1 + rng.choice([0, 0, 2])
+        newest = counters[-1]
+        window = range(max(0, newest - REPLAY_WINDOW_SIZE), newest + 1)
+        for c in rng.sample(window, min(20, len(window))) + [newest]:
+            assert kept.get(c) == every.get(c)
+    assert len(kept.spans) <= 512 and len(kept.single) <= 2 * REPLAY_WINDOW_SIZE + 1
+
+
+def test_block_words_read_by_rows_are_what_an_index_per_word_reads():
+    """columns._words (a strided row per block) gives the index-per-word gather's words, clamped at
+    the file's end, for blocks near the end and files shorter than a row."""
+    import numpy as np
+
+    from wgscope.replay.columns import _words
+
+    rng = np.random.default_rng(1)
+    for n in [5, 17, 18, 19, 40, 1000]:
+        w = rng.integers(0, 2**32, n, dtype=np.uint64).astype("<u4")
+        base = np.sort(rng.integers(0, n, 50))
+        assert (_words(w, base, 18) == w[np.minimum(base[:, None] + np.arange(18), n - 1)]).all()
+
+
+def test_the_block_walk_takes_chains_of_packet_blocks_as_the_loop_takes_each(tmp_path, monkeypatch):
+    """blockwalk.walk follows packet blocks found by numpy (_Chain) where the loop would go one at a
+    time: the same offsets, interfaces and key logs with it and without it, for a file with key logs
+    between packets, a word 6 (a packet block's type) inside payloads by chance, odd lengths and
+    comments, and for every hostile capture."""
+    import mmap
+
+    import numpy as np
+    from hostile_captures import write_all
+
+    from wgscope.pcap import PcapngWriter
+    from wgscope.replay import blockwalk
+
+    path = tmp_path / "mixed.pcapng"
+    w = PcapngWriter(path, linktype=101)
+    w.write_wireguard_secrets("# first\n")
+    for i in range(300):
+        six = struct.pack("<I", 6) * (i % 4)  # a packet block's type, at some aligned place or other
+        w.write_packet(bytes([0x45]) + bytes(3) + six + os.urandom(i % 37), 1.7e9 + i, "c" * (i % 3) or None)
+        if i in (7, 150, 151):
+            w.write_wireguard_secrets(f"# at {i}\n")
+    w.close()
+
+    def both(p):
+        with open(p, "rb") as f:
+            if not os.fstat(f.fileno()).st_size:
+                return None, None
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+                chained = blockwalk.walk(buf)
+                with monkeypatch.context() as m:
+                    m.setattr(blockwalk._Chain, "follow", lambda self, off: None)
+                    looped = blockwalk.walk(buf)
+        return [None if r is None else (list(map(int, r[0])), len(r[1]), r[2]) for r in (chained, looped)]
+
+    chained, looped = both(path)
+    assert chained == looped and len(chained[0]) == 300 and len(chained[2]) == 4
+    rng = np.random.default_rng(3)  # the chain's search for words 6, eight booleans at a time
+    for n in [0, 1, 7, 8, 9, 64, 1000, 100003]:
+        for share in [0, 0.001, 0.3, 1]:
+            hit = rng.random(n) < share
+            assert (blockwalk._where(hit) == np.flatnonzero(hit)).all()
+    for p in write_all(tmp_path / "hostile"):
+        chained, looped = both(p)
+        assert chained == looped, p.name

@@ -57,15 +57,18 @@ class PcapWriter(CaptureOutput):
         self._file.write(b"".join(out))
         return n
 
-    def write_columns(self, timestamps, datas: list) -> int:
+    def write_columns(self, timestamps, datas: list, lengths=None) -> int:
         """What write_packets(zip(timestamps, datas)) writes, for many packets at once: the record
-        headers made in a few numpy passes, headers and packets handed to the kernel by writev
-        (no joined copy of the packets). Same results and errors as write_packets."""
+        headers made in a few numpy passes, each header one 16-byte bytes object (a void-typed
+        view's tolist, no Python slicing per packet), and headers and packets joined a thousand
+        records at a time (~1.5 MB; never the whole list) and written. Same results and errors as
+        write_packets. `lengths`: each data's length as array('Q'), when the caller has it."""
         import numpy as np
 
         n = len(datas)
-        t = np.asarray(timestamps, dtype=np.float64)
-        lengths = np.fromiter(map(len, datas), np.int64, n)
+        t = np.fromiter(timestamps, np.float64, len(timestamps))
+        lengths = np.fromiter(map(len, datas), np.int64, n) if lengths is None else \
+            np.frombuffer(lengths, dtype=np.uint64).astype(np.int64)
         try:
             fd = self._file.fileno()
         except (AttributeError, OSError):  # io.UnsupportedOperation is an OSError
@@ -83,17 +86,12 @@ class PcapWriter(CaptureOutput):
         head[:, 1] = ns if self._units == 1_000_000_000 else ns // 1000
         head[:, 2] = lengths
         head[:, 3] = lengths
-        blob = head.tobytes()
-        iov: list = [None] * (2 * n)
-        iov[0::2] = [blob[i: i + 16] for i in range(0, 16 * n, 16)]
-        iov[1::2] = datas
+        records: list = [None] * (2 * n)
+        records[0::2] = head.view("V16").ravel().tolist()  # void items are bytes, trailing zeros kept
+        records[1::2] = datas
         self._file.flush()
-        for k in range(0, 2 * n, 1024):  # IOV_MAX
-            part = iov[k: k + 1024]
-            done = os.writev(fd, part)
-            want = sum(map(len, part))
-            if done < want:  # a short write: the rest as one buffer
-                rest = memoryview(b"".join(part))[done:]
-                while rest:
-                    rest = rest[os.write(fd, rest):]
+        for k in range(0, 2 * n, 2048):
+            rest = memoryview(b"".join(records[k: k + 2048]))
+            while rest:
+                rest = rest[os.write(fd, rest):]
         return n

@@ -6,8 +6,8 @@ Two builders, one result:
 
 - `_fast`: a pcapng file of one little-endian section whose blocks are interface
   descriptions, enhanced packet blocks, secrets and skippable blocks (what Wireshark, dumpcap
-  and wgscope's own --capture write). One Python walk over the block headers collects the
-  packet blocks' offsets; numpy then checks every block as the reader does (trailing length,
+  and wgscope's own --capture write). The walk over the block headers (blockwalk.py) collects
+  the packet blocks' offsets; numpy then checks every block as the reader does (trailing length,
   captured length, interface, timestamp range, a comment's option) and parses the usual frame
   (IPv4 without options, not a fragment, UDP filling it; the reader's `_udp4_plain`) for all
   packets at once. A frame that is anything else goes through `parse_frame` alone.
@@ -24,19 +24,18 @@ from __future__ import annotations
 import mmap
 import os
 import socket
-import struct
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from ..pcap import CaptureError, FrameError, parse_frame, read_capture
 from ..pcap import reader as _rd
 from ..pcap.frames import LINKTYPE_IPV4, LINKTYPE_RAW, _endpoint
 from ..protocol.constants import MESSAGE_TRANSPORT, TRANSPORT_MIN_SIZE
 from ..protocol.messages import head_word, transport_fields
+from .blockwalk import _LAST_WALK, _identity
+from .blockwalk import walk_file as _walk_file
 
-_HEAD = struct.Struct("<II")
-_LE_BOM = b"\x4d\x3c\x2b\x1a"
-_SKIPPED = frozenset({4, 5})  # name resolution, interface statistics: the reader skips them too
 _FAST_LINKTYPES = (LINKTYPE_RAW, LINKTYPE_IPV4)  # the frame starts with the IPv4 header
 _IPV4_UDP = 28
 
@@ -44,11 +43,15 @@ _IPV4_UDP = 28
 class Columns:
     """`frames`, `times`, `src`, `dst` (endpoint tuples, None: no UDP datagram in the frame),
     `payload` (bytes, a view of the file for transport, or None) as lists; `transport`,
-    `receiver`, `counter`, and `src_id`, `dst_id` (a number per distinct endpoint) as numpy arrays."""
+    `receiver`, `counter`, `size` (the payload's length, 0: none), and `src_id`, `dst_id` (a
+    number per distinct endpoint) as numpy arrays."""
 
     def __init__(self, frames, times, src, dst, payload, transport, receiver, counter, comment_of,
-                 damage: str | None = None, ids=None) -> None:
+                 damage: str | None = None, ids=None, size=None) -> None:
         self.frames, self.times, self.src, self.dst, self.payload = frames, times, src, dst, payload
+        # each UDP payload's length (0: none), as a numpy array
+        self.size = size if size is not None else np.fromiter(
+            (0 if p is None else len(p) for p in payload), np.int64, len(payload))
         self.transport, self.receiver, self.counter = transport, receiver, counter
         self._comment_of = comment_of
         self.damage = damage  # the reader's error after the last good frame, if any
@@ -90,15 +93,6 @@ def _endpoint_ids(src: list, dst: list):
 # --------------------------------------------------------------------------- fast
 
 
-_LAST_WALK: list = [None, None, None]  # (file identity, walk, mapping): load_keys maps and walks the file, then
-# the replay reads it: one mapping of the file, not two (each mapping's first touch of a page is a fault)
-
-
-def _identity(f) -> tuple:
-    st = os.fstat(f.fileno())
-    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
-
-
 def _mapped(f):
     """The file mapped (b"": empty or not mappable); the mapping secrets_of left is taken, not made again."""
     if _LAST_WALK[2] is not None and _LAST_WALK[0] == _identity(f):
@@ -108,71 +102,6 @@ def _mapped(f):
         return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(f.fileno()).st_size else b""
     except (OSError, ValueError):
         return b""
-
-
-def _walk_file(f, buf):
-    key = _identity(f)
-    if _LAST_WALK[0] == key:
-        return _LAST_WALK[1]
-    walked = _walk(buf)
-    _LAST_WALK[:] = key, walked, None
-    return walked
-
-
-def _walk(buf):
-    """(packet block offsets, interfaces, secrets) of a plain pcapng file, or None."""
-    end = len(buf)
-    if end < 28 or buf[0:4] != _rd._SHB_MAGIC or buf[8:12] != _LE_BOM:
-        return None
-    s = _rd._STRUCTS["<"]
-    head = _HEAD.unpack_from
-    u32 = s.u32.unpack_from
-    offsets: list[int] = []
-    add = offsets.append
-    interfaces: list = []
-    secrets: list[str] = []
-    off = 0
-    while off < end:
-        if end - off < 12:
-            return None
-        btype, blen = head(buf, off)
-        if btype == 6 and blen >= 32:  # a packet block: its length's alignment and end are checked with numpy (_fast)
-            add(off)
-            off += blen
-            continue
-        nxt = off + blen
-        if blen < 12 or blen & 3 or nxt > end:
-            return None
-        if btype == 6:
-            return None  # too short to be a packet block: the reader says so
-        elif btype == 1:
-            if offsets:
-                return None  # an interface after packets: the reader's per-block checks decide
-            try:
-                interfaces.append(_rd._interface(buf, off + 8, nxt - 4, s, off))
-            except CaptureError:
-                return None
-        elif btype == 0x0A0D0D0A:
-            if off:
-                return None  # a second section
-            try:
-                _rd._section_structs(buf, off, end)
-            except CaptureError:
-                return None
-        elif btype == 0xA:
-            if u32(buf, nxt - 4)[0] != blen or blen < 20:
-                return None
-            stype, slen = s.dsb.unpack_from(buf, off + 8)
-            if off + 16 + slen > nxt - 4:
-                return None
-            if stype == _rd.SECRETS_WIREGUARD:
-                secrets.append(bytes(buf[off + 16: off + 16 + slen]).decode("utf-8", "replace"))
-        elif btype not in _SKIPPED:
-            return None  # packet blocks of other kinds, numbered non-packets, unknown blocks
-        off = nxt
-    if off != end:
-        return None  # the last packet block runs past the end of the file
-    return offsets, interfaces, secrets
 
 
 def secrets_of(capture) -> list[str] | None:
@@ -205,15 +134,12 @@ def _fast(buf, walked, comments: bool):
         return None
     a = np.frombuffer(buf, dtype=np.uint8)
     w = np.frombuffer(buf, dtype="<u4", count=len(buf) // 4)  # blocks are 32-bit aligned (pcapng 3.1)
-    off = np.array(offsets, dtype=np.int64)
+    off = np.asarray(offsets, dtype=np.int64)
     if (off & 3).any():
         return None
     # words 0-17 of every packet block at once: the block's header (0-6), then the frame (7-13:
     # IPv4 and UDP headers of the usual frame) and the message (14-17: type, receiver, counter)
-    words = np.empty((len(off), 18), dtype=np.uint32)
-    base, across = off // 4, np.arange(18)
-    for i in range(0, len(off), 65536):  # in slices: the index array is 8 bytes a word
-        words[i:i + 65536] = w[np.minimum(base[i:i + 65536, None] + across, len(w) - 1)]
+    words = _words(w, off // 4, 18)
 
     def word(k):
         return words[:, k].astype(np.int64)
@@ -245,8 +171,26 @@ def _fast(buf, walked, comments: bool):
     transport, receiver, counter = _transport_columns(payload, word, fast, caplen - _IPV4_UDP)
     for i in np.flatnonzero(fast & ~transport).tolist():
         payload[i] = bytes(payload[i])  # handshake code keeps and hashes bytes (as the core's GRO path)
+    size = np.where(fast, caplen - _IPV4_UDP, 0)
+    for i in np.flatnonzero(~fast).tolist():
+        size[i] = 0 if payload[i] is None else len(payload[i])
     return Columns(list(range(1, n + 1)), times, src, dst, payload, transport, receiver, counter, comment_of,
-                   ids=ids)
+                   ids=ids, size=size)
+
+
+def _words(w, base, count: int):
+    """Words base..base + count - 1 of every block (a word past the file's end reads as its last
+    word): rows of a strided view of the file taken whole (a copy of each row, not an index per
+    word); the few blocks too near the end for a whole row take the index per word."""
+    last = len(w) - count
+    if last < 0:
+        return w[np.minimum(base[:, None] + np.arange(count), len(w) - 1)]
+    rows = as_strided(w, shape=(last + 1, count), strides=(w.strides[0], w.strides[0]), writeable=False)
+    words = rows[np.minimum(base, last)]
+    tail = np.flatnonzero(base > last)
+    if len(tail):
+        words[tail] = w[np.minimum(base[tail, None] + np.arange(count), len(w) - 1)]
+    return words
 
 
 def _comment_reader(buf, a, off, opt_start, body_end):
@@ -313,8 +257,10 @@ def _frames(buf, word, link, data_start, caplen):
     starts = (data_start[fast] + _IPV4_UDP).tolist()
     ends = (data_start[fast] + caplen[fast]).tolist()
     if m == n:  # the usual capture: every frame is the plain kind
-        src = [eps[k] for k in inverse[:m].tolist()]
-        dst = [eps[k] for k in inverse[m:].tolist()]
+        each = np.empty(len(eps), dtype=object)  # the endpoints gathered by numpy, the same objects
+        for k, e in enumerate(eps):
+            each[k] = e
+        src, dst = each[inverse[:m]].tolist(), each[inverse[m:]].tolist()
         payload = [view[p0:p1] for p0, p1 in zip(starts, ends)]
     else:
         for i, s_, d_, p0, p1 in zip(fast_idx, inverse[:m].tolist(), inverse[m:].tolist(), starts, ends):

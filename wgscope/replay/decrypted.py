@@ -27,6 +27,8 @@ import stat
 from array import array
 from itertools import accumulate
 
+import numpy as np
+
 from ..pcap import PcapWriter
 
 CHUNK = 4096  # inner packets held before they are written (~6 MB at 1,420 bytes)
@@ -72,12 +74,10 @@ class DecryptedStream:
         packets = self.packets
         if packets:
             snaplen = self.writer.snaplen
-            self.writer.write_columns(self.times, packets)
-            lengths = list(map(len, packets))
-            if max(lengths) > snaplen:
-                for i, n in enumerate(lengths):
-                    if n > snaplen:
-                        self.long[self.written + i] = packets[i]
+            lengths = array("Q", map(len, packets))  # once, for the writer and for `lengths`
+            self.writer.write_columns(self.times, packets, lengths)
+            for i in np.flatnonzero(np.frombuffer(lengths, dtype=np.uint64) > snaplen).tolist():
+                self.long[self.written + i] = packets[i]
             self.lengths.extend(lengths)
             self.written += len(packets)
             packets.clear()

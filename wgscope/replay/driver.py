@@ -177,13 +177,15 @@ def observe(engine, cols, runs, kept, progress, stream=None) -> None:
     With a --decrypted `stream`, a kept inner packet is the last one the observer decrypted."""
     frames, times, src, dst, payload = cols.frames, cols.times, cols.src, cols.dst, cols.payload
     feed, skip, feed_run = engine.feed, engine.skip, engine.feed_run
+    counters, sizes, nonces = cols.counter.tolist(), cols.size.tolist(), _nonces(cols.counter)
     for start, stop in runs:
         if progress is not None:
             progress["frame"] = frames[stop - 1]
         if stream is not None:
             stream.pending()
         if stop - start > 1 and feed_run(frames[start:stop], times[start:stop], src[start], payload[start:stop],
-                                         int(cols.receiver[start]), cols.counter[start:stop].tolist()):
+                                         int(cols.receiver[start]), counters[start:stop], sizes[start:stop],
+                                         nonces[start:stop]):
             if kept is not None and engine.run_plain is not None:
                 kept.keep_run(start, stop, engine.run_plain, stream.count - (stop - start) if stream else 0)
             continue
@@ -196,6 +198,17 @@ def observe(engine, cols, runs, kept, progress, stream=None) -> None:
                 kept.inner[i] = engine.plain if stream is None or engine.plain is None else stream.count - 1
             if stream is not None:
                 stream.pending()
+
+
+_NONCE = np.dtype([("zero", "<u4"), ("counter", "<u8")])  # 12 bytes, packed: protocol.crypto.nonce's layout
+
+
+def _nonces(counter) -> list:
+    """Every frame's nonce(counter) (crypto.nonce: 32 zero bits, the 64-bit little-endian counter) as
+    bytes, made by numpy at once: a void-typed view's tolist is a list of 12-byte bytes."""
+    made = np.zeros(len(counter), dtype=_NONCE)
+    made["counter"] = counter
+    return made.view("V12").tolist()
 
 
 def _name(capture) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from ..keytext import encode
 from ..protocol.endpoint import endpoint_text as _endpoint_text
 from ..protocol.antireplay import AntiReplayWindow
+from .counterframes import CounterFrames
 from .loss import LossRanges
 
 
@@ -114,7 +115,7 @@ class Flow:
     replay: AntiReplayWindow = field(default_factory=AntiReplayWindow)
     max_counter: int = -1
     missing: LossRanges = field(default_factory=LossRanges)  # counters skipped so far (gaps not yet filled)
-    frame_of: dict = field(default_factory=dict)  # counter -> frame (for duplicate findings)
+    frame_of: CounterFrames = field(default_factory=CounterFrames)  # counter -> frame (for duplicate findings)
     packets: int = 0
     bytes: int = 0
     data_packets: int = 0

@@ -21,11 +21,12 @@ import struct
 from itertools import repeat
 from operator import gt, itemgetter, methodcaller
 
+import numpy as np
 from cryptography.exceptions import InvalidTag
 
 from ..protocol import ip as ipmod
 from ..protocol.constants import (
-    QUEUE_STAGED_SIZE, REJECT_AFTER_TIME, REKEY_AFTER_TIME, REPLAY_WINDOW_SIZE, TRANSPORT_HEADER_SIZE,
+    QUEUE_STAGED_SIZE, REJECT_AFTER_TIME, REKEY_AFTER_TIME, TRANSPORT_HEADER_SIZE,
     TRANSPORT_MIN_SIZE,
 )
 from ..protocol.crypto import nonce
@@ -35,9 +36,12 @@ from .observe_transport import inner_head
 class RunObserver:
     """Mixed into observer.Observer."""
 
-    def feed_run(self, frames: list, times: list, src: tuple, payloads: list, receiver: int, counters: list) -> bool:
+    def feed_run(self, frames: list, times: list, src: tuple, payloads: list, receiver: int, counters: list,
+                 sizes: list | None = None, nonces: list | None = None) -> bool:
         """False: nothing was done, feed each. True: done; `run_plain` is then (inner packets, padded
-        plaintexts) when the sender is re-executed (as `plain` after feed), else None."""
+        plaintexts) when the sender is re-executed (as `plain` after feed), else None. `sizes`: each
+        payload's length, `nonces`: each counter's nonce, when the caller has them (driver.observe
+        makes them for the whole capture at once)."""
         entry = self._flows.get(receiver)
         if entry is None or self.annotate:
             return False
@@ -52,29 +56,33 @@ class RunObserver:
                 or (flow is sess.i2r and sess.handshake is not None and not sess.rekey_reported
                     and t1 - sess.created > REKEY_AFTER_TIME):
             return False
-        sizes = list(map(len, payloads))
+        if sizes is None:
+            sizes = list(map(len, payloads))
         if min(sizes) <= TRANSPORT_MIN_SIZE:
             return False
         inbound = ipmod.inbound
         try:  # each message opened, as _authenticate opens it (the iteration in C: map, not a Python loop)
-            padded = list(map(cipher.decrypt, map(nonce, counters), map(_sealed, payloads), repeat(None)))
-            one = _one_ipv4_flow(padded)
+            padded = list(map(cipher.decrypt, nonces if nonces is not None else map(nonce, counters),
+                              map(_sealed, payloads), repeat(None)))
+            one = _one_ipv4_flow(padded, sizes[0] - TRANSPORT_MIN_SIZE if sizes.count(sizes[0]) == len(sizes) else None)
             shape = None if one is not None else [inbound(p) for p in padded]
         except (InvalidTag, ipmod.InvalidPacket):
             return False  # feed() says which message, in its own words
         if not flow.replay.accept_run(counters):
             return False
         inners = one[0] if one is not None else [p if n == len(p) else p[:n] for p, (n, _v, _s) in zip(padded, shape)]
-        self._run_counts(frames, times, sess, flow, sizes, counters)
+        total = sum(sizes)
+        self._run_counts(frames, times, sess, flow, sizes, counters, total)
         self._run_timers(frames, times, sender, receiver_party)
+        # the inner packets' bytes: uncut plaintexts are each their message less header and tag
+        flow.inner_bytes += total - len(sizes) * TRANSPORT_MIN_SIZE if inners is padded else sum(map(len, inners))
         self._run_inner(frames, times, sender, flow, inners, shape, one)
         self.run_plain = (inners, padded) if sender.public_key in self.keep_plain_of else None
         return True
 
-    def _run_counts(self, frames, times, sess, flow, sizes, counters) -> None:
+    def _run_counts(self, frames, times, sess, flow, sizes, counters, total) -> None:
         """_transport's and _count's bookkeeping for the run: kinds, volume, loss as ranges."""
         r, n, sender = self.r, len(frames), flow.sender
-        total = sum(sizes)
         r.wireguard += n
         r.kinds["transport"] += n
         r.last_time = times[-1]
@@ -95,10 +103,7 @@ class RunObserver:
                     flow.missing.add(prev + 1, c - 1, prev_frame, frame)
                 prev, prev_frame = c, frame
         flow.max_counter = counters[-1]
-        frame_of.update(zip(counters, frames))
-        if len(frame_of) > 2 * REPLAY_WINDOW_SIZE:  # what a duplicate or reordering can still name
-            oldest = flow.max_counter - REPLAY_WINDOW_SIZE
-            flow.frame_of = {c: f for c, f in frame_of.items() if c >= oldest}
+        frame_of.add_run(counters, frames, counters[-1])
         flow.packets += n
         flow.bytes += total
         flow.last_time = times[-1]
@@ -120,7 +125,6 @@ class RunObserver:
         """_inner for the run: inner bytes, the "proto src > dst" counts, decrypted packets kept.
         `one`: (inners, inner_head, source) when the run is one IPv4 flow (_one_ipv4_flow), else
         `shape` holds inbound's (length, version, source) of each packet."""
-        flow.inner_bytes += sum(map(len, inners))
         counts = {one[1]: len(inners)} if one is not None else _head_counts(inners, shape)
         inner, keys = self.r.inner, self._inner_keys
         for head, count in counts.items():
@@ -147,11 +151,16 @@ _TOTAL_V4 = struct.Struct(">2xH").unpack_from  # IPv4 bytes 2-3: the total lengt
 _sealed = itemgetter(slice(TRANSPORT_HEADER_SIZE, None))  # a transport message's ciphertext and tag
 
 
-def _one_ipv4_flow(padded: list):
+def _one_ipv4_flow(padded: list, size: int | None = None):
     """(inner packets, inner_head, source) when every padded plaintext of a run is IPv4 of one flow
     (the same first byte, protocol and addresses, read by struct in C) with a total length that
     fits it (ip.inbound's own check: 20 <= length <= size); else None, and inbound reads each.
-    What inbound would give each packet: (length, 4, the flow's source)."""
+    What inbound would give each packet: (length, 4, the flow's source). `size`: every plaintext's
+    length, when the caller knows they are all one (_same_size_flow)."""
+    if size is not None and size >= 20:
+        one = _same_size_flow(padded, size)
+        if one is not None:
+            return one
     try:
         flows = list(map(_FLOW_V4, padded))
     except struct.error:  # shorter than an IPv4 header: inbound says what it is
@@ -166,6 +175,27 @@ def _one_ipv4_flow(padded: list):
             return None
         padded = [p if n == size else p[:n] for p, n, size in zip(padded, lengths, sizes)]
     return padded, bytes((first[1],)) + first[2], first[2][:4]
+
+
+def _same_size_flow(padded: list, size: int):
+    """_one_ipv4_flow's answer for plaintexts all `size` bytes long: their first 20 bytes side by
+    side in one numpy array (no tuple or int made per packet), and every packet's bytes 0-3
+    (version and header length, TOS, total length: one length for all), 9 (protocol) and 12-19
+    (addresses) compared with the first's at once. None when any differs (then struct reads each)."""
+    first = padded[0]
+    total = (first[2] << 8) | first[3]
+    if first[0] >> 4 != 4 or not 20 <= total <= size:
+        return None
+    heads = np.frombuffer(b"".join(map(_IPV4_HEAD, padded)), dtype=np.uint8).reshape(len(padded), 20)
+    fields = heads[:, _SAME_IN_A_FLOW]
+    if not (fields == fields[0]).all():
+        return None
+    inners = padded if total == size else [p[:total] for p in padded]
+    return inners, first[9:10] + first[12:20], first[12:16]
+
+
+_IPV4_HEAD = itemgetter(slice(0, 20))
+_SAME_IN_A_FLOW = np.array([0, 1, 2, 3, 9, *range(12, 20)])  # IPv4 header bytes one flow's packets share here
 
 
 def _head_counts(inners: list, shape: list) -> dict:

@@ -144,11 +144,7 @@ class TransportObserver:
             self._find("reordered", [flow.frame_of.get(flow.max_counter) or frame, frame],
                        f"counter {counter} on 0x{receiver:08x} arrived after counter {flow.max_counter}", sender,
                        counter=counter)
-        frame_of = flow.frame_of
-        frame_of[counter] = frame
-        if len(frame_of) > 2 * REPLAY_WINDOW_SIZE:  # keep what a duplicate or reordering can still name
-            oldest = flow.max_counter - REPLAY_WINDOW_SIZE
-            flow.frame_of = {c: f for c, f in frame_of.items() if c >= oldest}
+        flow.frame_of.add(counter, frame, flow.max_counter)
         flow.packets += 1
         flow.bytes += size
         if flow.first_time is None:
