@@ -279,3 +279,28 @@ def test_decrypted_written_as_replay_goes_gives_what_memory_gives(bulk, monkeypa
     assert (tmp_path / "stream.pcap").read_bytes() == (tmp_path / "memory.pcap").read_bytes()
     assert streamed.nodes[0]["agreed"]["transport"] >= 480 and streamed.nodes[0]["divergences"] == 0
     assert replay_capture(path, decrypted=os.devnull).decrypted_written == len(kept.decrypted_packets)
+
+
+def test_a_batch_compared_without_copies_says_what_bytes_of_each_says():
+    """node_runs.same_bytes (removeprefix over the wire's views) is True exactly when every datagram
+    equals the wire's byte for byte: a bit flipped anywhere, one byte more or less, an empty
+    datagram or one that is not bytes are each a difference, or compared the plain way."""
+    from wgscope.replay.node_runs import same_bytes
+
+    wire_bytes = [os.urandom(n) for n in (32, 148, 1440, 1)]
+    buf = memoryview(b"".join(wire_bytes))
+    wire, at = [], 0
+    for w in wire_bytes:
+        wire.append(buf[at: at + len(w)])
+        at += len(w)
+    made = [bytes(w) for w in wire_bytes]
+    assert same_bytes(made, wire)
+    for i, w in enumerate(wire_bytes):
+        for bit in (0, len(w) * 8 // 2, len(w) * 8 - 1):
+            flipped = bytearray(w)
+            flipped[bit // 8] ^= 1 << (bit % 8)
+            assert not same_bytes(made[:i] + [bytes(flipped)] + made[i + 1:], wire)
+        for other in (w + b"\0", w[:-1], b"", bytearray(w)):
+            expected = bytes(other) == w
+            assert same_bytes(made[:i] + [other] + made[i + 1:], wire) is expected
+    assert same_bytes([b""], [memoryview(b"")]) and not same_bytes([b""], [memoryview(b"x")])

@@ -26,6 +26,8 @@ from .sealmemo import SealMemo
 
 _DATAGRAMS_ONLY = {SendDatagram}
 _data = itemgetter(0)  # SendDatagram.data
+_BYTES_ONLY = {bytes}
+_after = bytes.removeprefix  # d.removeprefix(w): what of d follows w (d itself when w is no prefix of it)
 
 
 class RunSender:
@@ -91,7 +93,17 @@ class RunSender:
         actions = self.device.send_packets(packets, t)
         wire = datas[start:end]
         if len(actions) == len(wire) and set(map(type, actions)) == _DATAGRAMS_ONLY \
-                and list(map(_data, actions)) == list(map(bytes, wire)):  # bytes: a view compares a byte at a time
+                and same_bytes(list(map(_data, actions)), wire):
             self.agreed["transport"] += end - start
             return
         self._judge_batch(actions, t, frames[start], zip(frames[start:end], times[start:end], wire, packets), packets)
+
+
+def same_bytes(made: list, wire: list) -> bool:
+    """Whether made[i] == bytes(wire[i]) for every i (lists of equal length), without copying the
+    wire's views (the capture's mapped bytes): for a non-empty bytes d, d.removeprefix(w) is b""
+    exactly when d starts with w and is no longer, i.e. d == w byte for byte; an empty d (which
+    removeprefix would hand back as b"") or a d that is not bytes is compared the plain way."""
+    if all(made) and set(map(type, made)) == _BYTES_ONLY:
+        return not any(map(_after, made, wire))
+    return made == list(map(bytes, wire))  # bytes: a view compares a byte at a time
