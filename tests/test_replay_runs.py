@@ -304,3 +304,27 @@ def test_a_batch_compared_without_copies_says_what_bytes_of_each_says():
             expected = bytes(other) == w
             assert same_bytes(made[:i] + [other] + made[i + 1:], wire) is expected
     assert same_bytes([b""], [memoryview(b"")]) and not same_bytes([b""], [memoryview(b"x")])
+
+
+def test_a_batch_ends_where_the_send_by_send_walk_ends_it():
+    """RunSender._batch_end by bisection (a run's times never decreasing) ends each batch where
+    walking send by send ends it: BATCH_MAX sends, BATCH_SPAN seconds, before the core's next
+    deadline (none, before the batch, inside it, past it, on a send's time exactly)."""
+    import random
+    from types import SimpleNamespace
+
+    from wgscope.replay.node import BATCH_MAX, BATCH_SPAN
+    from wgscope.replay.node_runs import RunSender
+
+    rng = random.Random(13)
+    for _ in range(300):
+        times, t = [], rng.uniform(0, 100)
+        for _ in range(rng.randrange(1, 200)):
+            t += rng.choice((0.0, 0.0001, 0.001, 0.004, 0.01, 0.02))
+            times.append(t)
+        start = rng.randrange(len(times))
+        for when in (None, times[start] - 1, times[start], rng.choice(times), times[-1] + 1,
+                     times[start] + rng.uniform(0, 2 * BATCH_SPAN)):
+            node = SimpleNamespace(device=SimpleNamespace(next_deadline=lambda when=when: when),
+                                   BATCH_MAX=BATCH_MAX, BATCH_SPAN=BATCH_SPAN)
+            assert RunSender._batch_end(node, times, start, True) == RunSender._batch_end(node, times, start, False)

@@ -17,6 +17,7 @@ it took; the caller sends the rest through `sent` one by one.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from operator import itemgetter
 
 from ..protocol.actions import SendDatagram
@@ -52,13 +53,14 @@ class RunSender:
         if type(keypair.send) is not SealMemo:
             keypair.send = SealMemo(keypair.send)
         memo = keypair.send
+        ordered = times == sorted(times)  # as a capture's times are: its batches' ends found by bisection
         done, n = 0, len(frames)
         while done < n:
             if done:
                 self.advance(times[done])
             if self.pending or self.overdue or not self.active:
                 break
-            end = self._batch_end(times, done)
+            end = self._batch_end(times, done, ordered)
             if end == done or not window.accept_run(counters[done:end]):
                 break
             packets, pads = batch(inners[done:end], padded[done:end])
@@ -75,12 +77,16 @@ class RunSender:
             return False
         return self._steady(keypair, t)
 
-    def _batch_end(self, times: list, start: int) -> int:
+    def _batch_end(self, times: list, start: int, ordered: bool) -> int:
         """Where the batch starting at `start` ends: BATCH_MAX sends, BATCH_SPAN seconds, or the
-        core's next deadline (a timer comes first)."""
+        core's next deadline (a timer comes first). `ordered`: `times` never decrease, so the
+        first send past the span or at the deadline is found by bisection."""
         when = self.device.next_deadline()
         limit = min(len(times), start + self.BATCH_MAX)
         last = times[start] + self.BATCH_SPAN
+        if ordered:
+            end = bisect_right(times, last, start, limit)
+            return end if when is None else bisect_left(times, when, start, end)
         end = start
         while end < limit and times[end] <= last and (when is None or times[end] < when):
             end += 1
