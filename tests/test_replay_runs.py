@@ -328,3 +328,25 @@ def test_a_batch_ends_where_the_send_by_send_walk_ends_it():
             node = SimpleNamespace(device=SimpleNamespace(next_deadline=lambda when=when: when),
                                    BATCH_MAX=BATCH_MAX, BATCH_SPAN=BATCH_SPAN)
             assert RunSender._batch_end(node, times, start, True) == RunSender._batch_end(node, times, start, False)
+
+
+def test_the_memo_serves_the_packet_it_was_given_or_an_equal_one_and_nothing_else():
+    """SealMemo.encrypt's usual case (proven, the very object expected, no aad, the counter in
+    range) and each way out of it: an equal copy of the plaintext is still served (compared byte for
+    byte), another plaintext, another counter, an aad, counters past the batch are sealed for real."""
+    key = ChaCha20Poly1305(os.urandom(32))
+    plains = [os.urandom(80) for _ in range(4)]
+    wire = [memoryview(bytes(16) + key.encrypt(nonce(c), p, None))  # views, as the capture gives them
+            for c, p in enumerate(plains, 10)]
+    memo = SealMemo(key)
+    memo.expect(range(10, 14), plains, wire)
+    assert memo.encrypt(nonce(10), plains[0], None) == wire[0][16:] and memo.proven  # the real seal that proves
+    assert type(memo.encrypt(nonce(11), plains[1], None)) is memoryview  # served: the wire's own bytes
+    assert type(memo.encrypt(nonce(12), bytes(bytearray(plains[2])), None)) is memoryview  # an equal copy
+    other = plains[3][:-1] + bytes([plains[3][-1] ^ 1])
+    for n, p, aad in ((nonce(13), other, None), (nonce(12), plains[3], None), (nonce(13), plains[3], b"x"),
+                      (nonce(14), plains[3], None), (nonce(9), plains[0], None)):
+        assert memo.encrypt(n, p, aad) == key.encrypt(n, p, aad)
+    assert type(memo.encrypt(nonce(13), plains[3], None)) is memoryview
+    memo.expect([], [], [])
+    assert type(memo.encrypt(nonce(13), plains[3], None)) is bytes
