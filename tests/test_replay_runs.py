@@ -350,3 +350,53 @@ def test_the_memo_serves_the_packet_it_was_given_or_an_equal_one_and_nothing_els
     assert type(memo.encrypt(nonce(13), plains[3], None)) is memoryview
     memo.expect([], [], [])
     assert type(memo.encrypt(nonce(13), plains[3], None)) is bytes
+
+
+def _judge_afresh(judge, direction, src, dst, data):
+    """VerdictJudge.tap as it was before it remembered: judged from the core call's events."""
+    if judge._fresh:
+        judge._batch, judge._fresh = judge._fresh, []
+    elif direction == "in":
+        judge._batch = []
+    return judge._comment(direction, data, src if direction == "in" else dst)
+
+
+def test_remembered_verdicts_are_the_verdicts_judged_afresh():
+    """verdicts.VerdictJudge remembers a comment while no event comes (`_said`): each datagram gets
+    the comment judging it afresh gives, whatever of what _classify reads differs (direction, length,
+    type, reserved bytes, index, remote endpoint), and an event (one that names a peer for an index,
+    one that is the verdict) is heeded at once."""
+    from wgscope.events import INFO, KEYPAIR_CREATED, PACKET_DROPPED, EventBus
+    from wgscope.replay.verdicts import VerdictJudge
+
+    def transport(index: int, size: int = 96, head: bytes = b"\x04\0\0\0") -> memoryview:
+        return memoryview(head + index.to_bytes(4, "little") + os.urandom(size - 8))
+
+    r1, r2, me = ("10.0.0.1", 51820), ("10.0.0.9", 51820), ("10.0.0.2", 51821)
+    datagrams = [("in", r1, transport(7)), ("in", r1, transport(7, 32)), ("in", r1, transport(8)),
+                 ("in", r2, transport(7)), ("in", r1, transport(7, head=b"\x04\0\1\0")),
+                 ("in", r1, transport(7, head=b"\x09\0\0\0")), ("in", r1, transport(7, 20)),
+                 ("out", r1, transport(7)), ("out", r2, transport(8, 32)), ("in", r1, transport(7, 500))]
+    buses, judges = (EventBus(INFO), EventBus(INFO)), []
+    for bus in buses:
+        judges.append(VerdictJudge(bus))
+    remembering, afresh = judges
+
+    def both(direction, remote, data):
+        src, dst = (remote, me) if direction == "in" else (me, remote)
+        return remembering.tap(direction, src, dst, data, 1.0), _judge_afresh(afresh, direction, src, dst, data)
+
+    said = [both(*d) for d in datagrams * 3]
+    assert all(a == b for a, b in said) and len({a for a, _ in said}) >= 8
+    assert len(remembering._said) == len(datagrams)
+    for bus in buses:
+        bus.emit(KEYPAIR_CREATED, 2.0, "peerAAAAxyz", local_index=1, remote_index=7, role="initiator", slot="current")
+    after = both("out", r1, datagrams[7][2])
+    assert after[0] == after[1] and "peer=peerAAAA" in after[0] and after[0] != said[7][0]
+    for bus in buses:
+        bus.emit(PACKET_DROPPED, 3.0, None, reason="decryption_failed", kind="transport", endpoint=None,
+                 receiver_index=7)
+    dropped = both("in", r1, datagrams[0][2])
+    assert dropped[0] == dropped[1] and "verdict=dropped" in dropped[0]
+    again = both("in", r1, datagrams[0][2])  # no event since: accepted, the peer named
+    assert again[0] == again[1] and "verdict=accepted" in again[0] and "peer=peerAAAA" in again[0]
