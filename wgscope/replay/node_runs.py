@@ -27,7 +27,6 @@ from .sealmemo import SealMemo
 
 _DATAGRAMS_ONLY = {SendDatagram}
 _data = itemgetter(0)  # SendDatagram.data
-_BYTES_ONLY = {bytes}
 _after = bytes.removeprefix  # d.removeprefix(w): what of d follows w (d itself when w is no prefix of it)
 
 
@@ -109,7 +108,10 @@ def same_bytes(made: list, wire: list) -> bool:
     """Whether made[i] == bytes(wire[i]) for every i (lists of equal length), without copying the
     wire's views (the capture's mapped bytes): for a non-empty bytes d, d.removeprefix(w) is b""
     exactly when d starts with w and is no longer, i.e. d == w byte for byte; an empty d (which
-    removeprefix would hand back as b"") or a d that is not bytes is compared the plain way."""
-    if all(made) and set(map(type, made)) == _BYTES_ONLY:
-        return not any(map(_after, made, wire))
+    removeprefix would hand back as b"") or a d that is not bytes (TypeError) is compared the plain way."""
+    if all(made):
+        try:
+            return not any(map(_after, made, wire))
+        except TypeError:
+            pass
     return made == list(map(bytes, wire))  # bytes: a view compares a byte at a time
