@@ -400,3 +400,19 @@ def test_remembered_verdicts_are_the_verdicts_judged_afresh():
     assert dropped[0] == dropped[1] and "verdict=dropped" in dropped[0]
     again = both("in", r1, datagrams[0][2])  # no event since: accepted, the peer named
     assert again[0] == again[1] and "verdict=accepted" in again[0] and "peer=peerAAAA" in again[0]
+
+
+def test_the_memo_serves_each_counter_its_own_whatever_the_order_of_seals():
+    """Seals out of order, repeated, skipping or past the batch, one packet object at two counters:
+    each counter gets its own wire bytes or a real seal, never a neighbour's."""
+    key = ChaCha20Poly1305(os.urandom(32))
+    plains = [os.urandom(48) for _ in range(6)]
+    plains[2] = plains[1]  # one packet object at two counters: only the nonce tells them apart
+    wire = [memoryview(bytes(16) + key.encrypt(nonce(c), p, None)) for c, p in enumerate(plains, 100)]
+    memo = SealMemo(key)
+    memo.expect(range(100, 106), plains, wire)
+    for k in (0, 2, 1, 3, 2, 5, 4, 0, 5):
+        assert memo.encrypt(nonce(100 + k), plains[k], None) == wire[k][16:]
+    assert memo.proven
+    for k, p in ((1, plains[2]), (6, plains[5]), (-1, plains[0])):  # another packet at k; past either end
+        assert memo.encrypt(nonce(100 + k), p, None) == key.encrypt(nonce(100 + k), p, None)
