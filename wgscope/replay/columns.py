@@ -66,10 +66,7 @@ def read_columns(capture, comments: bool = True) -> Columns:
     `damage` (CaptureError when not even one frame could be read)."""
     if isinstance(capture, (str, os.PathLike)) and os.path.isfile(capture):
         with open(capture, "rb") as f:
-            try:
-                buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(f.fileno()).st_size else b""
-            except (OSError, ValueError):
-                buf = b""
+            buf = _mapped(f)
             walked = _walk_file(f, buf) if buf else None
         if walked is not None:
             fast = _fast(buf, walked, comments)
@@ -93,7 +90,8 @@ def _endpoint_ids(src: list, dst: list):
 # --------------------------------------------------------------------------- fast
 
 
-_LAST_WALK: list = [None, None]  # (file identity, walk): load_keys walks the file, then the replay does
+_LAST_WALK: list = [None, None, None]  # (file identity, walk, mapping): load_keys maps and walks the file, then
+# the replay reads it: one mapping of the file, not two (each mapping's first touch of a page is a fault)
 
 
 def _identity(f) -> tuple:
@@ -101,12 +99,23 @@ def _identity(f) -> tuple:
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
 
 
+def _mapped(f):
+    """The file mapped (b"": empty or not mappable); the mapping secrets_of left is taken, not made again."""
+    if _LAST_WALK[2] is not None and _LAST_WALK[0] == _identity(f):
+        buf, _LAST_WALK[2] = _LAST_WALK[2], None
+        return buf
+    try:
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(f.fileno()).st_size else b""
+    except (OSError, ValueError):
+        return b""
+
+
 def _walk_file(f, buf):
     key = _identity(f)
     if _LAST_WALK[0] == key:
         return _LAST_WALK[1]
     walked = _walk(buf)
-    _LAST_WALK[:] = key, walked
+    _LAST_WALK[:] = key, walked, None
     return walked
 
 
@@ -174,9 +183,12 @@ def secrets_of(capture) -> list[str] | None:
         with open(capture, "rb") as f:
             if not os.fstat(f.fileno()).st_size:
                 return None
-            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-                walked = _walk_file(f, buf)
-                return None if walked is None else walked[2]
+            buf = _mapped(f)
+            walked = _walk_file(f, buf) if buf else None
+            if walked is None:
+                return None
+            _LAST_WALK[2] = buf  # for read_columns, which takes it
+            return walked[2]
     except (OSError, ValueError):
         return None
 
