@@ -416,3 +416,28 @@ def test_the_memo_serves_each_counter_its_own_whatever_the_order_of_seals():
     assert memo.proven
     for k, p in ((1, plains[2]), (6, plains[5]), (-1, plains[0])):  # another packet at k; past either end
         assert memo.encrypt(nonce(100 + k), p, None) == key.encrypt(nonce(100 + k), p, None)
+
+
+def test_the_decrypted_file_reads_back_every_packet_as_written(tmp_path, monkeypatch):
+    """decrypted.DecryptedStream: the offsets summed by numpy when the file is mapped give back each
+    packet, alone (`packet`) or a run at once (`read`), empty ones and one past the snap length
+    (kept in memory, the file holding it cut) included; a file with no packet maps too."""
+    import random
+
+    from wgscope.replay import decrypted
+
+    monkeypatch.setattr(decrypted, "CHUNK", 7)
+    rng = random.Random(7)
+    packets = [os.urandom(rng.choice((0, 1, 40, 100, 1420))) for _ in range(60)]
+    packets[33] = os.urandom(70_000)
+    stream = decrypted.DecryptedStream(tmp_path / "d.pcap")
+    for i, p in enumerate(packets):
+        stream.packets.append(p)
+        stream.times.append(float(i))
+        stream.pending()
+    assert stream.finish() == len(packets)
+    assert [bytes(stream.packet(k)) for k in range(len(packets))] == packets
+    assert [bytes(p) for p in stream.read(list(range(2, 30)))] == packets[2:30]
+    assert [bytes(p) for p in stream.read(list(range(30, 40)))] == packets[30:40]
+    assert [bytes(p) for p in stream.read([40, 3, 59])] == [packets[40], packets[3], packets[59]]
+    assert decrypted.DecryptedStream(tmp_path / "none.pcap").finish() == 0
