@@ -6,7 +6,10 @@ The methods that cause actions append them to an `out` list the entry point made
 
 from __future__ import annotations
 
+import struct
 from collections import Counter
+from itertools import repeat
+from operator import add, and_
 
 from ..events import (
     COOKIE_USED, HANDSHAKE_INITIATION_CREATED, HANDSHAKE_INITIATION_SENT, HANDSHAKE_INITIATION_SKIPPED,
@@ -38,6 +41,17 @@ def padded_length(length: int, mtu: int) -> int:
     return length + (padded - last_unit)
 
 
+def _pad(packet: bytes, length: int, mtu: int) -> bytes:
+    """padded_length's case 0 < length <= mtu: to a multiple of 16, never past the MTU."""
+    target = min((length + PADDING_MULTIPLE - 1) & ~(PADDING_MULTIPLE - 1), mtu)
+    return packet + bytes(target - length) if target != length else packet
+
+
+# (first byte, destination address) of an IPv4 / IPv6 packet: what ip.outbound reads of it
+_V4_HEAD = struct.Struct("!B15x4s").unpack_from
+_V6_HEAD = struct.Struct("!B23x16s").unpack_from
+
+
 class SendPath:
     """Mixed into Device. The device state it reads and writes (Device.__init__ sets it):"""
 
@@ -57,13 +71,23 @@ class SendPath:
     def send_packets(self, packets, now: float) -> list:
         """IP packets read from the TUN, in order: each is routed to a peer and staged, then every
         peer that got some sends what it has staged (WG-GO RoutineReadFromTUN stages a read batch,
-        then calls SendStagedPackets per peer). A peer whose queue fills mid-batch sends at once."""
-        if len(packets) == 1 and not self.bus.trace:
-            out = self._send_lone(packets[0], now)
-            if out is not None:
-                return out
-        out: list = []
+        then calls SendStagedPackets per peer). A peer whose queue fills mid-batch sends at once.
+        With no trace, a lone packet may take lone.py's short way, a batch to one destination
+        _stage_for_one_peer's, and a queue _seal_run's: the loops' result with fewer steps in
+        Python (tests/test_lone_packet.py and tests/test_send_runs.py run both ways)."""
         bus = self.bus
+        if not bus.trace:
+            if len(packets) == 1:
+                out = self._send_lone(packets[0], now)
+                if out is not None:
+                    return out
+            elif packets:
+                peer = self._stage_for_one_peer(packets)
+                if peer is not None:
+                    out = []
+                    self.send_staged(peer, now, out)
+                    return out
+        out: list = []
         lookup_v4, lookup_v6 = self.allowed_ips.lookup_v4, self.allowed_ips.lookup_v6
         routed: list = []  # peers that staged packets in this batch, in order
         last_dst = peer = None
@@ -106,6 +130,37 @@ class SendPath:
         for peer in routed:
             self.send_staged(peer, now, out)
         return out
+
+    def _stage_for_one_peer(self, packets):
+        """send_packets' loop for the bulk batch, a batch of IP packets of one version with one
+        first byte and one destination: each to the same peer, with an endpoint, whose queue takes
+        them all without filling. The loop would then route the first packet and reuse the route
+        for the rest (one destination), stage them in order, and send the queue once at the end
+        (full only at the limit, which they stay short of); with no trace it records nothing per
+        packet. This reads each packet's first byte and destination in C (one struct read, one
+        tuple comparison a packet), routes once, stages with one extend and returns the peer.
+        None, with nothing changed, for any other batch: the loop takes it (its drops, mixed
+        destinations, a queue that fills)."""
+        version = packets[0][0] >> 4 if packets[0] else 0
+        if version == 4:
+            head, lookup = _V4_HEAD, self.allowed_ips.lookup_v4
+        elif version == 6:
+            head, lookup = _V6_HEAD, self.allowed_ips.lookup_v6
+        else:
+            return None
+        try:
+            if head(packets[-1]) != head(packets[0]):  # a batch for several peers: no pass over it
+                return None
+            heads = list(map(head, packets))
+        except struct.error:  # a packet shorter than the header ip.outbound reads (20 or 40 bytes)
+            return None
+        if heads.count(heads[0]) != len(heads):
+            return None
+        peer = lookup(int.from_bytes(heads[0][1], "big"))
+        if peer is None or peer.endpoint is None or len(peer.staged) + len(heads) >= peer.staged_limit:
+            return None
+        peer.staged.extend(packets)
+        return peer
 
     def _icmp_unreachable(self, packet: bytes, out: list) -> None:
         reply = ip.icmp_unreachable(packet, self.icmp_source(packet))
@@ -161,6 +216,8 @@ class SendPath:
     def _encrypt_and_send(self, peer, keypair, now: float, out: list) -> None:
         """WG-GO SendStagedPackets' loop: each staged packet padded, given the next counter and
         sealed; the timer hooks run once for the run (with one `now` they are idempotent)."""
+        if not self.bus.trace and self._seal_run(peer, keypair, now, out):
+            return
         staged = peer.staged
         endpoint = peer.endpoint
         seal = keypair.send.encrypt
@@ -197,6 +254,37 @@ class SendPath:
         keypair.tx_packets += sent
         if sent:
             self._timers_sent(peer, now, data_sent)
+
+    def _seal_run(self, peer, keypair, now: float, out: list) -> bool:
+        """_encrypt_and_send's loop for the usual queue, a step at a time over the whole queue in C
+        (map) rather than a packet at a time: every staged packet is data (none empty: no keepalive)
+        within the MTU, and the counter stays short of REJECT_AFTER_MESSAGES to the end of the queue.
+        The loop then takes every packet in order, counters from send_counter up, pads each to 16
+        capped at the MTU (its inline case: a length already a multiple of 16, or the MTU, stays),
+        and its trace records are off (the caller checks). False, with nothing changed, for any
+        other queue (a keepalive, a packet past the MTU, the limit mid-queue): the loop takes it."""
+        staged = peer.staged
+        counter, n, mtu = keypair.send_counter, len(staged), self.mtu
+        if counter + n > REJECT_AFTER_MESSAGES:
+            return False
+        packets = list(staged)
+        lengths = list(map(len, packets))
+        if not (mtu and lengths.count(mtu) == n):  # every packet at the MTU (bulk): data, no padding
+            if not min(lengths) or max(lengths) > mtu:
+                return False
+            if any(map(and_, lengths, repeat(PADDING_MULTIPLE - 1))):
+                packets = list(map(_pad, packets, lengths, repeat(mtu)))
+        staged.clear()
+        counters = range(counter, counter + n)
+        datas = list(map(add, map(pack_transport_header, repeat(keypair.remote_index), counters),
+                         map(keypair.send.encrypt, map(nonce, counters), packets, repeat(None))))
+        out.extend(map(new_action, repeat(SendDatagram), zip(datas, repeat(peer.endpoint))))
+        keypair.send_counter = counter + n
+        peer.tx_bytes += sum(map(len, datas))
+        peer.tx_packets += n
+        keypair.tx_packets += n
+        self._timers_sent(peer, now, True)
+        return True
 
     def _timers_sent(self, peer, now: float, data_sent: bool) -> None:
         """The timer hooks of authenticated packets sent (WG-GO SendStagedPackets' loop)."""
