@@ -25,7 +25,8 @@ import mmap
 import os
 import stat
 from array import array
-from itertools import accumulate
+
+import numpy as np
 
 import numpy as np
 
@@ -56,7 +57,7 @@ class DecryptedStream:
         self.long: dict[int, bytes] = {}  # number -> a packet longer than the snap length (none in practice)
         self.writer: PcapWriter | None = None
         self.map = None
-        self.starts: list = []
+        self.starts = self.ends = None  # numpy arrays once mapped: each packet's offset and end in the file
 
     @property
     def count(self) -> int:
@@ -90,18 +91,18 @@ class DecryptedStream:
         with open(self.path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             self.map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
-        snaplen = self.writer.snaplen
-        records = map(_RECORD.__add__, self.lengths) if not self.long else \
-            (_RECORD + min(n, snaplen) for n in self.lengths)
-        self.starts = list(accumulate(records, initial=_HEADER + _RECORD))  # each packet's offset, and the end's
-        if self.starts.pop() - _RECORD != size:
+        lengths = np.array(self.lengths, dtype=np.int64)
+        records = _RECORD + (lengths if not self.long else np.minimum(lengths, self.writer.snaplen))
+        # each packet's offset, and the end's: summed by numpy, no Python int made per packet here
+        offsets = np.concatenate(([0], np.cumsum(records))) + (_HEADER + _RECORD)
+        if int(offsets[-1]) - _RECORD != size:
             raise OSError(0, "changed while replay wrote it", self.path)
+        self.starts, self.ends = offsets[:-1], offsets[:-1] + lengths
         return self.written
 
     def packet(self, k: int) -> bytes:
         """The k-th inner packet, read back from the file."""
-        start = self.starts[k]
-        return self.long.get(k) or self.map[start: start + self.lengths[k]]
+        return self.long.get(k) or self.map[int(self.starts[k]): int(self.ends[k])]
 
     def read(self, numbers: list) -> list:
         """The inner packets of these numbers; a run's are consecutive in the file, read in one pass."""
@@ -109,4 +110,4 @@ class DecryptedStream:
         if self.long or numbers[-1] - k != n - 1:
             return list(map(self.packet, numbers))
         m = self.map
-        return [m[start: start + length] for start, length in zip(self.starts[k: k + n], self.lengths[k: k + n])]
+        return [m[start: end] for start, end in zip(self.starts[k: k + n].tolist(), self.ends[k: k + n].tolist())]

@@ -17,6 +17,7 @@ it took; the caller sends the rest through `sent` one by one.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from operator import itemgetter
 
 from ..protocol.actions import SendDatagram
@@ -26,6 +27,7 @@ from .sealmemo import SealMemo
 
 _DATAGRAMS_ONLY = {SendDatagram}
 _data = itemgetter(0)  # SendDatagram.data
+_after = bytes.removeprefix  # d.removeprefix(w): what of d follows w (d itself when w is no prefix of it)
 
 
 class RunSender:
@@ -50,13 +52,14 @@ class RunSender:
         if type(keypair.send) is not SealMemo:
             keypair.send = SealMemo(keypair.send)
         memo = keypair.send
+        ordered = times == sorted(times)  # as a capture's times are: its batches' ends found by bisection
         done, n = 0, len(frames)
         while done < n:
             if done:
                 self.advance(times[done])
             if self.pending or self.overdue or not self.active:
                 break
-            end = self._batch_end(times, done)
+            end = self._batch_end(times, done, ordered)
             if end == done or not window.accept_run(counters[done:end]):
                 break
             packets, pads = batch(inners[done:end], padded[done:end])
@@ -73,12 +76,16 @@ class RunSender:
             return False
         return self._steady(keypair, t)
 
-    def _batch_end(self, times: list, start: int) -> int:
+    def _batch_end(self, times: list, start: int, ordered: bool) -> int:
         """Where the batch starting at `start` ends: BATCH_MAX sends, BATCH_SPAN seconds, or the
-        core's next deadline (a timer comes first)."""
+        core's next deadline (a timer comes first). `ordered`: `times` never decrease, so the
+        first send past the span or at the deadline is found by bisection."""
         when = self.device.next_deadline()
         limit = min(len(times), start + self.BATCH_MAX)
         last = times[start] + self.BATCH_SPAN
+        if ordered:
+            end = bisect_right(times, last, start, limit)
+            return end if when is None else bisect_left(times, when, start, end)
         end = start
         while end < limit and times[end] <= last and (when is None or times[end] < when):
             end += 1
@@ -91,7 +98,20 @@ class RunSender:
         actions = self.device.send_packets(packets, t)
         wire = datas[start:end]
         if len(actions) == len(wire) and set(map(type, actions)) == _DATAGRAMS_ONLY \
-                and list(map(_data, actions)) == list(map(bytes, wire)):  # bytes: a view compares a byte at a time
+                and same_bytes(list(map(_data, actions)), wire):
             self.agreed["transport"] += end - start
             return
         self._judge_batch(actions, t, frames[start], zip(frames[start:end], times[start:end], wire, packets), packets)
+
+
+def same_bytes(made: list, wire: list) -> bool:
+    """Whether made[i] == bytes(wire[i]) for every i (lists of equal length), without copying the
+    wire's views (the capture's mapped bytes): for a non-empty bytes d, d.removeprefix(w) is b""
+    exactly when d starts with w and is no longer, i.e. d == w byte for byte; an empty d (which
+    removeprefix would hand back as b"") or a d that is not bytes (TypeError) is compared the plain way."""
+    if all(made):
+        try:
+            return not any(map(_after, made, wire))
+        except TypeError:
+            pass
+    return made == list(map(bytes, wire))  # bytes: a view compares a byte at a time

@@ -39,11 +39,12 @@ _sealed = itemgetter(slice(TRANSPORT_HEADER_SIZE, None))  # a transport message'
 class SealMemo:
     """Stands in for a keypair's send cipher (the same encrypt/decrypt calls)."""
 
-    __slots__ = ("cipher", "first", "padded", "sealed", "proven")
+    __slots__ = ("cipher", "first", "count", "padded", "sealed", "proven")
 
     def __init__(self, cipher) -> None:
         self.cipher = cipher
         self.first = 0  # the counter of padded[0] / sealed[0]; a run's counters are consecutive
+        self.count = 0  # how many counters from `first` are expected (0: none)
         self.padded: list = []
         self.sealed: list = []  # the wire's ciphertext and tag of each (views of the capture)
         self.proven = False  # a real seal of this key reproduced the wire
@@ -53,11 +54,19 @@ class SealMemo:
         not known). Counters that are not consecutive are not served."""
         consecutive = len(counters) and counters[-1] - counters[0] == len(counters) - 1
         self.first = counters[0] if consecutive else 0
+        self.count = len(counters) if consecutive else 0
         self.padded, self.sealed = (padded, list(map(_sealed, datagrams))) if consecutive else ([], [])
 
     def encrypt(self, n: bytes, plain: bytes, aad) -> bytes:
+        # Once per transport message sent: the usual case (proven, expected, the very packet the
+        # core was given, unpadded) is tested first, by identity; everything else goes to _seal.
         k = _counter_of(n)[0] - self.first
-        if 0 <= k < len(self.padded) and aad is None:
+        if self.proven and 0 <= k < self.count and aad is None and self.padded[k] is plain:
+            return self.sealed[k]
+        return self._seal(k, n, plain, aad)
+
+    def _seal(self, k: int, n: bytes, plain: bytes, aad) -> bytes:
+        if 0 <= k < self.count and aad is None:
             expected = self.padded[k]
             if expected is not None:
                 if self.proven:
