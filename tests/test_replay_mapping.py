@@ -57,3 +57,16 @@ def test_a_file_changed_after_the_walk_is_mapped_and_walked_again(capture, tmp_p
     columns._LAST_WALK[:] = None, None, None
     _same(cols, read_columns(copy))  # what a reading with nothing left over gives
     assert len(cols) < len(read_columns(capture))
+
+
+def test_a_file_of_packet_block_types_gets_no_chain_arrays():
+    """The chain's arrays hold the offsets of words equal to 6; a file that is mostly such words
+    (no capture) would make them several times its own size: past one in 16 words the walk's plain
+    loop takes the file instead."""
+    from wgscope.replay.blockwalk import _Chain
+
+    chain = _Chain(np.full(1 << 18, 6, dtype="<u4").tobytes())
+    assert len(chain.cand) == 0 and chain.follow(0) is None
+    sparse = np.zeros(1 << 18, dtype="<u4")
+    sparse[::64] = 6  # one in 64 words: still chained (none of these is a real block)
+    assert len(_Chain(sparse.tobytes()).cand) == len(sparse) // 64

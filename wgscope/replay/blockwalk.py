@@ -27,6 +27,7 @@ _LE_BOM = b"\x4d\x3c\x2b\x1a"
 _SKIPPED = frozenset({4, 5})  # name resolution, interface statistics: the reader skips them too
 _EPB = 6  # enhanced packet block
 _SCAN = 1 << 24  # words compared at a time (16 MB of booleans)
+_MOST = 16  # candidates beyond one per 16 words (a packet block is 8 or more): no chain, the file's size bounds the rest
 
 
 _LAST_WALK: list = [None, None, None]  # (file identity, walk, mapping): load_keys maps and walks the file, then
@@ -123,8 +124,14 @@ class _Chain:
     def __init__(self, buf) -> None:
         w = np.frombuffer(buf, dtype="<u4", count=len(buf) // 4)
         n = len(w)
-        cand = np.concatenate([_where(w[a:a + _SCAN] == _EPB) + a for a in range(0, n, _SCAN)] or
-                              [np.zeros(0, dtype=np.int64)]).astype(np.int64)
+        parts, found = [np.zeros(0, dtype=np.int64)], 0
+        for a in range(0, n, _SCAN):
+            parts.append(_where(w[a:a + _SCAN] == _EPB) + a)
+            found += len(parts[-1])
+            if found > n // _MOST:  # a file of words equal to 6 (no capture): the loop walks it, no arrays
+                parts = parts[:1]
+                break
+        cand = np.concatenate(parts).astype(np.int64)
         blen = w[np.minimum(cand + 1, n - 1)].astype(np.int64)
         nxt = cand + (blen >> 2)
         good = np.zeros(len(cand), dtype=bool)  # the block at cand[k] is followed by the one at cand[k + 1]
