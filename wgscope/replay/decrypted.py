@@ -28,8 +28,6 @@ from array import array
 
 import numpy as np
 
-import numpy as np
-
 from ..pcap import PcapWriter
 
 CHUNK = 4096  # inner packets held before they are written (~6 MB at 1,420 bytes)
