@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 from functools import partial
+from operator import itemgetter
 from typing import NamedTuple
 
 from .constants import (
@@ -68,6 +69,7 @@ _transport = struct.Struct("<B3xIQ")
 _head = struct.Struct("<I")  # type + reserved, as one little-endian word
 head_word = _head.unpack_from  # (word,): exactly MESSAGE_TRANSPORT for a transport message
 transport_fields = struct.Struct("<4xIQ").unpack_from  # (receiver index, counter), no tuple type on the hot path
+transport_sealed = itemgetter(slice(TRANSPORT_HEADER_SIZE, None))  # a transport message's ciphertext and tag
 _first_index = struct.Struct("<4xI").unpack_from
 
 

@@ -26,10 +26,10 @@ from cryptography.exceptions import InvalidTag
 
 from ..protocol import ip as ipmod
 from ..protocol.constants import (
-    QUEUE_STAGED_SIZE, REJECT_AFTER_TIME, REKEY_AFTER_TIME, TRANSPORT_HEADER_SIZE,
-    TRANSPORT_MIN_SIZE,
+    QUEUE_STAGED_SIZE, REJECT_AFTER_TIME, REKEY_AFTER_TIME, TRANSPORT_MIN_SIZE,
 )
 from ..protocol.crypto import nonce
+from ..protocol.messages import transport_sealed
 from .observe_transport import inner_head
 
 
@@ -63,7 +63,7 @@ class RunObserver:
         inbound = ipmod.inbound
         try:  # each message opened, as _authenticate opens it (the iteration in C: map, not a Python loop)
             padded = list(map(cipher.decrypt, nonces if nonces is not None else map(nonce, counters),
-                              map(_sealed, payloads), repeat(None)))
+                              map(transport_sealed, payloads), repeat(None)))
             one = _one_ipv4_flow(padded, sizes[0] - TRANSPORT_MIN_SIZE if sizes.count(sizes[0]) == len(sizes) else None)
             shape = None if one is not None else [inbound(p) for p in padded]
         except (InvalidTag, ipmod.InvalidPacket):
@@ -148,7 +148,6 @@ class RunObserver:
 _version, _protocol = itemgetter(1), itemgetter(9)  # of inbound's (length, version, source); IPv4 byte 9
 _FLOW_V4 = struct.Struct(">B8xB2x8s").unpack_from  # IPv4 bytes 0 (version, IHL), 9 (protocol), 12-19 (addresses)
 _TOTAL_V4 = struct.Struct(">2xH").unpack_from  # IPv4 bytes 2-3: the total length, as a 1-tuple
-_sealed = itemgetter(slice(TRANSPORT_HEADER_SIZE, None))  # a transport message's ciphertext and tag
 
 
 def _one_ipv4_flow(padded: list, size: int | None = None):

@@ -28,12 +28,10 @@ bit in the ciphertext, the tag, or the counter) is still reported as a divergenc
 from __future__ import annotations
 
 import struct
-from operator import itemgetter
 
-from ..protocol.constants import TRANSPORT_HEADER_SIZE
+from ..protocol.messages import transport_sealed
 
 _counter_of = struct.Struct("<4xQ").unpack_from  # the nonce's counter (protocol/crypto.py `nonce`)
-_sealed = itemgetter(slice(TRANSPORT_HEADER_SIZE, None))  # a transport message's ciphertext and tag
 
 
 class SealMemo:
@@ -55,7 +53,7 @@ class SealMemo:
         consecutive = len(counters) and counters[-1] - counters[0] == len(counters) - 1
         self.first = counters[0] if consecutive else 0
         self.count = len(counters) if consecutive else 0
-        self.padded, self.sealed = (padded, list(map(_sealed, datagrams))) if consecutive else ([], [])
+        self.padded, self.sealed = (padded, list(map(transport_sealed, datagrams))) if consecutive else ([], [])
 
     def encrypt(self, n: bytes, plain: bytes, aad) -> bytes:
         # Once per transport message sent: the usual case (proven, expected, the very packet the
