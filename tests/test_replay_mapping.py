@@ -1,12 +1,12 @@
 """load_keys walks a capture's blocks for its secrets, then replay reads the same file as columns:
-one mapping of the file serves both (columns._mapped), never one of a file that changed since."""
+one mapping of the file serves both (blockwalk.mapped), never one of a file that changed since."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from wgscope.replay import columns
+from wgscope.replay import blockwalk
 from wgscope.replay.columns import read_columns, secrets_of
 from wgscope.runtime.lab import LAB_EPOCH, Lab
 from wgscope.sinks.capture import CaptureWriter
@@ -34,15 +34,15 @@ def _same(x, y) -> None:
 
 
 def test_the_mapping_secrets_of_made_is_the_one_read_columns_reads(capture, monkeypatch):
-    columns._LAST_WALK[:] = None, None, None
+    blockwalk._LAST_WALK[:] = None, None, None
     fresh = read_columns(capture)
     made = []
-    real = columns.mmap.mmap
-    monkeypatch.setattr(columns.mmap, "mmap", lambda *a, **k: made.append(1) or real(*a, **k))
+    real = blockwalk.mmap.mmap
+    monkeypatch.setattr(blockwalk.mmap, "mmap", lambda *a, **k: made.append(1) or real(*a, **k))
     assert secrets_of(capture)  # the DSB's key log
-    assert columns._LAST_WALK[2] is not None
+    assert blockwalk._LAST_WALK[2] is not None
     shared = read_columns(capture)
-    assert len(made) == 1 and columns._LAST_WALK[2] is None  # taken, not kept twice
+    assert len(made) == 1 and blockwalk._LAST_WALK[2] is None  # taken, not kept twice
     _same(shared, fresh)
 
 
@@ -50,11 +50,11 @@ def test_a_file_changed_after_the_walk_is_mapped_and_walked_again(capture, tmp_p
     copy = tmp_path / "copy.pcapng"
     copy.write_bytes(capture.read_bytes())
     assert secrets_of(copy)
-    assert columns._LAST_WALK[2] is not None
+    assert blockwalk._LAST_WALK[2] is not None
     data = copy.read_bytes()
     copy.write_bytes(data[: len(data) // 2])  # another size: another identity
     cols = read_columns(copy)
-    columns._LAST_WALK[:] = None, None, None
+    blockwalk._LAST_WALK[:] = None, None, None
     _same(cols, read_columns(copy))  # what a reading with nothing left over gives
     assert len(cols) < len(read_columns(capture))
 

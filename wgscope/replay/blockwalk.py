@@ -14,6 +14,7 @@ a packet by chance): each block is taken as the loop would take it, only faster.
 
 from __future__ import annotations
 
+import mmap
 import os
 import struct
 
@@ -32,12 +33,29 @@ _MOST = 16  # candidates beyond one per 16 words (a packet block is 8 or more): 
 
 _LAST_WALK: list = [None, None, None]  # (file identity, walk, mapping): load_keys maps and walks the file, then
 # the replay reads it: one mapping of the file, not two (each mapping's first touch of a page is a fault;
-# columns._mapped, columns.secrets_of)
+# `mapped`, `leave`: columns.secrets_of leaves it, columns.read_columns takes it)
 
 
 def _identity(f) -> tuple:
     st = os.fstat(f.fileno())
     return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def mapped(f):
+    """The open file f mapped (b"": empty or not mappable); the mapping `leave` left for this very
+    file is taken, not made again."""
+    if _LAST_WALK[2] is not None and _LAST_WALK[0] == _identity(f):
+        buf, _LAST_WALK[2] = _LAST_WALK[2], None
+        return buf
+    try:
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(f.fileno()).st_size else b""
+    except (OSError, ValueError):
+        return b""
+
+
+def leave(buf) -> None:
+    """Keep `buf`, the mapping of the file walked last, for the next `mapped` of that file."""
+    _LAST_WALK[2] = buf
 
 
 def walk_file(f, buf):

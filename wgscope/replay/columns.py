@@ -21,7 +21,6 @@ that arrived at a re-executed side.
 
 from __future__ import annotations
 
-import mmap
 import os
 import socket
 
@@ -33,7 +32,8 @@ from ..pcap import reader as _rd
 from ..pcap.frames import LINKTYPE_IPV4, LINKTYPE_RAW, _endpoint
 from ..protocol.constants import MESSAGE_TRANSPORT, TRANSPORT_MIN_SIZE
 from ..protocol.messages import head_word, transport_fields
-from .blockwalk import _LAST_WALK, _identity
+from .blockwalk import leave as _leave
+from .blockwalk import mapped as _mapped
 from .blockwalk import walk_file as _walk_file
 
 _FAST_LINKTYPES = (LINKTYPE_RAW, LINKTYPE_IPV4)  # the frame starts with the IPv4 header
@@ -93,17 +93,6 @@ def _endpoint_ids(src: list, dst: list):
 # --------------------------------------------------------------------------- fast
 
 
-def _mapped(f):
-    """The file mapped (b"": empty or not mappable); the mapping secrets_of left is taken, not made again."""
-    if _LAST_WALK[2] is not None and _LAST_WALK[0] == _identity(f):
-        buf, _LAST_WALK[2] = _LAST_WALK[2], None
-        return buf
-    try:
-        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if os.fstat(f.fileno()).st_size else b""
-    except (OSError, ValueError):
-        return b""
-
-
 def secrets_of(capture) -> list[str] | None:
     """The WireGuard key logs of a plain pcapng file by the fast walk (None: ask the reader)."""
     if not isinstance(capture, (str, os.PathLike)) or not os.path.isfile(capture):
@@ -116,7 +105,7 @@ def secrets_of(capture) -> list[str] | None:
             walked = _walk_file(f, buf) if buf else None
             if walked is None:
                 return None
-            _LAST_WALK[2] = buf  # for read_columns, which takes it
+            _leave(buf)  # for read_columns, which takes it
             return walked[2]
     except (OSError, ValueError):
         return None
